@@ -1,0 +1,1 @@
+"""Quality metrics: fidelity, mode coverage, VAE likelihoods, stability."""

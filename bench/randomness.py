@@ -1,0 +1,109 @@
+"""All randomness a training run consumes, drawn by the harness from seeded NumPy generators.
+
+The twins never draw random numbers of their own while training: initial weights, latent
+noise, the VAE's epsilon, gradient-penalty interpolation coefficients and dropout masks all
+come from here. Equal seeds therefore give the two frameworks bit-identical inputs, which is
+what makes step-by-step equivalence testable.
+
+Noise for one `train_step` is a flat dict. Keys (B = batch size, L = latent size):
+- gan:    "d{i}.z" (B, L), "d{i}.alpha" (B, 1...) for wgan-gp, and dropout masks
+          "d{i}.D.real", "d{i}.D.fake", "d{i}.D.gp", "d{i}.G" for i < n_critic;
+          then "g.z", "g.G", "g.D.fake" for the generator step.
+- vae/cvae: "eps" (B, L), masks "E", "G".
+- vaegan: "eps", "z_prior" (B, L), masks "E", "G.rec", "G.prior", "D.real", "D.rec", "D.prior".
+A mask entry is a list with one array per dropout layer, in network order, shape
+(B,) + the layer's canonical (NCHW) output shape, values 0 or 1 / (1 - p) (inverted dropout).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import arch
+from .specs import ExperimentSpec
+
+
+def initial_weights(spec: ExperimentSpec, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Initial canonical weights for every network of the spec.
+
+    Dense layers: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias (PyTorch's Linear
+    default). Conv and transposed conv: N(0, 0.02) weights and zero bias (Radford et al. 2016,
+    DCGAN section 4). Batch norm: weight 1, bias 0, running mean 0, running var 1.
+    Spectral-norm u: a random unit vector.
+    """
+    dtype = np.dtype(spec.dtype)
+    out: dict[str, np.ndarray] = {}
+    for net, layers in arch.networks(spec).items():
+        for layer in layers:
+            prefix = f"{net}.{layer.name}."
+            if layer.kind == "dense":
+                (n_in,), (n_out,) = layer.in_shape, layer.out_shape
+                bound = 1.0 / np.sqrt(n_in)
+                out[prefix + "weight"] = rng.uniform(-bound, bound, (n_out, n_in))
+                out[prefix + "bias"] = rng.uniform(-bound, bound, (n_out,))
+            elif layer.kind in ("conv", "convT"):
+                shapes = layer.params
+                out[prefix + "weight"] = rng.normal(0.0, 0.02, shapes["weight"])
+                out[prefix + "bias"] = np.zeros(shapes["bias"])
+            elif layer.kind == "bn":
+                c = layer.in_shape[0]
+                out[prefix + "weight"] = np.ones(c)
+                out[prefix + "bias"] = np.zeros(c)
+                out[prefix + "running_mean"] = np.zeros(c)
+                out[prefix + "running_var"] = np.ones(c)
+            if layer.spectral_norm:
+                u = rng.normal(size=(layer.out_shape[0],))
+                out[prefix + "u"] = u / np.linalg.norm(u)
+    return {k: v.astype(dtype) for k, v in out.items()}
+
+
+def dropout_masks(layers: list, batch: int, rng: np.random.Generator, dtype) -> list[np.ndarray]:
+    masks = []
+    for layer in layers:
+        if layer.kind == "dropout":
+            p = layer.args["p"]
+            keep = rng.random((batch,) + tuple(layer.out_shape)) >= p
+            masks.append((keep / (1.0 - p)).astype(dtype))
+    return masks
+
+
+def step_noise(spec: ExperimentSpec, rng: np.random.Generator, batch: int | None = None) -> dict:
+    """The random inputs of one `Trainer.train_step`, keyed as in the module docstring."""
+    b = batch or spec.batch_size
+    dtype = np.dtype(spec.dtype)
+    nets = arch.networks(spec)
+    latent = lambda: rng.standard_normal((b, spec.latent_dim)).astype(dtype)  # noqa: E731
+
+    def masks(net: str) -> list[np.ndarray]:
+        return dropout_masks(nets[net], b, rng, dtype)
+
+    noise: dict = {}
+    if spec.family == "gan":
+        alpha_shape = (b,) + (1,) * len(spec.data_shape)
+        for i in range(spec.n_critic):
+            noise[f"d{i}.z"] = latent()
+            if spec.loss == "wgan-gp":
+                noise[f"d{i}.alpha"] = rng.random(alpha_shape).astype(dtype)
+            noise[f"d{i}.G"] = masks("G")
+            for call in ("real", "fake") + (("gp",) if spec.loss == "wgan-gp" else ()):
+                noise[f"d{i}.D.{call}"] = masks("D")
+        noise["g.z"] = latent()
+        noise["g.G"] = masks("G")
+        noise["g.D.fake"] = masks("D")
+    else:
+        noise["eps"] = latent()
+        noise["E"] = masks("E")
+        if spec.family == "vaegan":
+            noise["z_prior"] = latent()
+            for call in ("rec", "prior"):
+                noise[f"G.{call}"] = masks("G")
+            for call in ("real", "rec", "prior"):
+                noise[f"D.{call}"] = masks("D")
+        else:
+            noise["G"] = masks("G")
+    return noise
+
+
+def real_batches_per_step(spec: ExperimentSpec) -> int:
+    """How many real batches one train_step consumes (n_critic critic steps for GANs)."""
+    return spec.n_critic if spec.family == "gan" else 1

@@ -1,0 +1,245 @@
+"""Experiment specifications: everything about an experiment that is not framework code.
+
+A spec is a frozen dataclass. Both twins are built from it and nothing else, so every
+value that differs between PyTorch and TensorFlow defaults is written here explicitly
+(batch-norm momentum and epsilon, optimizer epsilon, LeakyReLU slope, padding).
+
+Conventions fixed here, once, for both twins:
+- Images at the backend boundary are NumPy float arrays in NCHW, (batch, 1, 28, 28).
+- Batch-norm momentum uses the PyTorch convention: the weight of the *new* batch,
+  ``running = (1 - momentum) * running + momentum * batch_stat``; the running variance
+  stores the unbiased (n - 1) batch variance, normalisation uses the biased one.
+- Optimizers follow the PyTorch formulas: Adam adds ``eps`` to the bias-corrected
+  ``sqrt(v_hat)``; RMSprop adds ``eps`` outside the square root, ``g / (sqrt(v) + eps)``.
+- Weight decay is either coupled (L2 added to the gradient, ``g += wd * p``) or decoupled
+  (``p *= 1 - lr * wd`` before the update, as in AdamW, Loshchilov & Hutter 2019).
+- Label smoothing is written as targets: one-sided keeps fake at 0 and sets real to
+  ``1 - label_smoothing``; two-sided also sets fake to ``label_smoothing``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+FAMILIES = ("gan", "vae", "cvae", "vaegan")
+ARCHITECTURES = ("mlp", "dcgan")
+DATASETS = ("mnist", "fashion-mnist", "ring8", "grid25")
+GAN_LOSSES = ("minimax", "non-saturating", "wasserstein", "wgan-gp", "hinge")
+LOSSES = GAN_LOSSES + ("elbo",)
+LIKELIHOODS = ("bernoulli", "gaussian")
+OPTIMIZERS = ("adam", "rmsprop")
+SMOOTHING_SIDES = ("none", "one", "two")
+DTYPES = ("float32", "float64")
+
+IMAGE_SHAPE = (1, 28, 28)
+NUM_CLASSES = 10
+
+
+class SpecError(ValueError):
+    """A spec asks for something that does not exist or does not fit together."""
+
+
+def _choice(name: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise SpecError(f"{name}={value!r} is not one of {', '.join(map(str, allowed))}")
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    kind: str = "adam"
+    lr: float = 2e-4
+    beta1: float = 0.5  # Adam only
+    beta2: float = 0.999  # Adam only
+    rho: float = 0.99  # RMSprop only: torch `alpha`, Keras `rho`
+    eps: float = 1e-8  # torch placement (see module docstring), not Keras' 1e-7 inside sqrt
+    weight_decay: float = 0.0
+    decoupled_weight_decay: bool = False
+
+    def validate(self) -> None:
+        _choice("optimizer.kind", self.kind, OPTIMIZERS)
+        if self.lr <= 0 or self.eps <= 0 or self.weight_decay < 0:
+            raise SpecError("optimizer lr and eps must be > 0 and weight_decay >= 0")
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """One network. `hidden` are dense widths (mlp) or conv channels (dcgan)."""
+
+    hidden: tuple[int, ...] = (256, 256)
+    activation: str = "leaky_relu"  # leaky_relu | relu
+    leaky_slope: float = 0.2  # torch default 0.01, Keras 0.3 (0.2 since Keras 3): always explicit
+    batch_norm: bool = False
+    bn_momentum: float = 0.1  # torch convention (weight of the new batch)
+    bn_eps: float = 1e-5  # torch default 1e-5, Keras 1e-3
+    dropout: float = 0.0
+    spectral_norm: bool = False
+    sn_power_iterations: int = 1
+    sn_eps: float = 1e-12
+
+    def validate(self, name: str) -> None:
+        _choice(f"{name}.activation", self.activation, ("leaky_relu", "relu"))
+        if not 0.0 <= self.dropout < 1.0:
+            raise SpecError(f"{name}.dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 < self.bn_momentum <= 1.0:
+            raise SpecError(f"{name}.bn_momentum must be in (0, 1], got {self.bn_momentum}")
+        if self.sn_power_iterations < 1:
+            raise SpecError(f"{name}.sn_power_iterations must be >= 1")
+        if not self.hidden or any(h <= 0 for h in self.hidden):
+            raise SpecError(f"{name}.hidden must be a non-empty tuple of positive widths")
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    name: str
+    family: str = "gan"
+    architecture: str = "mlp"
+    dataset: str = "mnist"
+    loss: str = "non-saturating"
+    latent_dim: int = 64
+    # VAE likelihood: bernoulli (logits, data in [0, 1]) or gaussian (sigmoid mean, fixed sigma)
+    likelihood: str = "bernoulli"
+    decoder_sigma: float = 0.1
+    # networks: the generator is the VAE decoder; the encoder exists for vae, cvae, vaegan
+    generator: NetSpec = field(default_factory=NetSpec)
+    discriminator: NetSpec = field(default_factory=NetSpec)
+    encoder: NetSpec = field(default_factory=NetSpec)
+    g_optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
+    d_optimizer: OptimizerSpec = field(default_factory=OptimizerSpec)
+    # stabilizers
+    label_smoothing: float = 0.0
+    label_smoothing_sides: str = "none"  # none | one | two
+    gp_lambda: float = 10.0  # used when loss == "wgan-gp"
+    gp_target: float = 1.0
+    n_critic: int = 1
+    weight_clip: float = 0.0  # > 0: WGAN weight clipping of every D parameter (Arjovsky 2017)
+    vaegan_gamma: float = 1e-2  # weight of feature-matching reconstruction in the decoder loss
+    # budget
+    batch_size: int = 64
+    steps: int = 1000
+    seed: int = 0
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # -- derived facts, used by both twins -------------------------------------------------
+    @property
+    def is_image(self) -> bool:
+        return self.dataset in ("mnist", "fashion-mnist")
+
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        return IMAGE_SHAPE if self.is_image else (2,)
+
+    @property
+    def data_dim(self) -> int:
+        n = 1
+        for s in self.data_shape:
+            n *= s
+        return n
+
+    @property
+    def data_range(self) -> tuple[float, float]:
+        """GANs and VAE-GAN see [-1, 1] (tanh output); VAEs see [0, 1] (Bernoulli/sigmoid)."""
+        if not self.is_image:
+            return (float("-inf"), float("inf"))
+        return (0.0, 1.0) if self.family in ("vae", "cvae") else (-1.0, 1.0)
+
+    @property
+    def has_discriminator(self) -> bool:
+        return self.family in ("gan", "vaegan")
+
+    @property
+    def has_encoder(self) -> bool:
+        return self.family in ("vae", "cvae", "vaegan")
+
+    @property
+    def conditional(self) -> bool:
+        return self.family == "cvae"
+
+    @property
+    def targets(self) -> tuple[float, float]:
+        """(real target, fake target) for BCE losses, with label smoothing applied."""
+        if self.label_smoothing_sides == "none":
+            return 1.0, 0.0
+        real = 1.0 - self.label_smoothing
+        fake = self.label_smoothing if self.label_smoothing_sides == "two" else 0.0
+        return real, fake
+
+    def validate(self) -> None:
+        _choice("family", self.family, FAMILIES)
+        _choice("architecture", self.architecture, ARCHITECTURES)
+        _choice("dataset", self.dataset, DATASETS)
+        _choice("loss", self.loss, LOSSES)
+        _choice("likelihood", self.likelihood, LIKELIHOODS)
+        _choice("label_smoothing_sides", self.label_smoothing_sides, SMOOTHING_SIDES)
+        _choice("dtype", self.dtype, DTYPES)
+        for name in ("generator", "discriminator", "encoder"):
+            getattr(self, name).validate(name)
+        self.g_optimizer.validate()
+        self.d_optimizer.validate()
+        if self.family in ("vae", "cvae") and self.loss != "elbo":
+            raise SpecError(f"family {self.family} trains with loss 'elbo', not {self.loss!r}")
+        if self.family in ("gan", "vaegan") and self.loss == "elbo":
+            raise SpecError(f"family {self.family} needs a GAN loss: {', '.join(GAN_LOSSES)}")
+        if self.family == "vaegan" and self.loss not in ("minimax", "non-saturating"):
+            raise SpecError("vaegan uses a BCE discriminator: loss minimax or non-saturating")
+        if not self.is_image and (self.family != "gan" or self.architecture != "mlp"):
+            raise SpecError(f"dataset {self.dataset} is 2-D: only family gan with architecture mlp")
+        if self.architecture == "dcgan" and self.family not in ("gan",):
+            raise SpecError("architecture dcgan is built for family gan; use mlp for VAEs")
+        if self.architecture == "dcgan" and len(self.generator.hidden) != 2:
+            raise SpecError("dcgan generator.hidden is (channels at 7x7, channels at 14x14)")
+        if self.architecture == "dcgan" and len(self.discriminator.hidden) != 2:
+            raise SpecError("dcgan discriminator.hidden is (channels at 14x14, channels at 7x7)")
+        if self.label_smoothing_sides != "none" and not 0.0 < self.label_smoothing < 0.5:
+            raise SpecError("label_smoothing must be in (0, 0.5) when smoothing is on")
+        if self.label_smoothing_sides != "none" and self.loss not in ("minimax", "non-saturating"):
+            raise SpecError("label smoothing applies to BCE losses (minimax, non-saturating)")
+        if self.n_critic < 1 or self.batch_size < 2 or self.steps < 1 or self.latent_dim < 1:
+            raise SpecError("n_critic >= 1, batch_size >= 2, steps >= 1, latent_dim >= 1")
+        if self.weight_clip < 0:
+            raise SpecError("weight_clip must be >= 0 (0 turns clipping off)")
+
+    # -- serialisation ---------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ExperimentSpec":
+        d = dict(d)
+        for key, sub in (("generator", NetSpec), ("discriminator", NetSpec), ("encoder", NetSpec)):
+            if key in d and isinstance(d[key], dict):
+                v = dict(d[key])
+                v["hidden"] = tuple(v.get("hidden", ()))
+                d[key] = sub(**v)
+        for key in ("g_optimizer", "d_optimizer"):
+            if key in d and isinstance(d[key], dict):
+                d[key] = OptimizerSpec(**d[key])
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise SpecError(f"unknown spec fields: {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def with_(self, **changes) -> "ExperimentSpec":
+        """A copy with top-level fields changed; nested ones as 'generator.batch_norm'."""
+        nested: dict[str, dict] = {}
+        top = {}
+        for key, value in changes.items():
+            if "." in key:
+                head, tail = key.split(".", 1)
+                nested.setdefault(head, {})[tail] = value
+            else:
+                top[key] = value
+        for head, sub in nested.items():
+            if head not in ("generator", "discriminator", "encoder", "g_optimizer", "d_optimizer"):
+                raise SpecError(f"{head} has no nested fields")
+            top[head] = replace(top.get(head, getattr(self, head)), **sub)
+        return replace(self, **top)

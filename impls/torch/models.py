@@ -1,0 +1,79 @@
+"""Networks, PyTorch twin: one interpreter for the layer lists of bench/arch.py.
+
+Parameters live under their canonical names ("fc0.weight", "bn1.running_var", "conv0.u"),
+in the canonical layout, which is PyTorch's own (NCHW, Linear (out, in)).
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import stabilizers
+
+
+class LayerState(nn.Module):
+    """Holds one layer's parameters and buffers under their canonical names."""
+
+    def __init__(self, layer, dtype):
+        super().__init__()
+        for name, shape in layer.params.items():
+            setattr(self, name, nn.Parameter(torch.zeros(shape, dtype=dtype)))
+        for name, shape in layer.buffers.items():
+            self.register_buffer(name, torch.zeros(shape, dtype=dtype))
+
+
+class Net(nn.Module):
+    def __init__(self, layers, dtype=torch.float32, sn_iterations=1, sn_eps=1e-12):
+        super().__init__()
+        self.layers = layers
+        self.sn_iterations, self.sn_eps = sn_iterations, sn_eps
+        self.state = nn.ModuleDict(
+            {layer.name: LayerState(layer, dtype) for layer in layers if layer.params or layer.buffers}
+        )
+
+    def _weight(self, layer, s):
+        if not layer.spectral_norm:
+            return s.weight
+        return stabilizers.spectral_normalize(
+            s.weight, s.u, layer.kind, self.sn_iterations, self.sn_eps, update=self.training
+        )
+
+    def forward(self, x, masks=None, cond=None):
+        """Returns (output, features at the feature tap or None). `cond` (one-hot labels) is
+        concatenated to the input of the first dense layer."""
+        features, mask_i = None, 0
+        for layer in self.layers:
+            s = self.state[layer.name] if layer.name in self.state else None
+            kind, a = layer.kind, layer.args
+            if kind == "dense":
+                if cond is not None:
+                    x, cond = torch.cat([x, cond], dim=1), None
+                x = F.linear(x, self._weight(layer, s), s.bias)
+            elif kind == "conv":
+                x = F.conv2d(x, self._weight(layer, s), s.bias, a["stride"], a["padding"])
+            elif kind == "convT":
+                x = F.conv_transpose2d(x, self._weight(layer, s), s.bias, a["stride"], a["padding"])
+            elif kind == "bn":
+                x = stabilizers.batch_norm(x, s.weight, s.bias, s.running_mean, s.running_var,
+                                           self.training, a["momentum"], a["eps"])
+            elif kind == "act":
+                x = F.leaky_relu(x, a["slope"]) if a["fn"] == "leaky_relu" else F.relu(x)
+            elif kind == "dropout":
+                if self.training:
+                    if masks is None or mask_i >= len(masks):
+                        raise ValueError(f"dropout layer {layer.name} needs a mask in training mode")
+                    x = stabilizers.dropout(x, masks[mask_i])
+                    mask_i += 1
+            elif kind == "flatten":
+                x = x.reshape(x.shape[0], -1)
+            elif kind == "reshape":
+                x = x.reshape((x.shape[0],) + tuple(layer.out_shape))
+            elif kind == "tanh":
+                x = torch.tanh(x)
+            elif kind == "sigmoid":
+                x = torch.sigmoid(x)
+            else:  # pragma: no cover - arch.py defines the kinds
+                raise ValueError(f"unknown layer kind {kind}")
+            if layer.feature_tap:
+                features = x
+        return x, features

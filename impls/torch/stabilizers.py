@@ -1,0 +1,61 @@
+"""Stabilizers, PyTorch twin: spectral norm, gradient penalty, weight clipping, dropout, batch norm.
+
+Formulas and conventions are in bench/arch.py (spectral norm) and bench/specs.py.
+"""
+
+import torch
+import torch.nn.functional as F
+
+
+def spectral_matrix(weight, kind):
+    """The (rows, rest) matrix whose top singular value spectral norm divides by."""
+    if kind == "convT":  # (C_in, C_out, kh, kw): rows are output channels (torch dim=1)
+        weight = weight.transpose(0, 1)
+    return weight.reshape(weight.shape[0], -1)
+
+
+def spectral_normalize(weight, u, kind, n_iter, eps, update):
+    """Return weight / sigma; with update=True run n_iter power iterations and store u.
+
+    u and v are constants for autograd (as in torch.nn.utils.parametrizations.spectral_norm);
+    the gradient flows through sigma = u . W v.
+    """
+    w_mat = spectral_matrix(weight, kind)
+    with torch.no_grad():
+        u_new = u
+        for _ in range(n_iter if update else 0):
+            v = F.normalize(w_mat.t() @ u_new, dim=0, eps=eps)
+            u_new = F.normalize(w_mat @ v, dim=0, eps=eps)
+        if update:
+            u.copy_(u_new)
+        else:  # evaluation: the stored u, and the v it implies
+            v = F.normalize(w_mat.t() @ u_new, dim=0, eps=eps)
+    sigma = torch.dot(u_new, w_mat @ v)
+    return weight / sigma
+
+
+def gradient_penalty(critic, real, fake, alpha, target=1.0):
+    """Gulrajani et al. 2017, eq. 3: E[(||grad_x D(x_hat)||_2 - target)^2] on
+    x_hat = alpha * real + (1 - alpha) * fake, alpha ~ U[0, 1] per sample (handed in)."""
+    x_hat = (alpha * real + (1.0 - alpha) * fake.detach()).requires_grad_(True)
+    scores = critic(x_hat)
+    (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+    norm = torch.sqrt(torch.sum(grad.reshape(grad.shape[0], -1) ** 2, dim=1))
+    return torch.mean((norm - target) ** 2)
+
+
+def clip_weights(params, clip):
+    """WGAN weight clipping (Arjovsky et al. 2017, Algorithm 1): every critic parameter to [-c, c]."""
+    with torch.no_grad():
+        for p in params:
+            p.clamp_(-clip, clip)
+
+
+def dropout(x, mask):
+    """Inverted dropout with a harness-supplied mask (values 0 or 1/(1-p), canonical NCHW)."""
+    return x * mask
+
+
+def batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps):
+    """torch's own batch norm: momentum weights the new batch, running_var is unbiased."""
+    return F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)

@@ -1,0 +1,260 @@
+"""Trainer, PyTorch twin: one train_step per family, optimizers from the spec.
+
+The step order and the noise keys are documented in bench/randomness.py; the TensorFlow
+twin (impls/tensorflow/train.py) follows the same order line by line.
+"""
+
+import numpy as np
+import torch
+
+from bench import arch
+from bench.randomness import initial_weights
+from bench.specs import NUM_CLASSES
+
+from . import losses, stabilizers, weights
+from .models import Net
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+class DecoupledRMSprop(torch.optim.RMSprop):
+    """RMSprop with decoupled weight decay, p *= 1 - lr * wd before the update (as AdamW)."""
+
+    def __init__(self, params, decoupled_weight_decay=0.0, **kw):
+        super().__init__(params, **kw)
+        self.decoupled_weight_decay = decoupled_weight_decay
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.mul_(1.0 - group["lr"] * self.decoupled_weight_decay)
+        return super().step(closure)
+
+
+def make_optimizer(params, o):
+    """torch.optim from an OptimizerSpec; every hyperparameter passed explicitly."""
+    coupled_wd = 0.0 if o.decoupled_weight_decay else o.weight_decay
+    if o.kind == "adam":
+        cls = torch.optim.AdamW if o.decoupled_weight_decay else torch.optim.Adam
+        return cls(params, lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps,
+                   weight_decay=o.weight_decay if o.decoupled_weight_decay else coupled_wd)
+    kw = dict(lr=o.lr, alpha=o.rho, eps=o.eps, weight_decay=coupled_wd, momentum=0.0, centered=False)
+    if o.decoupled_weight_decay:
+        return DecoupledRMSprop(params, decoupled_weight_decay=o.weight_decay, **kw)
+    return torch.optim.RMSprop(params, **kw)
+
+
+class Trainer:
+    framework = "torch"
+
+    def __init__(self, spec, device="cpu", variant="eager"):
+        self.spec, self.variant = spec, variant
+        self.device = torch.device(device)
+        self.dtype = DTYPES[spec.dtype]
+        self.nets = {
+            name: Net(layers, self.dtype, self._net_spec(name).sn_power_iterations,
+                      self._net_spec(name).sn_eps).to(self.device)
+            for name, layers in arch.networks(spec).items()
+        }
+        self.set_weights(initial_weights(spec, np.random.default_rng(spec.seed)))
+        self.record_grads, self.last_grads = False, None
+        g_params = list(self.nets["G"].parameters())
+        if spec.family in ("vae", "cvae"):
+            g_params = list(self.nets["E"].parameters()) + g_params
+        self.g_opt = make_optimizer(g_params, spec.g_optimizer)
+        if spec.family == "vaegan":
+            self.e_opt = make_optimizer(self.nets["E"].parameters(), spec.g_optimizer)
+        if spec.has_discriminator:
+            self.d_opt = make_optimizer(self.nets["D"].parameters(), spec.d_optimizer)
+        self._forward = {name: self._compiled(net) for name, net in self.nets.items()}
+        self.train_mode(True)
+
+    def _net_spec(self, name):
+        return {"G": self.spec.generator, "D": self.spec.discriminator, "E": self.spec.encoder}[name]
+
+    def _compiled(self, net):
+        if self.variant == "compile":
+            return torch.compile(net)
+        if self.variant != "eager":
+            raise ValueError(f"unknown torch variant {self.variant!r}: eager or compile")
+        return net
+
+    def train_mode(self, on):
+        for net in self.nets.values():
+            net.train(on)
+
+    # -- conversions -------------------------------------------------------------------
+    def _t(self, a):
+        return torch.as_tensor(np.asarray(a), dtype=self.dtype, device=self.device)
+
+    def _masks(self, noise, key):
+        return [self._t(m) for m in noise.get(key, [])]
+
+    def _onehot(self, y):
+        if y is None or not self.spec.conditional:
+            return None
+        y = torch.as_tensor(np.asarray(y), dtype=torch.long, device=self.device)
+        return torch.nn.functional.one_hot(y, NUM_CLASSES).to(self.dtype)
+
+    def _run(self, name, x, masks=None, cond=None):
+        return self._forward[name](x, masks, cond)
+
+    def _record(self, net_name):
+        """Keep this net's gradients (canonical names) when record_grads is on."""
+        if self.record_grads:
+            grads = {f"{net_name}.{n}": p.grad
+                     for n, p in self.nets[net_name].state.named_parameters() if p.grad is not None}
+            self.last_grads = {**(self.last_grads or {}), **weights.gradients_to_canonical(grads)}
+
+    # -- training ----------------------------------------------------------------------
+    def train_step(self, batch, noise):
+        self.train_mode(True)
+        self.last_grads = None
+        x = self._t(batch["x"])
+        if self.spec.family == "gan":
+            return self._gan_step(x, noise)
+        if self.spec.family == "vaegan":
+            return self._vaegan_step(x, noise)
+        return self._vae_step(x, self._onehot(batch.get("y")), noise)
+
+    def _gan_step(self, x_all, noise):
+        spec, b = self.spec, self.spec.batch_size
+        real_t, fake_t = spec.targets
+        loss_fn = losses.GAN_LOSSES[spec.loss]
+        D = self.nets["D"]
+        sums = {}
+        for i in range(spec.n_critic):
+            x = x_all[i * b:(i + 1) * b]
+            with torch.no_grad():
+                fake, _ = self._run("G", self._t(noise[f"d{i}.z"]), self._masks(noise, f"d{i}.G"))
+            d_real, _ = self._run("D", x, self._masks(noise, f"d{i}.D.real"))
+            d_fake, _ = self._run("D", fake, self._masks(noise, f"d{i}.D.fake"))
+            d_loss, d_loss_real, d_loss_fake, _ = loss_fn(d_real[:, 0], d_fake[:, 0], real_t, fake_t)
+            terms = {"d_loss": d_loss, "d_loss_real": d_loss_real, "d_loss_fake": d_loss_fake}
+            total = d_loss
+            if spec.loss == "wgan-gp":
+                gp_masks = self._masks(noise, f"d{i}.D.gp")
+                gp = stabilizers.gradient_penalty(lambda t: self._run("D", t, gp_masks)[0],
+                                                  x, fake, self._t(noise[f"d{i}.alpha"]), spec.gp_target)
+                terms["gp"] = gp
+                total = d_loss + spec.gp_lambda * gp
+            self.d_opt.zero_grad(set_to_none=True)
+            total.backward()
+            self._record("D")
+            self.d_opt.step()
+            if spec.weight_clip > 0:
+                stabilizers.clip_weights(D.parameters(), spec.weight_clip)
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v.item()
+        out = {k: v / spec.n_critic for k, v in sums.items()}
+        fake, _ = self._run("G", self._t(noise["g.z"]), self._masks(noise, "g.G"))
+        d_fake, _ = self._run("D", fake, self._masks(noise, "g.D.fake"))
+        g_loss = loss_fn(d_fake[:, 0], d_fake[:, 0], real_t, fake_t)[3]
+        self.g_opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self._record("G")
+        self.g_opt.step()
+        out["g_loss"] = g_loss.item()
+        return out
+
+    def _encode_sample(self, x, cond, noise):
+        h, _ = self._run("E", x, self._masks(noise, "E"), cond)
+        mean, logvar = torch.chunk(h, 2, dim=1)
+        z = mean + torch.exp(0.5 * logvar) * self._t(noise["eps"])
+        return mean, logvar, z
+
+    def _recon_nll(self, out, x):
+        if self.spec.likelihood == "gaussian":
+            return losses.gaussian_nll(out, x, self.spec.decoder_sigma)
+        return losses.bernoulli_nll(out, x)
+
+    def _vae_step(self, x, cond, noise):
+        mean, logvar, z = self._encode_sample(x, cond, noise)
+        out, _ = self._run("G", z, self._masks(noise, "G"), cond)
+        loss, recon, kl = losses.elbo_terms(self._recon_nll(out, x), mean, logvar)
+        self.g_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self._record("E")
+        self._record("G")
+        self.g_opt.step()
+        return {"loss": loss.item(), "recon": recon.item(), "kl": kl.item(), "elbo": -loss.item()}
+
+    def _vaegan_step(self, x, noise):
+        """Larsen et al. 2016, Algorithm 1: one forward pass, three losses, three updates."""
+        spec = self.spec
+        real_t, fake_t = spec.targets
+        E, G, D = self.nets["E"], self.nets["G"], self.nets["D"]
+        mean, logvar, z = self._encode_sample(x, None, noise)
+        x_rec, _ = self._run("G", z, self._masks(noise, "G.rec"))
+        x_prior, _ = self._run("G", self._t(noise["z_prior"]), self._masks(noise, "G.prior"))
+        d_real, f_real = self._run("D", x, self._masks(noise, "D.real"))
+        d_rec, f_rec = self._run("D", x_rec, self._masks(noise, "D.rec"))
+        d_prior, _ = self._run("D", x_prior, self._masks(noise, "D.prior"))
+        loss_fn = losses.GAN_LOSSES[spec.loss]
+        _, d_loss_real, d_loss_rec, g_rec = loss_fn(d_real[:, 0], d_rec[:, 0], real_t, fake_t)
+        _, _, d_loss_prior, g_prior = loss_fn(d_real[:, 0], d_prior[:, 0], real_t, fake_t)
+        d_loss = d_loss_real + d_loss_rec + d_loss_prior
+        kl = torch.mean(losses.kl_standard_normal(mean, logvar))
+        # Gaussian log-likelihood of D's features with unit variance, constants dropped
+        llike = torch.mean(0.5 * torch.sum((f_real - f_rec).reshape(x.shape[0], -1) ** 2, dim=1))
+        enc_loss = kl + llike
+        dec_loss = spec.vaegan_gamma * llike + g_rec + g_prior
+        groups = ((E, enc_loss, self.e_opt), (G, dec_loss, self.g_opt), (D, d_loss, self.d_opt))
+        grads = [torch.autograd.grad(loss, list(net.parameters()), retain_graph=True)
+                 for net, loss, _ in groups]
+        for (net, _, opt), gs in zip(groups, grads):
+            opt.zero_grad(set_to_none=True)
+            for p, g in zip(net.parameters(), gs):
+                p.grad = g
+        for name in ("E", "G", "D"):
+            self._record(name)
+        for _, _, opt in groups:
+            opt.step()
+        return {"d_loss": d_loss.item(), "g_loss": (g_rec + g_prior).item(), "kl": kl.item(),
+                "llike": llike.item(), "enc_loss": enc_loss.item(), "dec_loss": dec_loss.item()}
+
+    # -- inference (evaluation mode, NumPy in and out, NCHW) ---------------------------------
+    @torch.no_grad()
+    def _eval(self, name, x, cond=None):
+        self.train_mode(False)
+        try:
+            return self._run(name, x, None, cond)
+        finally:
+            self.train_mode(True)
+
+    def _output_to_data(self, out):
+        if self.spec.has_encoder and self.spec.family != "vaegan" and self.spec.likelihood == "bernoulli":
+            out = torch.sigmoid(out)
+        return out.cpu().numpy()
+
+    def sample(self, z, y=None):
+        """Generator / decoder output in the data range (Bernoulli VAEs: the mean image)."""
+        return self._output_to_data(self._eval("G", self._t(z), self._onehot(y))[0])
+
+    decode = sample
+
+    def discriminate(self, x):
+        return self._eval("D", self._t(x))[0][:, 0].cpu().numpy()
+
+    def encode(self, x, y=None):
+        h = self._eval("E", self._t(x), self._onehot(y))[0]
+        mean, logvar = torch.chunk(h, 2, dim=1)
+        return mean.cpu().numpy(), logvar.cpu().numpy()
+
+    def reconstruct(self, x, y=None):
+        return self.decode(self.encode(x, y)[0], y)
+
+    def reconstruction_nll(self, x, z, y=None):
+        """-log p(x | z) per sample in nats (VAE decoders)."""
+        out = self._eval("G", self._t(z), self._onehot(y))[0]
+        with torch.no_grad():
+            return self._recon_nll(out, self._t(x)).cpu().numpy()
+
+    # -- weights -----------------------------------------------------------------------------
+    def get_weights(self):
+        return weights.get_weights(self.nets)
+
+    def set_weights(self, w):
+        weights.set_weights(self.nets, w)
