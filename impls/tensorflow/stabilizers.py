@@ -1,0 +1,72 @@
+"""Stabilizers, TensorFlow twin. Same names as impls/torch/stabilizers.py; only the TF
+quirks are commented here (layouts: kernels are Keras-style, activations NHWC)."""
+
+import tensorflow as tf
+
+
+def spectral_matrix(kernel, kind):
+    """The canonical (rows, rest) matrix of a TF kernel, rows = output units/channels.
+
+    A naive reshape of a (kh, kw, C_in, C_out) kernel to (C_out, -1) mixes axes; transpose to
+    the canonical order first so that u means the same vector in both twins."""
+    if kind == "dense":  # (in, out)
+        return tf.transpose(kernel)
+    if kind == "conv":  # (kh, kw, C_in, C_out) -> (C_out, C_in, kh, kw)
+        kernel = tf.transpose(kernel, (3, 2, 0, 1))
+    else:  # convT (kh, kw, C_out, C_in) -> (C_out, C_in, kh, kw)
+        kernel = tf.transpose(kernel, (2, 3, 0, 1))
+    return tf.reshape(kernel, (tf.shape(kernel)[0], -1))
+
+
+def _normalize(v, eps):
+    # torch.nn.functional.normalize: v / max(||v||, eps)
+    return v / tf.maximum(tf.norm(v), eps)
+
+
+def spectral_normalize(kernel, u, kind, n_iter, eps, update):
+    w_mat = spectral_matrix(kernel, kind)
+    w_const = tf.stop_gradient(w_mat)
+    u_new = tf.convert_to_tensor(u)
+    for _ in range(n_iter if update else 0):
+        v = _normalize(tf.linalg.matvec(w_const, u_new, transpose_a=True), eps)
+        u_new = _normalize(tf.linalg.matvec(w_const, v), eps)
+    if update:
+        u.assign(u_new)
+    else:
+        v = _normalize(tf.linalg.matvec(w_const, u_new, transpose_a=True), eps)
+    v = tf.stop_gradient(v)
+    sigma = tf.tensordot(tf.stop_gradient(u_new), tf.linalg.matvec(w_mat, v), 1)
+    return kernel / sigma
+
+
+def gradient_penalty(critic, real, fake, alpha, target=1.0):
+    x_hat = alpha * real + (1.0 - alpha) * tf.stop_gradient(fake)
+    with tf.GradientTape() as tape:
+        tape.watch(x_hat)
+        total = tf.reduce_sum(critic(x_hat))  # the sum must be taped too
+    grad = tape.gradient(total, x_hat)
+    norm = tf.sqrt(tf.reduce_sum(tf.reshape(grad, (tf.shape(grad)[0], -1)) ** 2, axis=1))
+    return tf.reduce_mean((norm - target) ** 2)
+
+
+def clip_weights(params, clip):
+    for p in params:
+        p.assign(tf.clip_by_value(p, -clip, clip))
+
+
+def dropout(x, mask):
+    return x * mask
+
+
+def batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps):
+    """torch's formula: `momentum` weights the new batch (Keras momentum = 1 - this), the
+    running variance stores the unbiased batch variance (Keras stores the biased one), and
+    eps comes from the spec (Keras default 1e-3, torch 1e-5). Channels are the last axis."""
+    if not training:
+        return (x - running_mean) * tf.math.rsqrt(running_var + eps) * weight + bias
+    axes = list(range(len(x.shape) - 1))
+    mean, var = tf.nn.moments(x, axes)
+    n = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), x.dtype)
+    running_mean.assign((1.0 - momentum) * running_mean + momentum * mean)
+    running_var.assign((1.0 - momentum) * running_var + momentum * var * n / (n - 1.0))
+    return (x - mean) * tf.math.rsqrt(var + eps) * weight + bias
