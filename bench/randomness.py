@@ -6,7 +6,7 @@ come from here. Equal seeds therefore give the two frameworks bit-identical inpu
 what makes step-by-step equivalence testable.
 
 Noise for one `train_step` is a flat dict. Keys (B = batch size, L = latent size):
-- gan:    "d{i}.z" (B, L), "d{i}.alpha" (B, 1...) for wgan-gp, and dropout masks
+- gan:    "d{i}.z" (B, L), "d{i}.alpha" (B, 1...) with a gradient penalty, and dropout masks
           "d{i}.D.real", "d{i}.D.fake", "d{i}.D.gp", "d{i}.G" for i < n_critic;
           then "g.z", "g.G", "g.D.fake" for the generator step.
 - vae/cvae: "eps" (B, L), masks "E", "G".
@@ -82,10 +82,10 @@ def step_noise(spec: ExperimentSpec, rng: np.random.Generator, batch: int | None
         alpha_shape = (b,) + (1,) * len(spec.data_shape)
         for i in range(spec.n_critic):
             noise[f"d{i}.z"] = latent()
-            if spec.loss == "wgan-gp":
+            if spec.uses_gp:
                 noise[f"d{i}.alpha"] = rng.random(alpha_shape).astype(dtype)
             noise[f"d{i}.G"] = masks("G")
-            for call in ("real", "fake") + (("gp",) if spec.loss == "wgan-gp" else ()):
+            for call in ("real", "fake") + (("gp",) if spec.uses_gp else ()):
                 noise[f"d{i}.D.{call}"] = masks("D")
         noise["g.z"] = latent()
         noise["g.G"] = masks("G")

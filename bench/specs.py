@@ -111,7 +111,8 @@ class ExperimentSpec:
     # stabilizers
     label_smoothing: float = 0.0
     label_smoothing_sides: str = "none"  # none | one | two
-    gp_lambda: float = 10.0  # used when loss == "wgan-gp"
+    gradient_penalty: bool = False  # add the GP term to any GAN loss; implied by loss "wgan-gp"
+    gp_lambda: float = 10.0
     gp_target: float = 1.0
     n_critic: int = 1
     weight_clip: float = 0.0  # > 0: WGAN weight clipping of every D parameter (Arjovsky 2017)
@@ -161,6 +162,10 @@ class ExperimentSpec:
         return self.family == "cvae"
 
     @property
+    def uses_gp(self) -> bool:
+        return self.family == "gan" and (self.loss == "wgan-gp" or self.gradient_penalty)
+
+    @property
     def targets(self) -> tuple[float, float]:
         """(real target, fake target) for BCE losses, with label smoothing applied."""
         if self.label_smoothing_sides == "none":
@@ -201,6 +206,8 @@ class ExperimentSpec:
             raise SpecError("label smoothing applies to BCE losses (minimax, non-saturating)")
         if self.n_critic < 1 or self.batch_size < 2 or self.steps < 1 or self.latent_dim < 1:
             raise SpecError("n_critic >= 1, batch_size >= 2, steps >= 1, latent_dim >= 1")
+        if self.gradient_penalty and self.family != "gan":
+            raise SpecError("gradient_penalty applies to family gan")
         if self.weight_clip < 0:
             raise SpecError("weight_clip must be >= 0 (0 turns clipping off)")
 

@@ -143,7 +143,7 @@ class Trainer:
                 d_loss, d_loss_real, d_loss_fake, _ = loss_fn(d_real[:, 0], d_fake[:, 0], real_t, fake_t)
                 terms = {"d_loss": d_loss, "d_loss_real": d_loss_real, "d_loss_fake": d_loss_fake}
                 total = d_loss
-                if spec.loss == "wgan-gp":
+                if spec.uses_gp:
                     gp_masks = noise.get(f"d{i}.D.gp")
                     gp = stabilizers.gradient_penalty(lambda t: D(t, gp_masks)[0],
                                                       x, fake, noise[f"d{i}.alpha"], spec.gp_target)

@@ -134,7 +134,7 @@ class Trainer:
             d_loss, d_loss_real, d_loss_fake, _ = loss_fn(d_real[:, 0], d_fake[:, 0], real_t, fake_t)
             terms = {"d_loss": d_loss, "d_loss_real": d_loss_real, "d_loss_fake": d_loss_fake}
             total = d_loss
-            if spec.loss == "wgan-gp":
+            if spec.uses_gp:
                 gp_masks = self._masks(noise, f"d{i}.D.gp")
                 gp = stabilizers.gradient_penalty(lambda t: self._run("D", t, gp_masks)[0],
                                                   x, fake, self._t(noise[f"d{i}.alpha"]), spec.gp_target)

@@ -1,0 +1,167 @@
+"""The catalog: model families, stabilizer toggles, budget profiles and the default matrix.
+
+A model is a base ExperimentSpec; a stabilizer is a named transformation of a spec with a
+rule saying where it applies. `experiment(model, stabilizers, dataset, profile, seed)`
+resolves one row of any table into a full spec, which every record stores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .specs import ExperimentSpec, NetSpec, OptimizerSpec, SpecError
+
+# The study's optimizers: RMSprop for GANs, Adam for VAEs; every value explicit.
+RMSPROP_GAN = OptimizerSpec(kind="rmsprop", lr=2e-4, rho=0.99, eps=1e-8)
+ADAM_VAE = OptimizerSpec(kind="adam", lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8)
+ADAM_GAN = OptimizerSpec(kind="adam", lr=2e-4, beta1=0.5, beta2=0.999, eps=1e-8)
+ADAM_WGAN_GP = OptimizerSpec(kind="adam", lr=1e-4, beta1=0.5, beta2=0.9, eps=1e-8)  # Gulrajani 2017, Alg. 1
+RMSPROP_WGAN = OptimizerSpec(kind="rmsprop", lr=5e-5, rho=0.99, eps=1e-8)  # Arjovsky 2017, Alg. 1
+
+MLP_G = NetSpec(hidden=(256, 512), activation="leaky_relu", leaky_slope=0.2)
+MLP_D = NetSpec(hidden=(512, 256), activation="leaky_relu", leaky_slope=0.2)
+DCGAN_G = NetSpec(hidden=(128, 64), activation="leaky_relu", leaky_slope=0.2, batch_norm=True)
+DCGAN_D = NetSpec(hidden=(64, 128), activation="leaky_relu", leaky_slope=0.2, dropout=0.3)
+VAE_E = NetSpec(hidden=(512, 256), activation="relu")
+VAE_DEC = NetSpec(hidden=(256, 512), activation="relu")
+
+MODELS: dict[str, ExperimentSpec] = {
+    "vae": ExperimentSpec("vae", family="vae", loss="elbo", latent_dim=20, encoder=VAE_E,
+                          generator=VAE_DEC, g_optimizer=ADAM_VAE, d_optimizer=ADAM_VAE, batch_size=64),
+    "cvae": ExperimentSpec("cvae", family="cvae", loss="elbo", latent_dim=20, encoder=VAE_E,
+                           generator=VAE_DEC, g_optimizer=ADAM_VAE, d_optimizer=ADAM_VAE, batch_size=64),
+    "gan": ExperimentSpec("gan", family="gan", loss="non-saturating", latent_dim=64, generator=MLP_G,
+                          discriminator=MLP_D, g_optimizer=RMSPROP_GAN, d_optimizer=RMSPROP_GAN),
+    "gan-minimax": ExperimentSpec("gan-minimax", family="gan", loss="minimax", latent_dim=64,
+                                  generator=MLP_G, discriminator=MLP_D, g_optimizer=RMSPROP_GAN,
+                                  d_optimizer=RMSPROP_GAN),
+    "dcgan": ExperimentSpec("dcgan", family="gan", architecture="dcgan", loss="non-saturating",
+                            latent_dim=100, generator=DCGAN_G, discriminator=DCGAN_D,
+                            g_optimizer=RMSPROP_GAN, d_optimizer=RMSPROP_GAN),
+    "wgan": ExperimentSpec("wgan", family="gan", architecture="dcgan", loss="wasserstein", latent_dim=100,
+                           generator=DCGAN_G, discriminator=NetSpec(hidden=(64, 128), leaky_slope=0.2),
+                           g_optimizer=RMSPROP_WGAN, d_optimizer=RMSPROP_WGAN, n_critic=5, weight_clip=0.01),
+    "wgan-gp": ExperimentSpec("wgan-gp", family="gan", architecture="dcgan", loss="wgan-gp", latent_dim=100,
+                              generator=DCGAN_G, discriminator=NetSpec(hidden=(64, 128), leaky_slope=0.2),
+                              g_optimizer=ADAM_WGAN_GP, d_optimizer=ADAM_WGAN_GP, n_critic=5,
+                              gp_lambda=10.0, gp_target=1.0),
+    "hinge-gan": ExperimentSpec("hinge-gan", family="gan", architecture="dcgan", loss="hinge", latent_dim=100,
+                                generator=DCGAN_G, discriminator=NetSpec(hidden=(64, 128), leaky_slope=0.2),
+                                g_optimizer=ADAM_GAN, d_optimizer=ADAM_GAN),
+    "vaegan": ExperimentSpec("vaegan", family="vaegan", loss="non-saturating", latent_dim=32, encoder=VAE_E,
+                             generator=MLP_G, discriminator=MLP_D, g_optimizer=ADAM_GAN,
+                             d_optimizer=ADAM_GAN, vaegan_gamma=1e-2),
+}
+
+MODEL_HELP = {
+    "vae": "MLP VAE, Bernoulli decoder, ELBO, Adam",
+    "cvae": "conditional MLP VAE (one-hot label into encoder and decoder)",
+    "gan": "MLP GAN, BCE discriminator, non-saturating generator, RMSprop",
+    "gan-minimax": "MLP GAN with the original minimax generator loss",
+    "dcgan": "DCGAN: transposed-conv G with batch norm + LeakyReLU, conv D with dropout",
+    "wgan": "DCGAN with a Wasserstein critic and weight clipping (n_critic 5)",
+    "wgan-gp": "DCGAN with a Wasserstein critic and gradient penalty (n_critic 5, Adam)",
+    "hinge-gan": "DCGAN with the hinge loss",
+    "vaegan": "VAE-GAN (Larsen 2016): VAE decoder as generator, feature-matching reconstruction",
+}
+
+
+@dataclass(frozen=True)
+class Stabilizer:
+    name: str
+    help: str
+    applies: Callable[[ExperimentSpec], bool]
+    apply: Callable[[ExperimentSpec], ExperimentSpec]
+
+
+def _bce(spec: ExperimentSpec) -> bool:
+    return spec.has_discriminator and spec.loss in ("minimax", "non-saturating")
+
+
+def _all_opts(spec: ExperimentSpec, **kw) -> ExperimentSpec:
+    return spec.with_(**{f"{o}.{k}": v for o in ("g_optimizer", "d_optimizer") for k, v in kw.items()})
+
+
+def _dropout(spec: ExperimentSpec) -> ExperimentSpec:
+    if spec.has_discriminator:
+        return spec.with_(**{"discriminator.dropout": 0.3})
+    return spec.with_(**{"encoder.dropout": 0.2})
+
+
+def _batch_norm(spec: ExperimentSpec) -> ExperimentSpec:
+    nets = ("generator", "discriminator") if spec.has_discriminator else ("encoder", "generator")
+    return spec.with_(**{f"{n}.batch_norm": True for n in nets})
+
+
+STABILIZERS: dict[str, Stabilizer] = {s.name: s for s in (
+    Stabilizer("weight-decay", "coupled L2 (g += 1e-4 p) on every optimizer",
+               lambda s: True, lambda s: _all_opts(s, weight_decay=1e-4, decoupled_weight_decay=False)),
+    Stabilizer("weight-decay-decoupled", "decoupled decay (p *= 1 - lr 1e-2), AdamW-style",
+               lambda s: True, lambda s: _all_opts(s, weight_decay=1e-2, decoupled_weight_decay=True)),
+    Stabilizer("dropout", "dropout p=0.3 in D (GANs) or p=0.2 in the encoder (VAEs)",
+               lambda s: s.family != "vaegan", _dropout),
+    Stabilizer("batch-norm", "batch norm in G and D (GANs) or encoder and decoder (VAEs)",
+               lambda s: s.family != "vaegan", _batch_norm),
+    Stabilizer("label-smoothing-one", "one-sided: real target 0.9, fake 0 (Salimans 2016)",
+               _bce, lambda s: s.with_(label_smoothing=0.1, label_smoothing_sides="one")),
+    Stabilizer("label-smoothing-two", "two-sided: real 0.9, fake 0.1",
+               _bce, lambda s: s.with_(label_smoothing=0.1, label_smoothing_sides="two")),
+    Stabilizer("spectral-norm", "spectral normalization of every D layer, 1 power iteration (Miyato 2018)",
+               lambda s: s.has_discriminator, lambda s: s.with_(**{"discriminator.spectral_norm": True})),
+    Stabilizer("gradient-penalty", "GP lambda 10, target 1 on real/fake interpolates (Gulrajani 2017)",
+               lambda s: s.family == "gan" and not s.uses_gp,
+               lambda s: s.with_(gradient_penalty=True, weight_clip=0.0)),
+)}
+
+PROFILES = {
+    # steps per experiment; metric sample counts for the runner
+    "smoke": {"steps": 20, "n_eval": 500, "grid_every": 10},
+    "quick": {"steps": 3000, "n_eval": 2000, "grid_every": 1000},
+    "full": {"steps": 20000, "n_eval": 10000, "grid_every": 2000},
+}
+
+DEFAULT_MODELS = ("gan", "vae")
+
+# The study's matrix: each row is (model, stabilizers); run on MNIST and Fashion-MNIST.
+SEED_MATRIX = (
+    ("vae", ()), ("cvae", ()), ("gan", ()), ("wgan", ()), ("wgan-gp", ()),
+    ("dcgan", ()), ("dcgan", ("label-smoothing-one",)), ("dcgan", ("spectral-norm",)),
+    ("gan", ("dropout", "batch-norm")), ("gan", ("weight-decay",)), ("vaegan", ()),
+)
+
+
+def parse_model(token: str) -> tuple[str, tuple[str, ...]]:
+    """'dcgan+spectral-norm+dropout' -> ('dcgan', ('spectral-norm', 'dropout'))."""
+    model, *stabs = token.strip().split("+")
+    return model, tuple(stabs)
+
+
+def experiment(model: str, stabilizers=(), dataset: str | None = None, profile: str = "quick",
+               seed: int = 0, steps: int | None = None, **overrides) -> ExperimentSpec:
+    if model not in MODELS:
+        raise SpecError(f"unknown model {model!r}; `genbench list` shows the catalog: {', '.join(MODELS)}")
+    if profile not in PROFILES:
+        raise SpecError(f"unknown profile {profile!r}: {', '.join(PROFILES)}")
+    spec = MODELS[model]
+    for name in stabilizers:
+        if name not in STABILIZERS:
+            raise SpecError(f"unknown stabilizer {name!r}: {', '.join(STABILIZERS)}")
+        if not STABILIZERS[name].applies(spec):
+            raise SpecError(f"stabilizer {name} does not apply to {model} (see `genbench list`)")
+        spec = STABILIZERS[name].apply(spec)
+    label = "+".join((model,) + tuple(stabilizers))
+    changes = dict(name=label, seed=seed, steps=steps or PROFILES[profile]["steps"], **overrides)
+    if dataset:
+        changes["dataset"] = dataset
+    return spec.with_(**changes)
+
+
+def applicable(model: str) -> list[str]:
+    return [name for name, s in STABILIZERS.items() if s.applies(MODELS[model])]
+
+
+def catalog_rows() -> list[dict]:
+    """One row per model: what it is and which stabilizers apply (for `genbench list`)."""
+    return [{"model": m, "description": MODEL_HELP[m], "stabilizers": ", ".join(applicable(m))}
+            for m in MODELS]
