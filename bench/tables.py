@@ -1,0 +1,129 @@
+"""Tables from records: markdown and CSV via tabulate, one table per question.
+
+- results.md / results.csv: one row per experiment run (long form).
+- comparison.md / comparison.csv: the cross-framework table, experiment x metric with the
+  PyTorch and TensorFlow columns side by side (mean +- std over seeds, n seeds).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+from tabulate import tabulate
+
+from .records import as_float, atomic_write_text, read_records
+
+# The columns a reader looks for first; any other metric follows in alphabetical order.
+HEAD_METRICS = ("fid", "kid_mean", "classes_covered", "class_kl", "modes_covered", "high_quality_share",
+                "test_elbo", "test_recon", "test_kl", "knn_accuracy", "d_loss_oscillation")
+
+
+def flat_row(rec: dict) -> dict:
+    row = {"experiment": rec["experiment"], "dataset": rec["dataset"], "framework": rec["framework"],
+           "seed": rec["seed"], "status": rec["status"], "steps": rec["steps_done"],
+           "ms/step": rec["timing"]["ms_per_step"], "img/s": rec["timing"]["images_per_s"]}
+    for k, v in rec.get("final_losses", {}).items():
+        row[f"final.{k}"] = v
+    for k, v in (rec.get("metrics") or {}).items():
+        if isinstance(v, (int, float, str)) and k != "metrics_error":
+            row[k] = v
+    return row
+
+
+def metric_names(rows: list[dict]) -> list[str]:
+    fixed = {"experiment", "dataset", "framework", "seed", "status", "steps"}
+    names = []
+    for r in rows:
+        names += [k for k in r if k not in fixed and k not in names]
+    head = [m for m in HEAD_METRICS if m in names]
+    return head + [n for n in names if n not in head]
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return str(v)
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _csv(rows: list[dict], columns: list[str]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow(r)
+    return buf.getvalue()
+
+
+def results_table(recs: list[dict]) -> tuple[str, str]:
+    rows = [flat_row(r) for r in recs]
+    cols = ["experiment", "dataset", "framework", "seed", "status", "steps"] + metric_names(rows)
+    md = tabulate([[_fmt(r.get(c, "")) for c in cols] for r in rows], headers=cols, tablefmt="github")
+    return md, _csv(rows, cols)
+
+
+def aggregate(values: list[float]) -> str:
+    vals = [v for v in values if math.isfinite(v)]
+    if not vals:
+        return "n/a" if not values else "diverged"
+    if len(vals) == 1:
+        return _fmt(vals[0])
+    return f"{np.mean(vals):.4g} ± {np.std(vals, ddof=1):.2g} (n={len(vals)})"
+
+
+def summary_keys(recs: list[dict]) -> set[str]:
+    """Per-term loss statistics (mean/std/abs_step); results.csv keeps them, comparisons skip all
+    but the discriminator's oscillation."""
+    keys = set()
+    for r in recs:
+        for term in r.get("final_losses", {}):
+            keys |= {f"{term}_mean", f"{term}_std", f"{term}_abs_step"}
+    return (keys - {"d_loss_std"}) | {"diverged_step"}
+
+
+def comparison_table(recs: list[dict]) -> tuple[str, str]:
+    """experiment/dataset/metric rows, one column per framework, plus the torch/TF ratio."""
+    rows = [flat_row(r) for r in recs]
+    present = {r["framework"] for r in rows}
+    frameworks = [f for f in ("torch", "tensorflow") if f in present] + sorted(present - {"torch", "tensorflow"})
+    groups: dict[tuple, dict[str, list[dict]]] = {}
+    for r in rows:
+        groups.setdefault((r["experiment"], r["dataset"]), {}).setdefault(r["framework"], []).append(r)
+    out = []
+    for (exp, ds), by_fw in groups.items():
+        names = [n for n in metric_names([r for rs in by_fw.values() for r in rs]) if n not in summary_keys(recs)]
+        for name in names:
+            line = {"experiment": exp, "dataset": ds, "metric": name}
+            means = {}
+            for fw in frameworks:
+                vals = [as_float(r.get(name)) for r in by_fw.get(fw, []) if name in r]
+                line[fw] = aggregate(vals) if vals else ""
+                finite = [v for v in vals if math.isfinite(v)]
+                means[fw] = float(np.mean(finite)) if finite else float("nan")
+            if len(frameworks) == 2:
+                a, b = (means[f] for f in frameworks)
+                ratio = a / b if b and math.isfinite(a) and math.isfinite(b) else float("nan")
+                line[f"{frameworks[0]}/{frameworks[1]}"] = _fmt(ratio) if math.isfinite(ratio) else ""
+            out.append(line)
+    cols = ["experiment", "dataset", "metric"] + frameworks + (
+        [f"{frameworks[0]}/{frameworks[1]}"] if len(frameworks) == 2 else [])
+    md = tabulate([[r.get(c, "") for c in cols] for r in out], headers=cols, tablefmt="github")
+    return md, _csv(out, cols)
+
+
+def render(run_dir) -> dict[str, Path]:
+    """Write results.{md,csv} and comparison.{md,csv} into run_dir from its records."""
+    run_dir = Path(run_dir)
+    recs = read_records(run_dir)
+    if not recs:
+        raise FileNotFoundError(f"no records under {run_dir / 'records'}: run `genbench run --out {run_dir}` first")
+    written = {}
+    for name, (md, csv_text) in (("results", results_table(recs)), ("comparison", comparison_table(recs))):
+        written[f"{name}.md"] = atomic_write_text(run_dir / f"{name}.md", md + "\n")
+        written[f"{name}.csv"] = atomic_write_text(run_dir / f"{name}.csv", csv_text)
+    return written
