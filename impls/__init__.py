@@ -5,8 +5,29 @@ never imports a framework.
 """
 
 import importlib
+import importlib.util
+import sys
 
 FRAMEWORKS = ("torch", "tensorflow")
+
+
+def _load_triton_before_tensorflow():
+    """Load Triton's native library now if TensorFlow is not loaded yet.
+
+    torch imports Triton lazily (the first torch.optim optimizer imports torch._dynamo, which
+    imports triton), and loading libtriton into a process that has already loaded TensorFlow
+    2.21 segfaults (torch 2.14.1, triton 3.8). Loading it first is safe in either framework,
+    so a process that uses both twins, such as a pytest session, never crashes on import order.
+    """
+    if "tensorflow" in sys.modules or importlib.util.find_spec("triton") is None:
+        return
+    try:
+        importlib.import_module("triton._C.libtriton")
+    except ImportError:  # pragma: no cover - a broken triton install: torch copes without it
+        pass
+
+
+_load_triton_before_tensorflow()
 
 
 def load(framework: str):
