@@ -70,7 +70,7 @@ class NetSpec:
 
     hidden: tuple[int, ...] = (256, 256)
     activation: str = "leaky_relu"  # leaky_relu | relu
-    leaky_slope: float = 0.2  # torch default 0.01, Keras 0.3 (0.2 since Keras 3): always explicit
+    leaky_slope: float = 0.2  # torch LeakyReLU 0.01, Keras 3 LeakyReLU 0.3, tf.nn 0.2: always explicit
     batch_norm: bool = False
     bn_momentum: float = 0.1  # torch convention (weight of the new batch)
     bn_eps: float = 1e-5  # torch default 1e-5, Keras 1e-3

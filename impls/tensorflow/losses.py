@@ -1,6 +1,8 @@
 """Losses, TensorFlow twin. Same names and signatures as impls/torch/losses.py, where the
 formulas are documented. Reductions are written out: Keras' `sum_over_batch_size` and its
-BCE `label_smoothing` (which smooths both classes toward 1/2) are not used."""
+BCE `label_smoothing` (which smooths both classes toward 1/2) are not used. Python-float
+targets go through convert_to_tensor with the logits' dtype: tf.cast(0.9, tf.float64) would
+round 0.9 to float32 first."""
 
 import math
 
@@ -8,13 +10,13 @@ import tensorflow as tf
 
 
 def bce_with_logits(logits, targets):
-    return tf.reduce_mean(tf.maximum(logits, 0.0) - logits * targets + tf.nn.softplus(-tf.abs(logits)))
+    return -tf.reduce_mean(targets * tf.math.log_sigmoid(logits) + (1.0 - targets) * tf.math.log_sigmoid(-logits))
 
 
 def minimax(d_real, d_fake, real_target=1.0, fake_target=0.0):
-    d_loss_real = bce_with_logits(d_real, tf.fill(tf.shape(d_real), tf.cast(real_target, d_real.dtype)))
-    d_loss_fake = bce_with_logits(d_fake, tf.fill(tf.shape(d_fake), tf.cast(fake_target, d_fake.dtype)))
-    g_loss = -tf.reduce_mean(tf.nn.softplus(d_fake))
+    d_loss_real = bce_with_logits(d_real, tf.fill(tf.shape(d_real), tf.convert_to_tensor(real_target, d_real.dtype)))
+    d_loss_fake = bce_with_logits(d_fake, tf.fill(tf.shape(d_fake), tf.convert_to_tensor(fake_target, d_fake.dtype)))
+    g_loss = tf.reduce_mean(tf.math.log_sigmoid(-d_fake))
     return d_loss_real + d_loss_fake, d_loss_real, d_loss_fake, g_loss
 
 
@@ -50,7 +52,7 @@ def kl_standard_normal(mean, logvar):
 
 
 def bernoulli_nll(logits, x):
-    per = tf.maximum(logits, 0.0) - logits * x + tf.nn.softplus(-tf.abs(logits))
+    per = -(x * tf.math.log_sigmoid(logits) + (1.0 - x) * tf.math.log_sigmoid(-logits))
     return tf.reduce_sum(tf.reshape(per, (tf.shape(per)[0], -1)), axis=1)
 
 

@@ -75,8 +75,9 @@ class Net(tf.Module):
                                            v[f"{layer.name}.running_mean"], v[f"{layer.name}.running_var"],
                                            self.training, a["momentum"], a["eps"])
             elif kind == "act":
-                # tf.nn.leaky_relu's default alpha is 0.2, Keras LeakyReLU's 0.3 (0.2 in Keras 3): explicit
-                x = tf.nn.leaky_relu(x, alpha=a["slope"]) if a["fn"] == "leaky_relu" else tf.nn.relu(x)
+                # not tf.nn.leaky_relu: its alpha is a float32 op attribute, so in float64 the slope
+                # would be 0.2f = 0.2 + 3e-9; written out, the slope takes x's dtype (as in torch)
+                x = leaky_relu(x, a["slope"]) if a["fn"] == "leaky_relu" else tf.nn.relu(x)
             elif kind == "dropout":
                 if self.training:
                     if masks is None or mask_i >= len(masks):
@@ -96,6 +97,11 @@ class Net(tf.Module):
             if layer.feature_tap:
                 features = x
         return x, features
+
+
+def leaky_relu(x, slope):
+    """max(x, 0) + slope * min(x, 0), gradient slope at 0 (torch.nn.functional.leaky_relu)."""
+    return tf.where(x > 0, x, x * slope)  # a Python float takes x's dtype; tf.cast(0.2) would not
 
 
 def to_nhwc(x):
