@@ -70,6 +70,21 @@ def save_samples(trainer, spec, path):
         plots.save_points(out, data.mixture_centers(spec.dataset)[0], path, spec.name)
 
 
+def save_latent_figures(trainer, spec, exp_dir, data_dir=None, n=2000):
+    """Latent structure of test images: PCA of the encoder means coloured by class, and a
+    decoded linear interpolation between the means of ten pairs of test images."""
+    test = data.load(spec.dataset, "test", data_dir=data_dir)
+    x = data.to_model_range(test.images[:n], spec.data_range, np.dtype(spec.dtype))
+    y = test.labels[:n]
+    means, _ = trainer.encode(x, y)
+    plots.save_latent_pca(means, y, exp_dir / "latent_pca.png", f"{spec.name}: latent means (PCA)")
+    rows = [plots.interpolation_latents(means[2 * i], means[2 * i + 1], 8) for i in range(8)]
+    z = np.concatenate(rows).astype(spec.dtype)
+    labels = np.repeat(y[0:16:2], 8) if spec.conditional else None
+    images = trainer.decode(z, labels)
+    plots.save_grid(data.from_model_range(images, spec.data_range), exp_dir / "interpolation.png")
+
+
 def _finite(losses: dict) -> bool:
     return all(math.isfinite(v) for v in losses.values())
 
@@ -127,6 +142,8 @@ def run_experiment(spec: ExperimentSpec, framework: str, run_dir, *, device="cpu
     wall_train = time.perf_counter() - t_start
     if status != "diverged":
         save_samples(trainer, spec, exp_dir / "samples_final.png")
+        if spec.has_encoder and spec.is_image:
+            save_latent_figures(trainer, spec, exp_dir, data_dir)
     if steps_done:
         plots.save_loss_curves(exp_dir / "losses.csv", exp_dir / "loss_curves.png")
     record = {

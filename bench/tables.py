@@ -3,6 +3,8 @@
 - results.md / results.csv: one row per experiment run (long form).
 - comparison.md / comparison.csv: the cross-framework table, experiment x metric with the
   PyTorch and TensorFlow columns side by side (mean +- std over seeds, n seeds).
+- ablation.md / ablation.csv: each stabilized variant next to its bare model.
+- report.md: links to the tables and every experiment's figures, frameworks side by side.
 """
 
 from __future__ import annotations
@@ -116,14 +118,76 @@ def comparison_table(recs: list[dict]) -> tuple[str, str]:
     return md, _csv(out, cols)
 
 
+ABLATION_METRICS = ("fid", "classes_covered", "class_kl", "modes_covered", "high_quality_share", "test_elbo",
+                    "d_loss_std", "diverged")
+
+
+def ablation_table(recs: list[dict]) -> tuple[str, str] | None:
+    """Stabilizer ablation: each 'model+stabilizer' row next to its bare 'model' (same dataset,
+    framework), metric by metric, mean over seeds. None when the run has no such pairs."""
+    rows = [flat_row(r) for r in recs]
+    means: dict[tuple, dict[str, float]] = {}
+    for r in rows:
+        key = (r["experiment"], r["dataset"], r["framework"])
+        for m in ABLATION_METRICS:
+            if m in r:
+                means.setdefault(key, {}).setdefault(m, []).append(as_float(r[m]))
+    out = []
+    for (exp, ds, fw), vals in sorted(means.items()):
+        base = (exp.split("+")[0], ds, fw)
+        if "+" not in exp or base not in means:
+            continue
+        line = {"experiment": exp, "dataset": ds, "framework": fw}
+        for m in ABLATION_METRICS:
+            if m in vals and m in means[base]:
+                line[m] = f"{_fmt(float(np.mean(vals[m])))} (bare {_fmt(float(np.mean(means[base][m])))})"
+        out.append(line)
+    if not out:
+        return None
+    cols = ["experiment", "dataset", "framework"] + [m for m in ABLATION_METRICS if any(m in r for r in out)]
+    md = tabulate([[r.get(c, "") for c in cols] for r in out], headers=cols, tablefmt="github")
+    return md, _csv(out, cols)
+
+
 def render(run_dir) -> dict[str, Path]:
     """Write results.{md,csv} and comparison.{md,csv} into run_dir from its records."""
     run_dir = Path(run_dir)
     recs = read_records(run_dir)
     if not recs:
         raise FileNotFoundError(f"no records under {run_dir / 'records'}: run `genbench run --out {run_dir}` first")
-    written = {}
-    for name, (md, csv_text) in (("results", results_table(recs)), ("comparison", comparison_table(recs))):
+    written = {"report.md": atomic_write_text(run_dir / "report.md", report(run_dir, recs))}
+    tables = {"results": results_table(recs), "comparison": comparison_table(recs), "ablation": ablation_table(recs)}
+    for name, table in tables.items():
+        if table is None:
+            continue
+        md, csv_text = table
         written[f"{name}.md"] = atomic_write_text(run_dir / f"{name}.md", md + "\n")
         written[f"{name}.csv"] = atomic_write_text(run_dir / f"{name}.csv", csv_text)
     return written
+
+
+FIGURES = (("samples_final.png", "samples (fixed noise)"), ("loss_curves.png", "loss curves"),
+           ("latent_pca.png", "latent PCA"), ("interpolation.png", "interpolation"))
+
+
+def report(run_dir: Path, recs: list[dict]) -> str:
+    """A page that links the tables and shows each experiment's figures, frameworks side by side."""
+    lines = [f"# genbench run: {run_dir.name}", "",
+             "Tables: [comparison](comparison.md) ([csv](comparison.csv)), [results](results.md) "
+             "([csv](results.csv)), and where the run pairs a model with its stabilized variants, "
+             "[ablation](ablation.md).", ""]
+    groups: dict[tuple, list[dict]] = {}
+    for r in recs:
+        groups.setdefault((r["experiment"], r["dataset"], r["seed"]), []).append(r)
+    for (exp, ds, seed), rs in groups.items():
+        rs = sorted(rs, key=lambda r: r["framework"] != "torch")
+        lines += [f"## {exp} on {ds}, seed {seed}", "",
+                  "| figure | " + " | ".join(f"{r['framework']} ({r['status']})" for r in rs) + " |",
+                  "|---|" + "---|" * len(rs)]
+        for fname, title in FIGURES:
+            if any((run_dir / r["id"] / fname).exists() for r in rs):
+                cells = [f"![{title}]({r['id']}/{fname})" if (run_dir / r["id"] / fname).exists() else ""
+                         for r in rs]
+                lines.append(f"| {title} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
