@@ -89,6 +89,12 @@ def _dropout(spec: ExperimentSpec) -> ExperimentSpec:
     return spec.with_(**{"encoder.dropout": 0.2})
 
 
+def _no_dropout_yet(spec: ExperimentSpec) -> bool:
+    """dcgan's D has dropout 0.3 of its own: "dcgan+dropout" would be dcgan under another name."""
+    net = spec.discriminator if spec.has_discriminator else spec.encoder
+    return spec.family != "vaegan" and net.dropout == 0.0
+
+
 def _batch_norm(spec: ExperimentSpec) -> ExperimentSpec:
     nets = ("generator", "discriminator") if spec.has_discriminator else ("encoder", "generator")
     return spec.with_(**{f"{n}.batch_norm": True for n in nets})
@@ -100,7 +106,7 @@ STABILIZERS: dict[str, Stabilizer] = {s.name: s for s in (
     Stabilizer("weight-decay-decoupled", "decoupled decay (p *= 1 - lr 1e-2), AdamW-style",
                lambda s: True, lambda s: _all_opts(s, weight_decay=1e-2, decoupled_weight_decay=True)),
     Stabilizer("dropout", "dropout p=0.3 in D (GANs) or p=0.2 in the encoder (VAEs)",
-               lambda s: s.family != "vaegan", _dropout),
+               _no_dropout_yet, _dropout),
     Stabilizer("batch-norm", "batch norm in G and D (GANs) or encoder and decoder (VAEs)",
                lambda s: s.family != "vaegan", _batch_norm),
     Stabilizer("label-smoothing-one", "one-sided: real target 0.9, fake 0 (Salimans 2016)",
