@@ -65,7 +65,10 @@ def batch_norm(x, weight, bias, running_mean, running_var, training, momentum, e
     if not training:
         return (x - running_mean) * tf.math.rsqrt(running_var + eps) * weight + bias
     axes = list(range(len(x.shape) - 1))
-    mean, var = tf.nn.moments(x, axes)
+    # not tf.nn.moments: it stops the gradient through the mean inside the variance, exact
+    # for first derivatives, wrong for the second ones a gradient penalty takes through BN
+    mean = tf.reduce_mean(x, axes)
+    var = tf.reduce_mean(tf.square(x - mean), axes)
     n = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), x.dtype)
     running_mean.assign((1.0 - momentum) * running_mean + momentum * mean)
     running_var.assign((1.0 - momentum) * running_var + momentum * var * n / (n - 1.0))
