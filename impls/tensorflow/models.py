@@ -62,14 +62,11 @@ class Net(tf.Module):
                     x, cond = tf.concat([x, cond], axis=1), None
                 x = tf.matmul(x, self._weight(layer)) + v[f"{layer.name}.bias"]
             elif kind == "conv":
-                p = a["padding"]
-                x = tf.nn.conv2d(x, self._weight(layer), a["stride"],
-                                 [[0, 0], [p, p], [p, p], [0, 0]]) + v[f"{layer.name}.bias"]
+                x = tf.nn.conv2d(x, self._weight(layer), a["stride"], _padding(layer)) + v[f"{layer.name}.bias"]
             elif kind == "convT":
-                p = a["padding"]
                 out_shape = tf.stack([tf.shape(x)[0], *_nhwc(layer.out_shape)])
                 x = tf.nn.conv2d_transpose(x, self._weight(layer), out_shape, a["stride"],
-                                           [[0, 0], [p, p], [p, p], [0, 0]]) + v[f"{layer.name}.bias"]
+                                           _padding(layer)) + v[f"{layer.name}.bias"]
             elif kind == "bn":
                 x = stabilizers.batch_norm(x, v[f"{layer.name}.weight"], v[f"{layer.name}.bias"],
                                            v[f"{layer.name}.running_mean"], v[f"{layer.name}.running_var"],
@@ -99,9 +96,32 @@ class Net(tf.Module):
         return x, features
 
 
+def _padding(layer):
+    """"SAME" where it pads exactly the spec's `padding` on each side, else explicit pads.
+
+    Same arithmetic either way, but TF 2.21's oneDNN rewrite skips the backprop kernels
+    (Conv2DBackpropInput/Filter, so conv2d_transpose too) with explicit padding, and the
+    Eigen fallback is 2-3x slower. For a stride-s conv from n to ceil(n / s) pixels, SAME
+    pads (ceil(n / s) - 1) s + k - n in total, the extra pixel (if odd) after.
+    """
+    k, s, p = layer.args["kernel"], layer.args["stride"], layer.args["padding"]
+    big, small = (layer.in_shape, layer.out_shape) if layer.kind == "conv" else (layer.out_shape, layer.in_shape)
+    n, m = big[1], small[1]
+    if m == -(-n // s) and (m - 1) * s + k - n == 2 * p and big[2] == n and small[2] == m:
+        return "SAME"
+    return [[0, 0], [p, p], [p, p], [0, 0]]
+
+
 def leaky_relu(x, slope):
-    """max(x, 0) + slope * min(x, 0), gradient slope at 0 (torch.nn.functional.leaky_relu)."""
-    return tf.where(x > 0, x, x * slope)  # a Python float takes x's dtype; tf.cast(0.2) would not
+    """max(x, 0) + slope * min(x, 0), gradient slope at 0 (torch.nn.functional.leaky_relu).
+
+    float32: the fused op (one kernel forward, one backward; its float32 alpha attribute is
+    exactly torch's float32 slope). float64: written out, since the attribute would make the
+    slope 0.2f = 0.2 + 3e-9; a Python float takes x's dtype, tf.cast(0.2) would not.
+    """
+    if x.dtype == tf.float32:
+        return tf.nn.leaky_relu(x, alpha=slope)
+    return tf.where(x > 0, x, x * slope)
 
 
 def to_nhwc(x):
