@@ -33,8 +33,8 @@ TWIN_ONLY = {
     },
     "train": {
         "torch": ("DecoupledRMSprop",),  # torch.optim has no RMSprop with decoupled decay
-        # the step runs eagerly, in tf.function or with XLA; the torch formulas written out
-        "tensorflow": ("VARIANTS", "Optimizer"),
+        # the torch formulas written out (both twins name their execution VARIANTS)
+        "tensorflow": ("Optimizer",),
     },
     "weights": {
         "torch": (),  # the canonical layout is torch's own: no conversion

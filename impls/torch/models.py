@@ -23,9 +23,13 @@ class LayerState(nn.Module):
 
 
 class Net(nn.Module):
-    def __init__(self, layers, dtype=torch.float32, sn_iterations=1, sn_eps=1e-12):
+    def __init__(self, layers, dtype=torch.float32, sn_iterations=1, sn_eps=1e-12,
+                 memory_format=torch.contiguous_format):
         super().__init__()
         self.layers = layers
+        # channels_last: conv inputs in NHWC memory order (oneDNN's native layout, no
+        # reorders); shapes, indexing and the canonical weights stay NCHW
+        self.memory_format = memory_format
         self.sn_iterations, self.sn_eps = sn_iterations, sn_eps
         self.state = nn.ModuleDict(
             {layer.name: LayerState(layer, dtype) for layer in layers if layer.params or layer.buffers}
@@ -50,8 +54,10 @@ class Net(nn.Module):
                     x, cond = torch.cat([x, cond], dim=1), None
                 x = F.linear(x, self._weight(layer, s), s.bias)
             elif kind == "conv":
+                x = x.contiguous(memory_format=self.memory_format)
                 x = F.conv2d(x, self._weight(layer, s), s.bias, a["stride"], a["padding"])
             elif kind == "convT":
+                x = x.contiguous(memory_format=self.memory_format)
                 x = F.conv_transpose2d(x, self._weight(layer, s), s.bias, a["stride"], a["padding"])
             elif kind == "bn":
                 x = stabilizers.batch_norm(x, s.weight, s.bias, s.running_mean, s.running_var,

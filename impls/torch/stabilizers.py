@@ -21,17 +21,25 @@ def spectral_normalize(weight, u, kind, n_iter, eps, update):
     the gradient flows through sigma = u . W v.
     """
     w_mat = spectral_matrix(weight, kind)
+    u_new, v = _power_iteration(w_mat.detach(), u, n_iter if update else 0, eps, update)
+    sigma = torch.dot(u_new, w_mat @ v)
+    return weight / sigma
+
+
+# Eager even under torch.compile: inside a compiled graph the in-place update of u, a buffer
+# that the backward of an earlier D call in the same step has saved, fails autograd's version check.
+@torch.compiler.disable
+def _power_iteration(w_mat, u, n_iter, eps, update):
     with torch.no_grad():
         u_new = u
-        for _ in range(n_iter if update else 0):
+        for _ in range(n_iter):
             v = F.normalize(w_mat.t() @ u_new, dim=0, eps=eps)
             u_new = F.normalize(w_mat @ v, dim=0, eps=eps)
         if update:
             u.copy_(u_new)
         else:  # evaluation: the stored u, and the v it implies
             v = F.normalize(w_mat.t() @ u_new, dim=0, eps=eps)
-    sigma = torch.dot(u_new, w_mat @ v)
-    return weight / sigma
+    return u_new, v
 
 
 def gradient_penalty(critic, real, fake, alpha, target=1.0):

@@ -15,6 +15,9 @@ from . import losses, stabilizers, weights
 from .models import Net
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+# eager: plain PyTorch; compile: every network through torch.compile (Inductor);
+# channels_last: eager with conv weights and activations in NHWC memory order
+VARIANTS = ("eager", "compile", "channels_last")
 
 
 class DecoupledRMSprop(torch.optim.RMSprop):
@@ -50,14 +53,22 @@ class Trainer:
     framework = "torch"
 
     def __init__(self, spec, device="cpu", variant="eager"):
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown torch variant {variant!r}: {', '.join(VARIANTS)}")
         self.spec, self.variant = spec, variant
         self.device = torch.device(device)
         self.dtype = DTYPES[spec.dtype]
+        self.memory_format = torch.channels_last if variant == "channels_last" else torch.contiguous_format
         self.nets = {
             name: Net(layers, self.dtype, self._net_spec(name).sn_power_iterations,
-                      self._net_spec(name).sn_eps).to(self.device)
+                      self._net_spec(name).sn_eps, self.memory_format).to(self.device)
             for name, layers in arch.networks(spec).items()
         }
+        if variant == "channels_last":  # set_weights copies into these, keeping their layout
+            for net in self.nets.values():
+                for p in net.parameters():
+                    if p.dim() == 4:
+                        p.data = p.data.contiguous(memory_format=torch.channels_last)
         self.set_weights(initial_weights(spec, np.random.default_rng(spec.seed)))
         self.record_grads, self.last_grads = False, None
         g_params = list(self.nets["G"].parameters())
@@ -75,11 +86,7 @@ class Trainer:
         return {"G": self.spec.generator, "D": self.spec.discriminator, "E": self.spec.encoder}[name]
 
     def _compiled(self, net):
-        if self.variant == "compile":
-            return torch.compile(net)
-        if self.variant != "eager":
-            raise ValueError(f"unknown torch variant {self.variant!r}: eager or compile")
-        return net
+        return torch.compile(net) if self.variant == "compile" else net
 
     def train_mode(self, on):
         for net in self.nets.values():
@@ -90,7 +97,8 @@ class Trainer:
         return torch.as_tensor(np.asarray(a), dtype=self.dtype, device=self.device)
 
     def _masks(self, noise, key):
-        return [self._t(m) for m in noise.get(key, [])]
+        return [self._t(m).contiguous(memory_format=self.memory_format) if np.ndim(m) == 4 else self._t(m)
+                for m in noise.get(key, [])]
 
     def _onehot(self, y):
         if y is None or not self.spec.conditional:
@@ -153,7 +161,11 @@ class Trainer:
         d_fake, _ = self._run("D", fake, self._masks(noise, "g.D.fake"))
         g_loss = loss_fn(d_fake[:, 0], d_fake[:, 0], real_t, fake_t)[3]
         self.g_opt.zero_grad(set_to_none=True)
-        g_loss.backward()
+        # gradients for G only: D's weight gradients (a full backward GEMM per D layer) are
+        # not needed here, and backward() would compute them
+        g_params = list(self.nets["G"].parameters())
+        for p, g in zip(g_params, torch.autograd.grad(g_loss, g_params)):
+            p.grad = g
         self._record("G")
         self.g_opt.step()
         out["g_loss"] = g_loss.item()
