@@ -129,6 +129,12 @@ PROFILES = {
 
 DEFAULT_MODELS = ("gan", "vae")
 
+# How each twin can execute a step (impls/<framework>/train.py VARIANTS, same order), and the
+# one `genbench run` trains with when none is asked for: the fastest on the DCGAN step that
+# gives the reference variant's losses (suites/test_timing.py, results/tables/timing.md).
+VARIANTS = {"torch": ("eager", "compile", "channels_last"), "tensorflow": ("eager", "function", "xla")}
+DEFAULT_VARIANT = {"torch": "eager", "tensorflow": "function"}
+
 # The study's matrix: each row is (model, stabilizers); run on MNIST and Fashion-MNIST.
 SEED_MATRIX = (
     ("vae", ()), ("cvae", ()), ("gan", ()), ("wgan", ()), ("wgan-gp", ()),

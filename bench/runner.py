@@ -18,6 +18,7 @@ import numpy as np
 
 from . import data, plots, records
 from .randomness import real_batches_per_step, step_noise
+from .registry import DEFAULT_VARIANT
 from .specs import NUM_CLASSES, ExperimentSpec
 
 FINAL_WINDOW = 50  # final losses are means over the last steps, not one noisy step
@@ -101,7 +102,7 @@ def run_experiment(spec: ExperimentSpec, framework: str, run_dir, *, device="cpu
     backend = impls.load(framework)
     t_start = time.perf_counter()
     train_data = TrainingData(spec, data_dir)
-    trainer = backend.build(spec, device=device, **({"variant": variant} if variant else {}))
+    trainer = backend.build(spec, device=device, variant=variant or DEFAULT_VARIANT[framework])
     noise_rng = np.random.default_rng([spec.seed, 1])
     n_real = real_batches_per_step(spec)
     status, steps_done, history = "ok", 0, {}
