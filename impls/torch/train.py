@@ -144,7 +144,8 @@ class Trainer:
             total = d_loss
             if spec.uses_gp:
                 gp_masks = self._masks(noise, f"d{i}.D.gp")
-                gp = stabilizers.gradient_penalty(lambda t: self._run("D", t, gp_masks)[0],
+                # the uncompiled D: AOTAutograd graphs do not support the double backward
+                gp = stabilizers.gradient_penalty(lambda t: self.nets["D"](t, gp_masks)[0],
                                                   x, fake, self._t(noise[f"d{i}.alpha"]), spec.gp_target)
                 terms["gp"] = gp
                 total = d_loss + spec.gp_lambda * gp
