@@ -1,0 +1,217 @@
+"""Render the timing tables from a pytest-benchmark JSON file (never from a second timer).
+
+    python -m bench.timing_table results/runs/benchmark.json results/tables/timing.md
+
+writes timing.md and timing.csv next to it, atomically. The markdown has one table per
+question: train step (model x framework x variant: median ms/step, images/s, achieved
+GFLOP/s, percent of the session's measured fp32 GEMM peak), sampling, metrics, and a
+"Targets" section that says whether each performance target is met on the DCGAN step.
+Every number comes from the `stats` and `extra_info` that suites/test_timing.py records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from tabulate import tabulate
+
+from .registry import DEFAULT_VARIANT, VARIANTS
+
+TARGET_MODEL = "dcgan"
+TARGET_PERCENT_OF_PEAK = 50.0  # each framework's best variant, DCGAN step, batch 64
+TARGET_TORCH_OVER_TF = 1.2  # PyTorch's best step time / TensorFlow's best
+
+CSV_FIELDS = ("kind", "model", "framework", "variant", "device", "batch", "median_ms", "iqr_ms",
+              "min_ms", "rounds", "items_per_s", "gflops_per_s", "percent_of_peak", "flops",
+              "first_call_s", "threads", "name")
+
+
+def rows_from_json(data: dict) -> list[dict]:
+    """One flat row per benchmark that suites/test_timing.py recorded."""
+    rows = []
+    for b in data.get("benchmarks", []):
+        info, stats = b.get("extra_info", {}), b.get("stats", {})
+        if "kind" not in info or "median" not in stats:
+            continue
+        rows.append({
+            "kind": info["kind"], "model": info.get("model", ""), "framework": info.get("framework", ""),
+            "variant": info.get("variant", ""), "device": info.get("device", ""), "batch": info.get("batch"),
+            "median_ms": 1e3 * stats["median"], "iqr_ms": 1e3 * stats.get("iqr", float("nan")),
+            "min_ms": 1e3 * stats["min"], "rounds": stats.get("rounds"),
+            "items_per_s": info.get("items_per_s"), "gflops_per_s": info.get("gflops_per_s"),
+            "percent_of_peak": info.get("percent_of_peak"), "flops": info.get("flops"),
+            "first_call_s": info.get("first_call_s"), "threads": info.get("threads"),
+            "peak_gflops": info.get("peak_gflops"), "peak_library": info.get("peak_library"),
+            "name": b.get("name", ""),
+        })
+    return rows
+
+
+def _variant_order(framework: str, variant: str) -> int:
+    order = VARIANTS.get(framework, ())
+    return order.index(variant) if variant in order else len(order)
+
+
+def _sorted(rows: list[dict]) -> list[dict]:
+    models = []
+    for r in rows:
+        if r["model"] not in models:
+            models.append(r["model"])
+    return sorted(rows, key=lambda r: (models.index(r["model"]), r["framework"] != "torch",
+                                       _variant_order(r["framework"], r["variant"])))
+
+
+def _num(value, digits=1):
+    if value is None or value == "":
+        return ""
+    return f"{value:,.{digits}f}"
+
+
+def best_by_framework(rows: list[dict], model: str) -> dict[str, dict]:
+    """{framework: the fastest train-step row of `model`} (median step time)."""
+    best: dict[str, dict] = {}
+    for r in rows:
+        if r["kind"] == "train_step" and r["model"] == model:
+            if r["framework"] not in best or r["median_ms"] < best[r["framework"]]["median_ms"]:
+                best[r["framework"]] = r
+    return best
+
+
+def targets(rows: list[dict]) -> list[dict]:
+    """Each target on the DCGAN step: what it asks, the measured value, met or not."""
+    best = best_by_framework(rows, TARGET_MODEL)
+    out = []
+    for framework in ("torch", "tensorflow"):
+        r = best.get(framework)
+        value = r["percent_of_peak"] if r else None
+        out.append({
+            "target": f"{framework}: best variant >= {TARGET_PERCENT_OF_PEAK:.0f}% of the GEMM peak",
+            "measured": f"{value:.1f}% ({r['variant']}, {r['median_ms']:.1f} ms)" if value is not None else "not measured",
+            "met": None if value is None else value >= TARGET_PERCENT_OF_PEAK,
+        })
+    if "torch" in best and "tensorflow" in best:
+        ratio = best["torch"]["median_ms"] / best["tensorflow"]["median_ms"]
+        out.append({"target": f"torch best within {TARGET_TORCH_OVER_TF}x of tensorflow best",
+                    "measured": f"{ratio:.2f}x ({best['torch']['median_ms']:.1f} / "
+                                f"{best['tensorflow']['median_ms']:.1f} ms)",
+                    "met": ratio <= TARGET_TORCH_OVER_TF})
+    else:
+        out.append({"target": f"torch best within {TARGET_TORCH_OVER_TF}x of tensorflow best",
+                    "measured": "not measured", "met": None})
+    for framework, default in DEFAULT_VARIANT.items():
+        r = best.get(framework)
+        if r is not None:
+            out.append({"target": f"{framework}: default variant ({default}) is the fastest",
+                        "measured": f"fastest: {r['variant']}", "met": r["variant"] == default})
+    return out
+
+
+def render_markdown(data: dict, rows: list[dict], source: str = "") -> str:
+    machine, commit = data.get("machine_info", {}), data.get("commit_info", {})
+    cpu = machine.get("cpu", {})
+    peak = next((r for r in rows if r.get("peak_gflops")), None)
+    lines = ["# Timing", ""]
+    lines.append(f"Rendered by `python -m bench.timing_table` from {source or 'a pytest-benchmark JSON file'} "
+                 f"(pytest-benchmark {data.get('version', '?')}, {data.get('datetime', '?')}).")
+    lines.append(f"Machine: {cpu.get('brand_raw', machine.get('processor', '?'))}, "
+                 f"{cpu.get('count', '?')} logical CPUs; Python {machine.get('python_version', '?')}; "
+                 f"commit {str(commit.get('id', '?'))[:10]}{' (dirty)' if commit.get('dirty') else ''}.")
+    if peak:
+        lines.append(f"fp32 GEMM peak measured in the same session (bench/peak.py): "
+                     f"**{peak['peak_gflops']:.0f} GFLOP/s** ({peak['peak_library']}).")
+    lines += ["", "FLOPs are the dense and conv GEMMs of one step, forward and backward, as "
+              "bench/flops.py counts them (D weight gradients are not credited in the generator "
+              "step; elementwise work is not counted). Times are medians of the timed rounds; "
+              "the first call (tracing, compilation) is reported apart.", ""]
+
+    steps = _sorted([r for r in rows if r["kind"] == "train_step"])
+    if steps:
+        lines += [f"## Train step (batch {steps[0]['batch']})", ""]
+        fastest = {(m, f): best_by_framework(steps, m)[f]["name"]
+                   for m in {r["model"] for r in steps} for f in best_by_framework(steps, m)}
+        table = [[r["model"], r["framework"],
+                  r["variant"] + (" **(fastest)**" if fastest.get((r["model"], r["framework"])) == r["name"] else ""),
+                  _num(r["median_ms"], 2), _num(r["iqr_ms"], 2), _num(r["items_per_s"], 0),
+                  _num(r["gflops_per_s"], 1), _num(r["percent_of_peak"], 1), _num(r["first_call_s"], 2)]
+                 for r in steps]
+        lines.append(tabulate(table, headers=["model", "framework", "variant", "ms/step", "IQR ms",
+                                              "images/s", "GFLOP/s", "% of peak", "first call s"],
+                              tablefmt="github", disable_numparse=True))
+        lines.append("")
+    samples = _sorted([r for r in rows if r["kind"] == "sample"])
+    if samples:
+        lines += ["## Sampling (1000 latents, default variant)", ""]
+        table = [[r["model"], r["framework"], r["variant"], _num(r["median_ms"], 2),
+                  _num(r["items_per_s"], 0), _num(r["gflops_per_s"], 1), _num(r["percent_of_peak"], 1)]
+                 for r in samples]
+        lines.append(tabulate(table, headers=["model", "framework", "variant", "ms", "samples/s",
+                                              "GFLOP/s", "% of peak"], tablefmt="github", disable_numparse=True))
+        lines.append("")
+    metrics = [r for r in rows if r["kind"] == "metric"]
+    if metrics:
+        lines += ["## Metrics (1000 items)", ""]
+        table = [[r["model"], r["framework"], _num(r["median_ms"], 2), _num(r["items_per_s"], 0)] for r in metrics]
+        lines.append(tabulate(table, headers=["metric", "by", "ms", "items/s"], tablefmt="github",
+                              disable_numparse=True))
+        lines.append("")
+    lines += [f"## Targets ({TARGET_MODEL} train step)", ""]
+    verdict = {True: "met", False: "**not met**", None: "not measured"}
+    lines.append(tabulate([[t["target"], t["measured"], verdict[t["met"]]] for t in targets(rows)],
+                          headers=["target", "measured", "verdict"], tablefmt="github", disable_numparse=True))
+    lines.append("")
+    return "\n".join(lines)
+
+
+def render_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for r in _sorted(rows):
+        writer.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write to a temporary file in the same folder, then rename over the target."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_tables(json_path, md_path) -> tuple[Path, Path]:
+    json_path, md_path = Path(json_path), Path(md_path)
+    data = json.loads(json_path.read_text())
+    rows = rows_from_json(data)
+    if not rows:
+        raise SystemExit(f"{json_path}: no benchmark carries the extra_info of suites/test_timing.py "
+                         f"(was it written with --benchmark-enable?)")
+    csv_path = md_path.with_suffix(".csv")
+    atomic_write(md_path, render_markdown(data, rows, source=f"`{json_path.as_posix()}`"))
+    atomic_write(csv_path, render_csv(rows))
+    return md_path, csv_path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("json", help="pytest-benchmark JSON (--benchmark-json=...)")
+    parser.add_argument("markdown", help="output .md; the .csv is written next to it")
+    args = parser.parse_args(argv)
+    for path in write_tables(args.json, args.markdown):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,402 @@
+"""Timing benchmarks (pytest-benchmark) and the check that every execution variant computes
+what its reference variant computes.
+
+`tox -e bench` (or, in a ready environment,
+``pytest -m timing --benchmark-enable --benchmark-json=results/runs/benchmark.json`` and then
+``python -m bench.timing_table results/runs/benchmark.json results/tables/timing.md``) times:
+- one train step of each model, and of each stabilizer that changes the cost of a step, in
+  each framework x execution variant (registry.VARIANTS), at batch 64;
+- sampling 1000 latents with each model's default variant;
+- FID and KID on evaluator-sized features, and the evaluator's feature extraction.
+Every benchmark records in `extra_info` what the table needs: framework, variant, model,
+device, images per step, FLOPs per step (bench/flops.py), and from the median step the
+images/s, achieved GFLOP/s and percent of the fp32 GEMM peak measured in the same session
+(bench/peak.py). Traces and compiles are excluded: the first call is timed apart
+(`first_call_s`) and `benchmark.pedantic` runs warm-up rounds before the timed ones.
+
+No test asserts on a time; the gate is pytest-benchmark's own comparison against
+results/baselines/timing-cpu.json (docs/timing.md).
+
+`--device cuda` times the same matrix on the GPU (tests skip with a reason without one, and
+TensorFlow skips where its build has no GPU); the timed function synchronizes before it
+returns (torch.cuda.synchronize; TensorFlow's losses come back as Python floats, which
+waits for the step).
+"""
+
+import time
+
+import numpy as np
+import pytest
+
+from bench import flops, registry
+from bench.randomness import real_batches_per_step, step_noise
+from impls import FRAMEWORKS
+
+BATCH = 64
+N_SAMPLES = 1000
+TARGET_SECONDS = 2.0  # timed rounds per benchmark: about this long, within the bounds below
+MIN_ROUNDS, MAX_ROUNDS, WARMUP_ROUNDS = 5, 40, 2
+
+# gan-minimax costs what gan costs (only the generator's loss formula differs)
+TIMED_MODELS = ("vae", "cvae", "gan", "dcgan", "wgan", "wgan-gp", "hinge-gan", "vaegan")
+# stabilizers that change the cost of a step, each on a model where it does
+TIMED_STABILIZERS = (
+    ("dcgan", ("spectral-norm",)),  # power iteration + sigma on every D call
+    ("dcgan", ("gradient-penalty",)),  # a third D pass and a double backward
+    ("dcgan", ("batch-norm",)),  # batch norm in D (G has it bare)
+    ("gan", ("dropout",)),  # dcgan's D has dropout bare; the MLP GAN's has none
+)
+
+
+def _label(model, stabilizers):
+    return "+".join((model,) + tuple(stabilizers))
+
+
+def _train_cases():
+    cases = []
+    for model, stabs in [(m, ()) for m in TIMED_MODELS] + list(TIMED_STABILIZERS):
+        for framework in FRAMEWORKS:
+            for variant in registry.VARIANTS[framework]:
+                cases.append(pytest.param(framework, variant, model, stabs,
+                                          id=f"{_label(model, stabs)}-{framework}-{variant}"))
+    return cases
+
+
+# -- fixtures --------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def gemm_peak(device):
+    """The fp32 GEMM peak of this device, measured once per session (bench/peak.py)."""
+    from bench import peak
+
+    return peak.gemm_peak(device=device)
+
+
+def _backend_on(framework, device):
+    import impls
+
+    backend = impls.load(framework)
+    if device not in backend.available_devices():
+        pytest.skip(f"{framework} has no {device} device in this installation")
+    return backend
+
+
+def _synchronizer(framework, device):
+    """A function that waits for queued GPU work (torch); a no-op elsewhere."""
+    if framework == "torch" and device == "cuda":
+        import torch
+
+        return torch.cuda.synchronize
+    return lambda: None
+
+
+def _threads(framework):
+    if framework == "torch":
+        import torch
+
+        return torch.get_num_threads()
+    import tensorflow as tf
+
+    return tf.config.threading.get_intra_op_parallelism_threads() or "default"
+
+
+def _random_batch(spec, rng, n):
+    lo, hi = spec.data_range if spec.is_image else (-2.0, 2.0)
+    x = rng.uniform(lo, hi, (n,) + spec.data_shape).astype(spec.dtype)
+    return {"x": x, "y": rng.integers(0, 10, n)}
+
+
+def _run_benchmark(benchmark, fn):
+    """Time fn: the first call (trace/compile) apart, then calibrated pedantic rounds."""
+    t0 = time.perf_counter()
+    fn()
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fn()
+    once = time.perf_counter() - t0
+    rounds = int(min(MAX_ROUNDS, max(MIN_ROUNDS, TARGET_SECONDS / max(once, 1e-6))))
+    benchmark.pedantic(fn, rounds=rounds, warmup_rounds=WARMUP_ROUNDS, iterations=1)
+    stats = getattr(benchmark, "stats", None)  # None under --benchmark-disable
+    return first, (stats.stats.median if stats is not None else None)
+
+
+def _rates(benchmark, median, work_flops, items, peak):
+    info = {"flops": int(work_flops), "peak_gflops": round(peak["gflops"], 2),
+            "peak_library": peak["library"]}
+    if median:
+        gflops = work_flops / median / 1e9
+        info.update(items_per_s=round(items / median, 2), gflops_per_s=round(gflops, 2),
+                    percent_of_peak=round(100.0 * gflops / peak["gflops"], 2))
+    benchmark.extra_info.update(info)
+
+
+# -- train steps -----------------------------------------------------------------------------
+@pytest.mark.timing
+@pytest.mark.parametrize("framework,variant,model,stabilizers", _train_cases())
+def test_train_step(benchmark, framework, variant, model, stabilizers, device, gemm_peak):
+    backend = _backend_on(framework, device)
+    spec = registry.experiment(model, stabilizers, batch_size=BATCH, steps=1)
+    trainer = backend.build(spec, device=device, variant=variant)
+    rng = np.random.default_rng(0)
+    batch = _random_batch(spec, rng, BATCH * real_batches_per_step(spec))
+    noises = [step_noise(spec, rng) for _ in range(3)]  # drawn up front: not timed
+    sync, calls = _synchronizer(framework, device), [0]
+
+    def step():
+        calls[0] += 1
+        trainer.train_step(batch, noises[calls[0] % len(noises)])
+        sync()
+
+    benchmark.group = f"train_step {_label(model, stabilizers)}"
+    first, median = _run_benchmark(benchmark, step)
+    benchmark.extra_info.update(
+        kind="train_step", framework=framework, variant=variant, model=_label(model, stabilizers),
+        device=device, batch=BATCH, images_per_step=flops.images_per_step(spec),
+        first_call_s=round(first, 3), threads=_threads(framework))
+    _rates(benchmark, median, flops.flops_per_step(spec), flops.images_per_step(spec), gemm_peak)
+
+
+# -- sampling --------------------------------------------------------------------------------
+@pytest.mark.timing
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("model", TIMED_MODELS)
+def test_sample(benchmark, framework, model, device, gemm_peak):
+    backend = _backend_on(framework, device)
+    variant = registry.DEFAULT_VARIANT[framework]
+    spec = registry.experiment(model, batch_size=BATCH, steps=1)
+    trainer = backend.build(spec, device=device, variant=variant)
+    z = np.random.default_rng(0).standard_normal((N_SAMPLES, spec.latent_dim)).astype(spec.dtype)
+    y = np.arange(N_SAMPLES) % 10 if spec.conditional else None
+    sync = _synchronizer(framework, device)
+
+    def sample():
+        trainer.sample(z, y)  # NumPy out: the copy to the host waits for the device
+        sync()
+
+    benchmark.group = "sample 1000"
+    first, median = _run_benchmark(benchmark, sample)
+    benchmark.extra_info.update(kind="sample", framework=framework, variant=variant, model=model,
+                                device=device, n=N_SAMPLES, first_call_s=round(first, 3))
+    _rates(benchmark, median, flops.sample_flops(spec, N_SAMPLES), N_SAMPLES, gemm_peak)
+
+
+# -- metrics ---------------------------------------------------------------------------------
+@pytest.mark.timing
+def test_fid_kid_on_features(benchmark):
+    """FID and KID (torch-fidelity) of 1000 vs 1000 evaluator-sized (128-d) feature vectors."""
+    fidelity = pytest.importorskip("bench.metrics.fidelity", reason="bench.metrics.fidelity is not available")
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((N_SAMPLES, 128))
+    b = rng.standard_normal((N_SAMPLES, 128)) + 0.1
+    benchmark.group = "metrics"
+    first, _ = _run_benchmark(benchmark, lambda: fidelity.feature_metrics(a, b, fid=True, kid=True))
+    benchmark.extra_info.update(kind="metric", framework="torch-fidelity", variant="", model="fid+kid",
+                                device="cpu", n=N_SAMPLES, first_call_s=round(first, 3))
+
+
+@pytest.mark.timing
+def test_evaluator_features(benchmark):
+    """The MNIST evaluator's features for 1000 images (what every fidelity metric pays first)."""
+    evaluator = pytest.importorskip("bench.metrics.evaluator", reason="bench.metrics.evaluator is not available")
+    try:
+        ev = evaluator.load_evaluator("mnist")
+    except evaluator.EvaluatorError as e:
+        pytest.skip(f"no MNIST evaluator weights: {e}")
+    images = np.random.default_rng(0).integers(0, 256, (N_SAMPLES, 1, 28, 28), dtype=np.uint8)
+    benchmark.group = "metrics"
+    first, median = _run_benchmark(benchmark, lambda: ev.features(images))
+    benchmark.extra_info.update(kind="metric", framework="torch", variant="eager",
+                                model="evaluator features", device="cpu", n=N_SAMPLES,
+                                first_call_s=round(first, 3))
+    if median:
+        benchmark.extra_info["items_per_s"] = round(N_SAMPLES / median, 2)
+
+
+# -- every variant computes what the reference variant computes -----------------------------
+REFERENCE_VARIANT = {"torch": "eager", "tensorflow": "eager"}
+VARIANT_STEPS = 3
+# float32 after 3 steps, the tolerances of bench/equivalence.py for float32: a different
+# kernel (oneDNN NHWC, fused batch norm, Inductor or XLA fusions) sums in another order, about
+# 1e-7 relative per product, times fan-in; RMSprop/Adam then amplify a noise-level gradient
+# (a bias before batch norm) by up to lr/eps per step, hence the looser absolute parameter bound.
+LOSS_TOL = {"atol": 1e-5, "rtol": 1e-4}
+PARAM_TOL = {"atol": 3e-4, "rtol": 1e-3}
+VARIANT_CASES = (
+    ("dcgan", ("batch-norm", "spectral-norm")),  # 4-D batch norm in G and D, SN on conv + dense
+    ("gan", ("batch-norm",)),  # 2-D batch norm
+    ("wgan-gp", ("batch-norm",)),  # double backward (through batch norm), n_critic 5, Adam
+    ("vaegan", ()),
+    ("cvae", ()),
+)
+
+
+def _variant_cases():
+    cases = []
+    for framework in FRAMEWORKS:
+        for variant in registry.VARIANTS[framework]:
+            if variant == REFERENCE_VARIANT[framework]:
+                continue
+            for model, stabs in VARIANT_CASES:
+                # torch.compile takes tens of seconds per network on 2 cores
+                marks = (pytest.mark.slow,) if variant == "compile" else ()
+                cases.append(pytest.param(framework, variant, model, stabs, marks=marks,
+                                          id=f"{_label(model, stabs)}-{framework}-{variant}"))
+    return cases
+
+
+def _small(spec):
+    """Narrow networks at batch 16: the variants' kernels, not their speed."""
+    if spec.architecture == "dcgan":
+        widths = {"generator.hidden": (16, 8), "discriminator.hidden": (8, 16)}
+    else:
+        widths = {f"{net}.hidden": (32, 32) for net in ("generator", "discriminator", "encoder")}
+    return spec.with_(batch_size=16, **widths)
+
+
+def _trajectory(backend, spec, variant):
+    trainer = backend.build(spec, variant=variant)
+    rng = np.random.default_rng(7)
+    losses = []
+    for _ in range(VARIANT_STEPS):
+        batch = _random_batch(spec, rng, spec.batch_size * real_batches_per_step(spec))
+        losses.append(trainer.train_step(batch, step_noise(spec, rng)))
+    return losses, trainer.get_weights()
+
+
+def _gauge(spec):
+    """Biases that feed batch norm, and that batch norm's running mean. Batch norm subtracts
+    the batch mean, so such a bias has an exactly zero gradient: in float32 its gradient is
+    rounding noise, different for each kernel, which RMSprop and Adam scale up by as much as
+    lr / eps. It wanders without changing any loss or other weight, so it is only required to
+    be finite (bench/equivalence.py gives it a tolerance of its own across the twins)."""
+    from bench import arch
+
+    out = set()
+    for net, layers in arch.networks(spec).items():
+        for i, layer in enumerate(layers):
+            nxt = next((la for la in layers[i + 1:] if la.kind not in ("reshape", "flatten")), None)
+            if layer.kind in flops.PARAMETRIZED and nxt is not None and nxt.kind == "bn":
+                out |= {f"{net}.{layer.name}.bias", f"{net}.{nxt.name}.running_mean"}
+    return out
+
+
+def _close(a, b, atol, rtol):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b), initial=0.0)), atol + rtol * float(np.max(np.abs(b), initial=0.0))
+
+
+@pytest.mark.parametrize("framework,variant,model,stabilizers", _variant_cases())
+def test_variant_matches_reference_variant(framework, variant, model, stabilizers):
+    import impls
+
+    backend = impls.load(framework)
+    spec = _small(registry.experiment(model, stabilizers, steps=VARIANT_STEPS))
+    ref_losses, ref_weights = _trajectory(backend, spec, REFERENCE_VARIANT[framework])
+    losses, weights = _trajectory(backend, spec, variant)
+    where = f"{spec.name} {framework}/{variant} vs {REFERENCE_VARIANT[framework]}"
+    for step, (got, want) in enumerate(zip(losses, ref_losses), 1):
+        assert got.keys() == want.keys(), f"{where} step {step}: loss terms differ"
+        for key in want:
+            diff, bound = _close(got[key], want[key], **LOSS_TOL)
+            assert diff <= bound, f"{where} step {step}: {key} differs, abs {diff:.3g} > {bound:.3g}"
+    assert weights.keys() == ref_weights.keys()
+    gauge = _gauge(spec)
+    for name in ref_weights:
+        assert weights[name].shape == ref_weights[name].shape, f"{where}: {name} shape"
+        if name in gauge:
+            assert np.all(np.isfinite(weights[name])), f"{where}: {name} is not finite"
+            continue
+        diff, bound = _close(weights[name], ref_weights[name], **PARAM_TOL)
+        assert diff <= bound, f"{where} after {VARIANT_STEPS} steps: {name} differs, max abs {diff:.3g} > {bound:.3g}"
+
+
+def test_registry_names_each_backends_variants():
+    """registry.VARIANTS (read without importing a framework) is what each twin accepts,
+    and each DEFAULT_VARIANT is one of them."""
+    import importlib
+
+    for framework in FRAMEWORKS:
+        train = importlib.import_module(f"impls.{framework}.train")
+        assert tuple(train.VARIANTS) == registry.VARIANTS[framework]
+        assert registry.DEFAULT_VARIANT[framework] in registry.VARIANTS[framework]
+
+
+# -- FLOP counts against hand counts, the table renderer, the peak ---------------------------
+def test_flops_of_one_conv_and_one_dense_layer_by_hand():
+    from bench import arch
+
+    spec = registry.experiment("dcgan")
+    d = {layer.name: layer for layer in arch.networks(spec)["D"]}
+    g = {layer.name: layer for layer in arch.networks(spec)["G"]}
+    # D.conv0: 1 -> 64 channels, kernel 4, stride 2, padding 1, 28x28 -> 14x14 output.
+    # Each of the 14 * 14 = 196 output pixels of each of the 64 output channels is a dot
+    # product over 1 input channel x 4 x 4 taps = 16 multiply-accumulates:
+    # 196 * 64 * 16 = 200,704 MACs = 401,408 FLOPs.
+    assert flops.layer_flops(d["conv0"]) == 401_408
+    # G.deconv1: 128 channels at 7x7 -> 64 at 14x14, kernel 4: each of the 7 * 7 * 128 input
+    # values is scattered through 4 x 4 taps into 64 output channels:
+    # 49 * 128 * 16 * 64 = 6,422,528 MACs = 12,845,056 FLOPs (as its adjoint conv, D.conv1).
+    assert flops.layer_flops(g["deconv1"]) == 12_845_056 == flops.layer_flops(d["conv1"])
+    # G.fc0: dense 100 -> 128 * 7 * 7 = 6272 outputs, 100 MACs each: 627,200 MACs.
+    assert flops.layer_flops(g["fc0"]) == 1_254_400
+    # D.fc2: dense 6272 -> 1: 6272 MACs.
+    assert flops.layer_flops(d["fc2"]) == 12_544
+    for kind in ("act", "bn", "dropout", "flatten", "reshape", "tanh"):
+        assert all(flops.layer_flops(la) == 0 for la in list(d.values()) + list(g.values()) if la.kind == kind)
+
+
+def test_flops_of_a_dcgan_step_by_hand():
+    spec = registry.experiment("dcgan", batch_size=64)
+    conv0 = deconv2 = 401_408
+    conv1 = deconv1 = 12_845_056
+    fc0, fc2 = 1_254_400, 12_544
+    g_fwd, d_fwd = fc0 + deconv1 + deconv2, conv0 + conv1 + fc2
+    d_inner, g_inner = conv1 + fc2, deconv1 + deconv2  # input gradients past the first layer
+    critic = g_fwd + 2 * d_fwd + 2 * (d_fwd + d_inner)  # weight gradients cost a forward each
+    generator = g_fwd + d_fwd + d_fwd + (g_fwd + g_inner)  # D input gradients: every layer
+    assert flops.flops_per_step(spec) == 64 * (critic + generator)
+    assert flops.images_per_step(spec) == 64
+    # wgan: five critic iterations, five real batches per step
+    wgan = registry.experiment("wgan", batch_size=64)
+    assert flops.flops_per_step(wgan) == 64 * (5 * critic + generator)
+    assert flops.images_per_step(wgan) == 320
+    assert flops.sample_flops(spec, 1000) == 1000 * g_fwd
+
+
+def _fake_benchmark(model, framework, variant, median_s, percent):
+    return {"name": f"test_train_step[{model}-{framework}-{variant}]", "group": "g",
+            "stats": {"median": median_s, "min": median_s, "iqr": 0.001, "rounds": 5},
+            "extra_info": {"kind": "train_step", "model": model, "framework": framework, "variant": variant,
+                           "device": "cpu", "batch": 64, "items_per_s": 64 / median_s, "gflops_per_s": 1.0,
+                           "percent_of_peak": percent, "flops": 1, "first_call_s": 0.1,
+                           "peak_gflops": 300.0, "peak_library": "torch"}}
+
+
+def test_timing_table_renders_targets(tmp_path):
+    from bench import timing_table
+
+    data = {"version": "5", "datetime": "now", "machine_info": {}, "commit_info": {}, "benchmarks": [
+        _fake_benchmark("dcgan", "torch", "eager", 0.060, 55.0),
+        _fake_benchmark("dcgan", "torch", "channels_last", 0.070, 47.0),
+        _fake_benchmark("dcgan", "tensorflow", "function", 0.045, 73.0),
+        _fake_benchmark("dcgan", "tensorflow", "eager", 0.150, 22.0),
+        {"name": "unrelated", "stats": {"median": 1.0}, "extra_info": {}},
+    ]}
+    src = tmp_path / "benchmark.json"
+    src.write_text(__import__("json").dumps(data))
+    md, csv_path = timing_table.write_tables(src, tmp_path / "tables" / "timing.md")
+    text = md.read_text()
+    verdicts = {t["target"]: t["met"] for t in timing_table.targets(timing_table.rows_from_json(data))}
+    assert verdicts["torch: best variant >= 50% of the GEMM peak"] is True
+    assert verdicts["tensorflow: best variant >= 50% of the GEMM peak"] is True
+    assert verdicts["torch best within 1.2x of tensorflow best"] is False  # 60 / 45 = 1.33
+    assert "1.33x" in text and "eager **(fastest)**" in text and "function **(fastest)**" in text
+    assert len(csv_path.read_text().splitlines()) == 5  # header + 4 rows
+    assert not [p for p in md.parent.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+def test_gemm_peak_is_measured_and_cached():
+    from bench import peak
+
+    first = peak.gemm_peak(n=128, repeats=2)
+    assert first["gflops"] > 0 and first["library"] in first["by_library"]
+    assert peak.gemm_peak(n=128, repeats=2) is first  # once per process
