@@ -227,15 +227,18 @@ def test_mixture_hand_counted_case():
 
 # -- Stacked MNIST --------------------------------------------------------------------------
 def test_stacked_mnist_real_digits_cover_nearly_all_modes():
-    images, labels = data.stacked_mnist(10000, np.random.default_rng(6), "test")
+    n = 6000
+    images, labels = data.stacked_mnist(n, np.random.default_rng(6), "test")
     got = stacked_mnist_metrics(images)
     truth_counts = np.bincount(labels, minlength=1000)
-    # true labels: 1000 (1 - e^-10) ~ 999.95 expected; the evaluator misreads ~3% of the
-    # triples, which can only empty a mode that had one or two samples
-    assert got["modes_covered"] >= 995
+    # true labels: sum_m exp(-n p_m) ~ 3 modes expected empty (1000 e^-6 = 2.5 for uniform
+    # digits, a little more for the uneven test-set digit frequencies); the evaluator misreads
+    # ~2% of the triples, which can only empty or fill a mode that had one or two samples
+    assert got["modes_covered"] >= 990
     assert abs(got["modes_covered"] - np.sum(truth_counts > 0)) <= 5
-    # KL of the true-label histogram (~0.05: multinomial noise (K-1)/(2n) plus uneven digits)
-    assert got["mode_kl"] == pytest.approx(kl_to_uniform(truth_counts), abs=0.02)
+    # KL of the true-label histogram (~0.09: multinomial noise (K-1)/(2n) plus uneven digits);
+    # misreads move ~2% of the mass between modes
+    assert got["mode_kl"] == pytest.approx(kl_to_uniform(truth_counts), abs=0.03)
 
 
 def test_stacked_mnist_single_mode():
@@ -432,3 +435,32 @@ def test_eval_samples_file_uint8_float_and_errors(tmp_path, mnist_test):
         eval_samples_file(tmp_path / "shape.npz", "mnist")
     with pytest.raises(SamplesFileError, match="no such file"):
         eval_samples_file(tmp_path / "missing.npz", "mnist")
+
+
+# -- metrics_for: what applies to each family, on untrained torch twins ---------------------
+@pytest.mark.parametrize("model,dataset,keys", [
+    ("gan", "ring8", {"modes_covered", "high_quality_share", "mode_kl"}),
+    ("gan", "mnist", {"fid", "kid_mean", "kid_std", "isc_mean", "isc_std", "classes_covered",
+                      "class_kl"}),
+    ("cvae", "fashion-mnist", {"elbo", "recon", "kl", "knn_accuracy", "fid", "kid_mean",
+                               "kid_std", "isc_mean", "isc_std", "classes_covered", "class_kl"}),
+    ("vaegan", "mnist", {"recon_mse", "kl", "knn_accuracy", "fid", "kid_mean", "kid_std",
+                         "isc_mean", "isc_std", "classes_covered", "class_kl"}),
+])
+def test_metrics_for_each_family(model, dataset, keys):
+    import impls
+    from bench import registry
+    from bench.metrics import metrics_for
+    from bench.specs import NetSpec
+
+    changes = {}
+    if dataset == "ring8":
+        changes = dict(latent_dim=2, generator=NetSpec(hidden=(32,)), discriminator=NetSpec(hidden=(32,)))
+    spec = registry.experiment(model, dataset=dataset, **changes)
+    trainer = impls.load("torch").build(spec)
+    got = metrics_for(spec, trainer, np.random.default_rng(0), n_samples=500)
+    assert set(got) == keys  # quick mode: no precision/recall
+    assert all(isinstance(v, float) and math.isfinite(v) for v in got.values())
+    if "elbo" in got:
+        # an untrained Bernoulli decoder is near p = 1/2 per pixel: about -784 log 2 = -543
+        assert -700 < got["elbo"] < -400

@@ -80,7 +80,7 @@ def _vae_metrics(trainer, spec, rng, n_samples, data_split, quick, data_dir) -> 
     n_test = min(n_samples, len(test))
     n_train = min(2 * n_samples if quick else 10 * n_samples, len(train))
     x_test = to_model_range(test.images[:n_test], spec.data_range)
-    y_test = test.labels[:n_test]
+    y_test = np.array(test.labels[:n_test])  # writable copies: the twins wrap them as tensors
     out = {}
     if spec.family in ("vae", "cvae"):
         out.update(test_elbo(trainer, x_test, y_test if spec.conditional else None, rng))
@@ -92,7 +92,7 @@ def _vae_metrics(trainer, spec, rng, n_samples, data_split, quick, data_dir) -> 
         out["recon_mse"] = float(np.mean((np.asarray(rec) - x_test) ** 2))
         out["kl"] = float(np.mean(0.5 * np.sum(mean ** 2 + np.exp(logvar) - 1 - logvar, axis=1)))
     x_train = to_model_range(train.images[:n_train], spec.data_range)
-    out.update(latent_knn_accuracy(trainer, x_train, train.labels[:n_train], x_test, y_test,
+    out.update(latent_knn_accuracy(trainer, x_train, np.array(train.labels[:n_train]), x_test, y_test,
                                    conditional_labels=spec.conditional))
     return out
 
