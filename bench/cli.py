@@ -259,10 +259,13 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from .data import DataError
     from .gate import BaselineError
+    from .metrics import SamplesFileError
+    from .metrics.evaluator import EvaluatorError
 
     try:
         return COMMANDS[args.command](args)
-    except (UsageError, SpecError, DataError, BaselineError, FileNotFoundError) as e:
+    except (UsageError, SpecError, DataError, BaselineError, SamplesFileError, EvaluatorError,
+            FileNotFoundError) as e:
         print(f"genbench {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -21,7 +21,7 @@ from .records import as_float, atomic_write_text, read_records
 
 # The columns a reader looks for first; any other metric follows in alphabetical order.
 HEAD_METRICS = ("fid", "kid_mean", "classes_covered", "class_kl", "modes_covered", "high_quality_share",
-                "test_elbo", "test_recon", "test_kl", "knn_accuracy", "d_loss_oscillation")
+                "test_elbo", "test_recon", "test_kl", "test_recon_mse", "knn_accuracy", "d_loss_std")
 
 
 def flat_row(rec: dict) -> dict:

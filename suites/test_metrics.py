@@ -443,9 +443,9 @@ def test_eval_samples_file_uint8_float_and_errors(tmp_path, mnist_test):
     ("gan", "ring8", {"modes_covered", "high_quality_share", "mode_kl"}),
     ("gan", "mnist", {"fid", "kid_mean", "kid_std", "isc_mean", "isc_std", "classes_covered",
                       "class_kl"}),
-    ("cvae", "fashion-mnist", {"elbo", "recon", "kl", "knn_accuracy", "fid", "kid_mean",
+    ("cvae", "fashion-mnist", {"test_elbo", "test_recon", "test_kl", "knn_accuracy", "fid", "kid_mean",
                                "kid_std", "isc_mean", "isc_std", "classes_covered", "class_kl"}),
-    ("vaegan", "mnist", {"recon_mse", "kl", "knn_accuracy", "fid", "kid_mean", "kid_std",
+    ("vaegan", "mnist", {"test_recon_mse", "test_kl", "knn_accuracy", "fid", "kid_mean", "kid_std",
                          "isc_mean", "isc_std", "classes_covered", "class_kl"}),
 ])
 def test_metrics_for_each_family(model, dataset, keys):
@@ -462,6 +462,6 @@ def test_metrics_for_each_family(model, dataset, keys):
     got = metrics_for(spec, trainer, np.random.default_rng(0), n_samples=500)
     assert set(got) == keys  # quick mode: no precision/recall
     assert all(isinstance(v, float) and math.isfinite(v) for v in got.values())
-    if "elbo" in got:
+    if "test_elbo" in got:
         # an untrained Bernoulli decoder is near p = 1/2 per pixel: about -784 log 2 = -543
-        assert -700 < got["elbo"] < -400
+        assert -700 < got["test_elbo"] < -400

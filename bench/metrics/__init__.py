@@ -83,14 +83,15 @@ def _vae_metrics(trainer, spec, rng, n_samples, data_split, quick, data_dir) -> 
     y_test = np.array(test.labels[:n_test])  # writable copies: the twins wrap them as tensors
     out = {}
     if spec.family in ("vae", "cvae"):
-        out.update(test_elbo(trainer, x_test, y_test if spec.conditional else None, rng))
+        elbo = test_elbo(trainer, x_test, y_test if spec.conditional else None, rng)
+        out.update({f"test_{k}": v for k, v in elbo.items()})  # test_elbo, test_recon, test_kl
     else:
         # VAE-GAN learns its reconstruction in the discriminator's feature space, so a
         # pixel likelihood (and with it an ELBO) is not defined; report pixel MSE and KL.
         mean, logvar = trainer.encode(x_test)
         rec = trainer.reconstruct(x_test)
-        out["recon_mse"] = float(np.mean((np.asarray(rec) - x_test) ** 2))
-        out["kl"] = float(np.mean(0.5 * np.sum(mean ** 2 + np.exp(logvar) - 1 - logvar, axis=1)))
+        out["test_recon_mse"] = float(np.mean((np.asarray(rec) - x_test) ** 2))
+        out["test_kl"] = float(np.mean(0.5 * np.sum(mean ** 2 + np.exp(logvar) - 1 - logvar, axis=1)))
     x_train = to_model_range(train.images[:n_train], spec.data_range)
     out.update(latent_knn_accuracy(trainer, x_train, np.array(train.labels[:n_train]), x_test, y_test,
                                    conditional_labels=spec.conditional))

@@ -1,0 +1,209 @@
+"""The command line end to end: a smoke run in a temporary folder, its records and tables,
+the gate on the committed baseline, on its own baseline and on a doctored one, resuming,
+divergence, and the clear errors for bad input."""
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench import cli, records, runner
+
+ROOT = Path(__file__).resolve().parent.parent
+SMOKE_BASELINE = ROOT / "results" / "baselines" / "smoke.json"
+
+
+def genbench(*argv, capsys=None):
+    code = cli.main([str(a) for a in argv])
+    out = capsys.readouterr() if capsys else None
+    return code, out
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("smoke")
+    code = cli.main(["run", "--profile", "smoke", "--out", str(out), "--no-progress"])
+    assert code == 0
+    return out
+
+
+def test_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["run", "--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--profile", "--dataset", "--framework", "--models", "--seeds", "--out", "--device",
+                   "--data-dir", "--fresh", "--steps"):
+        assert option in text
+
+
+def test_list_shows_catalog(capsys):
+    code, out = genbench("list", capsys=capsys)
+    assert code == 0
+    for name in ("vae", "cvae", "gan", "dcgan", "wgan", "wgan-gp", "hinge-gan", "vaegan",
+                 "spectral-norm", "gradient-penalty", "label-smoothing-one", "weight-decay-decoupled"):
+        assert name in out.out
+
+
+def test_data_lists_sources(capsys):
+    code, out = genbench("data", capsys=capsys)
+    assert code == 0
+    assert "mnist" in out.out and "fashion-mnist" in out.out
+
+
+def test_smoke_run_writes_records_grids_and_tables(smoke_run):
+    recs = records.read_records(smoke_run)
+    assert {(r["experiment"], r["framework"]) for r in recs} == {
+        ("gan", "torch"), ("gan", "tensorflow"), ("vae", "torch"), ("vae", "tensorflow")}
+    for r in recs:
+        assert r["status"] == "ok" and r["steps_done"] == 20
+        assert r["spec"]["steps"] == 20 and r["versions"]["torch"] and r["git_revision"]
+        exp_dir = smoke_run / r["id"]
+        with open(exp_dir / "losses.csv") as f:
+            rows = list(csv.DictReader(f))
+        assert len(rows) == 20 and set(r["final_losses"]) <= set(rows[0])
+        # the record's final losses are the mean of the last steps of the CSV
+        for term, value in r["final_losses"].items():
+            assert value == pytest.approx(np.mean([float(x[term]) for x in rows]), rel=1e-9)
+        assert (exp_dir / "samples_final.png").stat().st_size > 0
+        assert "metrics_error" not in r["metrics"], r["metrics"].get("metrics_error")
+    for name in ("results.md", "results.csv", "comparison.md", "comparison.csv"):
+        assert (smoke_run / name).stat().st_size > 0
+    with open(smoke_run / "comparison.csv") as f:
+        header = next(csv.reader(f))
+    assert header[:5] == ["experiment", "dataset", "metric", "torch", "tensorflow"]
+
+
+def test_smoke_twins_agree(smoke_run):
+    """Same initial weights, same batches, same noise: the final losses of the two twins agree
+    to float32 accumulation error over 20 steps (the equivalence suite checks this strictly)."""
+    by = {(r["experiment"], r["framework"]): r for r in records.read_records(smoke_run)}
+    for exp in ("gan", "vae"):
+        a, b = by[(exp, "torch")]["final_losses"], by[(exp, "tensorflow")]["final_losses"]
+        for term in a:
+            assert a[term] == pytest.approx(b[term], rel=1e-3, abs=1e-3), (exp, term)
+
+
+def test_gate_passes_on_committed_baseline(smoke_run, capsys):
+    code, out = genbench("gate", smoke_run, "--baseline", SMOKE_BASELINE, capsys=capsys)
+    assert code == 0, out.out
+    assert "checks passed" in out.out
+
+
+def test_gate_passes_on_own_baseline_and_fails_on_doctored(smoke_run, tmp_path, capsys):
+    base = tmp_path / "own.json"
+    assert genbench("baseline", smoke_run, "--out", base, capsys=capsys)[0] == 0
+    assert genbench("gate", smoke_run, "--baseline", base, capsys=capsys)[0] == 0
+    doc = json.loads(base.read_text())
+    # make the baseline better than the run by 3 tolerances on one directed metric
+    check = next(c for c in doc["checks"] if c["direction"] in ("lower", "higher"))
+    sign = -1 if check["direction"] == "lower" else 1
+    check["value"] += sign * 3 * check["tolerance"]
+    doctored = tmp_path / "doctored.json"
+    doctored.write_text(json.dumps(doc))
+    code, out = genbench("gate", smoke_run, "--baseline", doctored, capsys=capsys)
+    assert code == 1
+    assert "REGRESSED" in out.out and check["metric"] in out.out
+
+
+def test_gate_fails_when_an_experiment_is_missing(smoke_run, tmp_path, capsys):
+    doc = {"checks": [{"experiment": "wgan", "dataset": "mnist", "framework": "torch",
+                       "metric": "final.d_loss", "value": 0.0, "direction": "both", "tolerance": 1.0}]}
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps(doc))
+    code, out = genbench("gate", smoke_run, "--baseline", path, capsys=capsys)
+    assert code == 1 and "missing" in out.out
+
+
+@pytest.mark.parametrize("content,message", [
+    (None, "not found"), ("{not json", "not valid JSON"), ('{"checks": []}', "no 'checks'"),
+    ('{"checks": [{"metric": "fid"}]}', "lacks"),
+])
+def test_gate_bad_baseline_is_a_clear_error(smoke_run, tmp_path, capsys, content, message):
+    path = tmp_path / "b.json"
+    if content is not None:
+        path.write_text(content)
+    code, out = genbench("gate", smoke_run, "--baseline", path, capsys=capsys)
+    assert code == 2 and message in out.err
+
+
+def test_rerun_reuses_finished_records(smoke_run, capsys):
+    before = {p.name: p.stat().st_mtime_ns for p in (smoke_run / "records").iterdir()}
+    code, out = genbench("run", "--profile", "smoke", "--out", smoke_run, "--no-progress", capsys=capsys)
+    assert code == 0 and out.out.count("reused") == 4
+    assert before == {p.name: p.stat().st_mtime_ns for p in (smoke_run / "records").iterdir()}
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["run", "--dataset", "cifar"], "--dataset 'cifar' is not one of"),
+    (["run", "--models", "bigan"], "unknown model 'bigan'"),
+    (["run", "--models", "vae+spectral-norm"], "does not apply to vae"),
+    (["run", "--models", "gan+magic"], "unknown stabilizer 'magic'"),
+    (["gate", "/nonexistent", "--baseline", "x.json"], "has no records/ folder"),
+])
+def test_bad_input_is_one_clear_line(capsys, argv, message):
+    code, out = genbench(*argv, capsys=capsys)
+    assert code == 2
+    assert message in out.err and len(out.err.strip().splitlines()) == 1
+
+
+def test_bad_seeds_are_rejected(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["run", "--seeds", "a,b"])
+    assert e.value.code == 2
+    assert "--seeds takes integers" in capsys.readouterr().err
+
+
+def test_diverging_run_is_recorded_and_matrix_goes_on(tmp_path, monkeypatch):
+    """A NaN loss at step 3 ends that experiment as 'diverged'; the next one still runs."""
+    import impls
+
+    real_load = impls.load
+
+    class Poisoned:
+        def __init__(self, framework):
+            self.inner = real_load(framework)
+
+        def build(self, spec, **kw):
+            trainer = self.inner.build(spec, **kw)
+            step = trainer.train_step
+            count = {"n": 0}
+
+            def train_step(batch, noise):
+                count["n"] += 1
+                out = step(batch, noise)
+                return {k: (math.nan if count["n"] >= 3 and spec.name == "gan" else v) for k, v in out.items()}
+
+            trainer.train_step = train_step
+            return trainer
+
+    monkeypatch.setattr(impls, "load", lambda fw: Poisoned(fw))
+    code = cli.main(["run", "--profile", "smoke", "--framework", "torch", "--out", str(tmp_path),
+                     "--no-progress", "--no-metrics"])
+    assert code == 0
+    status = {r["experiment"]: (r["status"], r["steps_done"]) for r in records.read_records(tmp_path)}
+    assert status == {"gan": ("diverged", 3), "vae": ("ok", 20)}
+    assert "diverged" in (tmp_path / "comparison.md").read_text()
+
+
+def test_records_are_written_atomically(tmp_path, monkeypatch):
+    """A failure while writing leaves the previous record intact and no temporary file behind."""
+    path = tmp_path / "records" / "x.json"
+    records.write_record(path, {"a": 1})
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(records.os, "replace", boom)
+    with pytest.raises(OSError):
+        records.write_record(path, {"a": 2})
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in path.parent.iterdir()] == ["x.json"]
+
+
+def test_nan_in_record_round_trips():
+    assert runner._finite({"a": 1.0}) and not runner._finite({"a": float("inf")})
+    assert math.isnan(records.as_float(records._jsonable(float("nan"))))
