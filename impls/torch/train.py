@@ -124,6 +124,13 @@ class Trainer:
         if self.spec.family == "gan":
             return self._gan_step(x, noise)
         if self.spec.family == "vaegan":
+            if self.variant == "compile":
+                # three gradients from one graph (retain_graph=True): AOTAutograd must not
+                # donate the forward's buffers to the first backward
+                import torch._functorch.config
+
+                with torch._functorch.config.patch(donated_buffer=False):
+                    return self._vaegan_step(x, noise)
             return self._vaegan_step(x, noise)
         return self._vae_step(x, self._onehot(batch.get("y")), noise)
 
