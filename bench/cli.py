@@ -102,9 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tables", help="re-render results.md/comparison.md of a run folder")
     t.add_argument("run_dir", type=Path, metavar="RUN_DIR")
 
-    e = sub.add_parser("eval", help="score a sample set (npz with an 'images' array) against a dataset")
+    e = sub.add_parser("eval", help="score a sample set (npz with an 'images' array) against a dataset",
+                       description="Fidelity (FID, KID, precision/recall, classifier score) and class "
+                                   "coverage of SAMPLES.npz against the dataset's test split. 'images': uint8 "
+                                   "(N, 28, 28) or (N, 1, 28, 28), or floats in [0, 1] / [-1, 1]; for "
+                                   "stacked-mnist uint8 (N, 3, 28, 28) and the 1000-mode coverage.")
     e.add_argument("samples", type=Path, metavar="SAMPLES.npz")
-    e.add_argument("--dataset", choices=("mnist", "fashion-mnist"), required=True)
+    e.add_argument("--dataset", choices=("mnist", "fashion-mnist", "stacked-mnist"), required=True)
 
     te = sub.add_parser("train-evaluator", help="train the evaluator classifier of a dataset")
     te.add_argument("--dataset", choices=("mnist", "fashion-mnist"), required=True)
