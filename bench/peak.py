@@ -56,7 +56,7 @@ def _torch_gemm(n: int, device: str = "cpu"):
 
 
 @functools.lru_cache(maxsize=None)
-def gemm_peak(n: int = 2048, repeats: int = 10, device: str = "cpu") -> dict:
+def gemm_peak(n: int = 2048, repeats: int = 20, device: str = "cpu") -> dict:
     """{"gflops": best GFLOP/s, "library": which one, "n": n, "by_library": {...}}.
 
     device "cuda" times torch on the GPU (TF32 stays as torch leaves it: off for matmul)."""

@@ -29,7 +29,7 @@ TARGET_TORCH_OVER_TF = 1.2  # PyTorch's best step time / TensorFlow's best
 
 CSV_FIELDS = ("kind", "model", "framework", "variant", "device", "batch", "median_ms", "iqr_ms",
               "min_ms", "rounds", "items_per_s", "gflops_per_s", "percent_of_peak", "flops",
-              "first_call_s", "threads", "name")
+              "first_call_s", "threads", "load_avg_1m", "name")
 
 
 def rows_from_json(data: dict) -> list[dict]:
@@ -48,6 +48,7 @@ def rows_from_json(data: dict) -> list[dict]:
             "percent_of_peak": info.get("percent_of_peak"), "flops": info.get("flops"),
             "first_call_s": info.get("first_call_s"), "threads": info.get("threads"),
             "peak_gflops": info.get("peak_gflops"), "peak_library": info.get("peak_library"),
+            "load_avg_1m": info.get("load_avg_1m"),
             "name": b.get("name", ""),
         })
     return rows
@@ -104,11 +105,19 @@ def targets(rows: list[dict]) -> list[dict]:
     else:
         out.append({"target": f"torch best within {TARGET_TORCH_OVER_TF}x of tensorflow best",
                     "measured": "not measured", "met": None})
+    return out
+
+
+def defaults(rows: list[dict]) -> list[dict]:
+    """registry.DEFAULT_VARIANT next to the fastest variant measured on the DCGAN step."""
+    best = best_by_framework(rows, TARGET_MODEL)
+    out = []
     for framework, default in DEFAULT_VARIANT.items():
-        r = best.get(framework)
-        if r is not None:
-            out.append({"target": f"{framework}: default variant ({default}) is the fastest",
-                        "measured": f"fastest: {r['variant']}", "met": r["variant"] == default})
+        mine = [r for r in rows if r["kind"] == "train_step" and r["model"] == TARGET_MODEL
+                and r["framework"] == framework and r["variant"] == default]
+        if framework in best and mine:
+            out.append({"framework": framework, "default": default, "default_ms": mine[0]["median_ms"],
+                        "fastest": best[framework]["variant"], "fastest_ms": best[framework]["median_ms"]})
     return out
 
 
@@ -125,6 +134,10 @@ def render_markdown(data: dict, rows: list[dict], source: str = "") -> str:
     if peak:
         lines.append(f"fp32 GEMM peak measured in the same session (bench/peak.py): "
                      f"**{peak['peak_gflops']:.0f} GFLOP/s** ({peak['peak_library']}).")
+    loads = [r["load_avg_1m"] for r in rows if r.get("load_avg_1m") is not None]
+    if loads:
+        lines.append(f"1-minute load average after each benchmark: {min(loads):.2f} to {max(loads):.2f} "
+                     f"(median {sorted(loads)[len(loads) // 2]:.2f}); other processes' load slows the rows it overlaps.")
     lines += ["", "FLOPs are the dense and conv GEMMs of one step, forward and backward, as "
               "bench/flops.py counts them (D weight gradients are not credited in the generator "
               "step; elementwise work is not counted). Times are medians of the timed rounds; "
@@ -165,6 +178,15 @@ def render_markdown(data: dict, rows: list[dict], source: str = "") -> str:
     lines.append(tabulate([[t["target"], t["measured"], verdict[t["met"]]] for t in targets(rows)],
                           headers=["target", "measured", "verdict"], tablefmt="github", disable_numparse=True))
     lines.append("")
+    chosen = defaults(rows)
+    if chosen:
+        lines += ["Default variants (`registry.DEFAULT_VARIANT`, what `genbench run` trains with) "
+                  f"against the fastest measured here on the {TARGET_MODEL} step:", ""]
+        lines.append(tabulate([[d["framework"], d["default"], _num(d["default_ms"], 2), d["fastest"],
+                                _num(d["fastest_ms"], 2)] for d in chosen],
+                              headers=["framework", "default", "ms/step", "fastest", "ms/step"],
+                              tablefmt="github", disable_numparse=True))
+        lines.append("")
     return "\n".join(lines)
 
 

@@ -23,6 +23,7 @@ returns (torch.cuda.synchronize; TensorFlow's losses come back as Python floats,
 waits for the step).
 """
 
+import os
 import time
 
 import numpy as np
@@ -115,6 +116,8 @@ def _run_benchmark(benchmark, fn):
     once = time.perf_counter() - t0
     rounds = int(min(MAX_ROUNDS, max(MIN_ROUNDS, TARGET_SECONDS / max(once, 1e-6))))
     benchmark.pedantic(fn, rounds=rounds, warmup_rounds=WARMUP_ROUNDS, iterations=1)
+    # other processes' load moves timings on a shared machine: keep it next to them
+    benchmark.extra_info["load_avg_1m"] = round(os.getloadavg()[0], 2)
     stats = getattr(benchmark, "stats", None)  # None under --benchmark-disable
     return first, (stats.stats.median if stats is not None else None)
 
