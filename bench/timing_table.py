@@ -137,7 +137,8 @@ def render_markdown(data: dict, rows: list[dict], source: str = "") -> str:
     loads = [r["load_avg_1m"] for r in rows if r.get("load_avg_1m") is not None]
     if loads:
         lines.append(f"1-minute load average after each benchmark: {min(loads):.2f} to {max(loads):.2f} "
-                     f"(median {sorted(loads)[len(loads) // 2]:.2f}); other processes' load slows the rows it overlaps.")
+                     f"(median {sorted(loads)[len(loads) // 2]:.2f}; the benchmark's own threads count in it); "
+                     "other processes' load slows the rows it overlaps.")
     lines += ["", "FLOPs are the dense and conv GEMMs of one step, forward and backward, as "
               "bench/flops.py counts them (D weight gradients are not credited in the generator "
               "step; elementwise work is not counted). Times are medians of the timed rounds; "
@@ -206,6 +207,9 @@ def atomic_write(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would outlive the rename
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

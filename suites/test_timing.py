@@ -400,6 +400,6 @@ def test_timing_table_renders_targets(tmp_path):
 def test_gemm_peak_is_measured_and_cached():
     from bench import peak
 
-    first = peak.gemm_peak(n=128, repeats=2)
+    first = peak.gemm_peak(sizes=(128,), repeats=2)
     assert first["gflops"] > 0 and first["library"] in first["by_library"]
-    assert peak.gemm_peak(n=128, repeats=2) is first  # once per process
+    assert peak.gemm_peak(sizes=(128,), repeats=2) is first  # once per process
