@@ -247,11 +247,7 @@ def cmd_train_evaluator(a) -> int:
 def cmd_equivalence(a) -> int:
     from . import equivalence
 
-    rows = equivalence.run_equivalence(equivalence.default_cases(full=a.full), steps=a.steps)
-    paths = equivalence.write_table(rows, a.out)
-    print(Path(paths[0] if isinstance(paths, (list, tuple)) else paths).read_text()
-          if paths else "")
-    return 0
+    return equivalence.main(a)  # prints progress and the table; exit 1 if any case is out of tolerance
 
 
 COMMANDS = {"run": cmd_run, "list": cmd_list, "data": cmd_data, "gate": cmd_gate, "baseline": cmd_baseline,
