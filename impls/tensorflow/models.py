@@ -2,8 +2,8 @@
 
 TF quirks handled here: activations are NHWC inside the network (flatten and reshape
 transpose to the canonical C, H, W order so dense weights need no permutation), kernels
-are stored in the Keras layouts (see impls/tensorflow/weights.py), and padding is given
-explicitly instead of "SAME"/"VALID".
+are stored in the Keras layouts (see impls/tensorflow/weights.py), and padding is derived
+from the spec's explicit pads (`_padding`: "SAME" only where it pads exactly those).
 """
 
 import tensorflow as tf
