@@ -1,4 +1,10 @@
-"""Shared pytest options and fixtures for the genbench suites."""
+"""Shared pytest options and fixtures for the genbench suites.
+
+Optional data and GPUs (bench/optional.py): a test that needs a dataset names it with the
+``needs_data("fashion-mnist")`` marker or takes a ``dataset`` parameter; a test that needs CUDA
+is marked ``gpu``. Where the thing is absent the test skips with the line that says how to get
+it, or fails under GENBENCH_REQUIRE_DATA=1 / GENBENCH_REQUIRE_GPU=1 (CI sets the first).
+"""
 
 import os
 
@@ -7,6 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 import numpy as np
 import pytest
 
+from bench import optional
 from impls import FRAMEWORKS
 
 
@@ -16,21 +23,17 @@ def pytest_addoption(parser):
                     help="device for model tests and benchmarks (cuda tests skip without a GPU)")
 
 
-def _cuda_available():
-    try:
-        import torch
-    except ImportError:  # pragma: no cover
-        return False
-    return torch.cuda.is_available()
+def pytest_configure(config):
+    config.addinivalue_line("markers", "needs_data(*datasets): the test reads these image datasets")
 
 
 @pytest.fixture(scope="session")
 def device(request):
     want = request.config.getoption("--device")
     if want == "auto":
-        return "cuda" if _cuda_available() else "cpu"
-    if want == "cuda" and not _cuda_available():
-        pytest.skip("--device cuda: no CUDA device on this machine")
+        return "cpu" if optional.missing_gpu() else "cuda"
+    if want == "cuda":
+        optional.need_gpu()
     return want
 
 
@@ -52,9 +55,31 @@ def rng():
     return np.random.default_rng(1234)
 
 
-def pytest_collection_modifyitems(config, items):
-    if not _cuda_available():
-        skip = pytest.mark.skip(reason="needs a CUDA device; none is present on this machine")
-        for item in items:
-            if "gpu" in item.keywords:
-                item.add_marker(skip)
+def datasets_needed(item) -> list[str]:
+    """Image datasets a test reads: its needs_data markers and its `dataset` parameter."""
+    out = [d for m in item.iter_markers("needs_data") for d in m.args]
+    param = getattr(item, "callspec", None) and item.callspec.params.get("dataset")
+    if isinstance(param, str):
+        out.append(param)
+    return list(dict.fromkeys(out))
+
+
+def pytest_runtest_setup(item):
+    for dataset in datasets_needed(item):
+        optional.need_dataset(dataset)
+    if "gpu" in item.keywords:
+        optional.need_gpu()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line per kind of absence, so a green run says what it did not cover."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    for prefix, variable in ((optional.SKIP_PREFIX_DATA, "GENBENCH_REQUIRE_DATA"),
+                             (optional.SKIP_PREFIX_GPU, "GENBENCH_REQUIRE_GPU")):
+        reasons = [r.longrepr[2] for r in skipped if isinstance(r.longrepr, tuple)
+                   and str(r.longrepr[2]).startswith("Skipped: " + prefix)]
+        if reasons:
+            kinds = sorted({r.removeprefix("Skipped: ") for r in reasons})
+            terminalreporter.write_line(
+                f"genbench: {len(reasons)} test(s) skipped, {prefix[:-1]} ({variable}=1 makes that a "
+                f"failure): " + " | ".join(kinds))
