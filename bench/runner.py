@@ -153,6 +153,7 @@ def run_experiment(spec: ExperimentSpec, framework: str, run_dir, *, device="cpu
         "final_losses": {k: float(np.mean(v[-FINAL_WINDOW:])) for k, v in history.items()},
         "timing": _timing(step_times, spec.batch_size * n_real),
         "variant": getattr(trainer, "variant", None), "device": device,
+        "float32_precision": getattr(trainer, "precision", None),
         "versions": records.versions(), "git_revision": records.git_revision(), "host": records.host(),
     }
     if status == "ok" and metrics:

@@ -13,6 +13,8 @@ Conventions fixed here, once, for both twins:
   ``sqrt(v_hat)``; RMSprop adds ``eps`` outside the square root, ``g / (sqrt(v) + eps)``.
 - Weight decay is either coupled (L2 added to the gradient, ``g += wd * p``) or decoupled
   (``p *= 1 - lr * wd`` before the update, as in AdamW, Loshchilov & Hutter 2019).
+- float32 precision is pinned: ``float32_precision="full"`` turns TF32 off in both twins
+  (PyTorch's cuDNN convolutions and TensorFlow use it on GPUs by default), "tf32" allows it.
 - Label smoothing is written as targets: one-sided keeps fake at 0 and sets real to
   ``1 - label_smoothing``; two-sided also sets fake to ``label_smoothing``.
 """
@@ -33,6 +35,9 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 OPTIMIZERS = ("adam", "rmsprop")
 SMOOTHING_SIDES = ("none", "one", "two")
 DTYPES = ("float32", "float64")
+# float32 matmuls and convolutions: "full" IEEE float32, or "tf32" (10-bit mantissa inputs), which
+# PyTorch's cuDNN convolutions and TensorFlow's GPU kernels use by default on Ampere and newer
+FLOAT32_PRECISIONS = ("full", "tf32")
 
 IMAGE_SHAPE = (1, 28, 28)
 NUM_CLASSES = 10
@@ -122,6 +127,7 @@ class ExperimentSpec:
     steps: int = 1000
     seed: int = 0
     dtype: str = "float32"
+    float32_precision: str = "full"  # pinned in both twins at build; every record says what ran
 
     def __post_init__(self) -> None:
         self.validate()
@@ -182,6 +188,7 @@ class ExperimentSpec:
         _choice("likelihood", self.likelihood, LIKELIHOODS)
         _choice("label_smoothing_sides", self.label_smoothing_sides, SMOOTHING_SIDES)
         _choice("dtype", self.dtype, DTYPES)
+        _choice("float32_precision", self.float32_precision, FLOAT32_PRECISIONS)
         for name in ("generator", "discriminator", "encoder"):
             getattr(self, name).validate(name)
         self.g_optimizer.validate()

@@ -54,6 +54,16 @@ class Optimizer(tf.Module):
                 var.assign_sub(o.lr * grad / (tf.sqrt(v) + o.eps))
 
 
+def set_float32_precision(mode: str) -> dict:
+    """Pin float32 matmul/conv precision process-wide ("full" or "tf32") and return what is set.
+
+    TensorFlow runs float32 matmuls and convolutions in TF32 on Ampere and newer GPUs by default;
+    "full" turns that off, as the PyTorch twin does with its own switches."""
+    tf.config.experimental.enable_tensor_float_32_execution(mode == "tf32")
+    on = tf.config.experimental.tensor_float_32_execution_enabled()
+    return {"mode": mode, "tensorflow.tensor_float_32": "tf32" if on else "ieee"}
+
+
 def make_optimizer(variables, o):
     return Optimizer(variables, o)
 
@@ -66,6 +76,7 @@ class Trainer:
             raise ValueError(f"unknown tensorflow variant {variant!r}: {', '.join(VARIANTS)}")
         self.spec, self.variant = spec, variant
         self.device = "/GPU:0" if device == "cuda" else "/CPU:0"
+        self.precision = set_float32_precision(spec.float32_precision)
         self.dtype = DTYPES[spec.dtype]
         with tf.device(self.device):
             self.nets = {

@@ -53,6 +53,28 @@ def make_optimizer(params, o):
     return torch.optim.RMSprop(params, **kw)
 
 
+def set_float32_precision(mode: str) -> dict:
+    """Pin float32 matmul/conv precision process-wide ("full" or "tf32") and return what is set.
+
+    PyTorch runs cuDNN float32 convolutions in TF32 by default (torch.backends.cudnn.conv), and
+    matmuls in full float32; oneDNN on CPU in full float32 unless told otherwise. "full" pins all
+    of them to IEEE float32, "tf32" allows TF32 on CUDA (CPU kernels stay IEEE in both modes)."""
+    b = torch.backends
+    cuda = "tf32" if mode == "tf32" else "ieee"
+    if hasattr(b.cuda.matmul, "fp32_precision"):  # torch >= 2.9
+        b.cuda.matmul.fp32_precision = cuda
+        b.cudnn.conv.fp32_precision = cuda
+        b.mkldnn.matmul.fp32_precision = "ieee"
+        b.mkldnn.conv.fp32_precision = "ieee"
+        return {"mode": mode, "torch.cuda.matmul": b.cuda.matmul.fp32_precision,
+                "torch.cudnn.conv": b.cudnn.conv.fp32_precision,
+                "torch.mkldnn.matmul": b.mkldnn.matmul.fp32_precision,
+                "torch.mkldnn.conv": b.mkldnn.conv.fp32_precision}
+    b.cuda.matmul.allow_tf32 = b.cudnn.allow_tf32 = mode == "tf32"  # pragma: no cover - older torch
+    return {"mode": mode, "torch.cuda.matmul": "tf32" if b.cuda.matmul.allow_tf32 else "ieee",
+            "torch.cudnn.conv": "tf32" if b.cudnn.allow_tf32 else "ieee"}
+
+
 @functools.cache
 def _keep_freed_memory():
     """Let glibc's malloc reuse freed activation buffers instead of returning them to the OS.
@@ -83,6 +105,7 @@ class Trainer:
             raise ValueError(f"unknown torch variant {variant!r}: {', '.join(VARIANTS)}")
         self.spec, self.variant = spec, variant
         self.device = torch.device(device)
+        self.precision = set_float32_precision(spec.float32_precision)
         if self.device.type == "cpu":
             _keep_freed_memory()
         self.dtype = DTYPES[spec.dtype]
