@@ -13,7 +13,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from . import registry  # noqa: E402
-from .specs import DATASETS, SpecError  # noqa: E402
+from .specs import DATASETS, FLOAT32_PRECISIONS, SpecError  # noqa: E402
 
 FRAMEWORK_CHOICES = ("torch", "tensorflow", "both")
 
@@ -62,10 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--profile", choices=tuple(registry.PROFILES), default="quick",
                    help="budget: " + "; ".join(f"{k} = {v['steps']} steps" for k, v in registry.PROFILES.items())
                    + " (default quick)")
-    r.add_argument("--dataset", default="mnist",
-                   help=f"one or more of {', '.join(DATASETS)}, comma-separated (default mnist)")
+    r.add_argument("--dataset", default=None,
+                   help=f"one or more of {', '.join(DATASETS)}, comma-separated (default mnist; the ci "
+                        "profile has its own matrix of datasets and models)")
     r.add_argument("--framework", choices=FRAMEWORK_CHOICES, default="both", help="twin(s) to train (default both)")
-    r.add_argument("--models", type=_models, default=[(m, ()) for m in registry.DEFAULT_MODELS],
+    r.add_argument("--models", type=_models, default=None,
                    help="comma-separated models, each optionally with stabilizers joined by '+', e.g. "
                         "'gan,dcgan+spectral-norm,vae+dropout'; 'all' = every model bare; 'matrix' = the "
                         "study's seed matrix (default: gan,vae). `genbench list` shows the catalog")
@@ -74,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, default=None,
                    help="run folder (default results/runs/<profile>-<timestamp>); reuse one to resume")
     r.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="device (default cpu)")
+    r.add_argument("--float32-precision", choices=FLOAT32_PRECISIONS, default="full",
+                   help="float32 matmuls/convolutions on GPUs: full IEEE float32 (default) or tf32, which "
+                        "PyTorch's cuDNN and TensorFlow use by default on Ampere and newer; every record "
+                        "says which ran")
     r.add_argument("--data-dir", type=Path, default=None,
                    help="your own dataset copy: IDX folder (gz or not), Keras mnist.npz, or torchvision root")
     r.add_argument("--fresh", action="store_true", help="retrain experiments that already have a record")
@@ -88,9 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("gate", help="compare a run with a baseline; exit 1 on regression",
                        description="Compare RUN_DIR's metrics (mean over seeds) with a baseline file, "
                                    "metric by metric, each with a direction and a tolerance. Prints a "
-                                   "table; exit code 1 when any check regressed, 2 on bad input.")
+                                   "table; exit code 0 when every check passed, 1 when any check regressed, "
+                                   "2 on bad input (no run, unreadable baseline, or a baseline of another "
+                                   "profile, step budget or genbench version).")
     g.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    g.add_argument("--baseline", type=Path, required=True, metavar="FILE", help="e.g. results/baselines/smoke.json")
+    g.add_argument("--baseline", type=Path, required=True, metavar="FILE", help="e.g. results/baselines/ci.json")
+    g.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the checks as JSON")
+    g.add_argument("--junit", type=Path, default=None, metavar="FILE",
+                   help="also write JUnit XML, one testcase per check (for CI test reports)")
 
     b = sub.add_parser("baseline", help="make a baseline file from a run (ideally several seeds)")
     b.add_argument("run_dir", type=Path, metavar="RUN_DIR")
@@ -98,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--k-std", type=float, default=4.0, help="tolerance = max(k std, rel-floor |mean|, abs-floor)")
     b.add_argument("--rel-floor", type=float, default=0.1)
     b.add_argument("--abs-floor", type=float, default=0.05)
+    b.add_argument("--losses", action="store_true",
+                   help="also gate every final loss term (direction both); off by default, since a loss "
+                        "that changed is not a model that got worse")
+    b.add_argument("--no-untrained", action="store_true",
+                   help="do not score the untrained models (by default checks whose band contains the "
+                        "untrained value are left out)")
 
     t = sub.add_parser("tables", help="re-render results.md/comparison.md of a run folder")
     t.add_argument("run_dir", type=Path, metavar="RUN_DIR")
@@ -123,8 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(a) -> int:
-    datasets = [d.strip() for d in a.dataset.split(",") if d.strip()]
-    for d in datasets:
+    datasets = [d.strip() for d in a.dataset.split(",") if d.strip()] if a.dataset else None
+    for d in datasets or ():
         if d not in DATASETS:
             raise UsageError(f"--dataset {d!r} is not one of {', '.join(DATASETS)}")
     frameworks = ("torch", "tensorflow") if a.framework == "both" else (a.framework,)
@@ -136,12 +152,8 @@ def cmd_run(a) -> int:
             if device == "cuda":
                 raise UsageError("--device cuda: no CUDA device here; use --device cpu")
             device = "cpu"
-    specs = []
-    for ds in datasets:
-        for model, stabs in a.models:
-            for seed in a.seeds:
-                specs.append(registry.experiment(model, stabs, dataset=ds, profile=a.profile, seed=seed,
-                                                 steps=a.steps))
+    specs = registry.profile_experiments(a.profile, a.models, datasets, a.seeds, a.steps,
+                                         float32_precision=a.float32_precision)
     if a.data_dir is None:  # fail before any training if a dataset is missing
         from . import data
 
@@ -166,7 +178,8 @@ def cmd_run(a) -> int:
                 continue
             try:
                 rec = run_experiment(spec, fw, out, device=device, data_dir=a.data_dir,
-                                     progress=not a.no_progress, metrics=not a.no_metrics, n_eval=n_eval)
+                                     progress=not a.no_progress, metrics=not a.no_metrics, n_eval=n_eval,
+                                     profile=a.profile)
             except KeyboardInterrupt:
                 print(f"  [{eid}] interrupted; finished records are kept in {out}", flush=True)
                 interrupted = True
@@ -208,7 +221,7 @@ def cmd_gate(a) -> int:
 
     if not (a.run_dir / "records").is_dir():
         raise UsageError(f"{a.run_dir} has no records/ folder: pass the --out folder of a `genbench run`")
-    ok, report = gate(a.run_dir, a.baseline)
+    ok, report = gate(a.run_dir, a.baseline, json_path=a.json, junit_path=a.junit)
     print(report)
     return 0 if ok else 1
 
@@ -216,7 +229,8 @@ def cmd_gate(a) -> int:
 def cmd_baseline(a) -> int:
     from .gate import make_baseline
 
-    path = make_baseline(a.run_dir, a.out, k_std=a.k_std, rel_floor=a.rel_floor, abs_floor=a.abs_floor)
+    path = make_baseline(a.run_dir, a.out, k_std=a.k_std, rel_floor=a.rel_floor, abs_floor=a.abs_floor,
+                         losses=a.losses, untrained=not a.no_untrained, command=" ".join(sys.argv))
     print(f"wrote {path}")
     return 0
 

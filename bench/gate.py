@@ -1,24 +1,35 @@
 """The regression gate: compare a run's metrics with a committed baseline.
 
 A baseline (results/baselines/*.json) lists checks:
-  {"experiment", "dataset", "framework", "metric", "value", "direction", "tolerance"}
+  {"experiment", "dataset", "framework", "metric", "value", "direction", "tolerance",
+   "untrained", "steps"}
 direction "lower" (lower is better: regressed if current > value + tolerance), "higher"
 (regressed if current < value - tolerance) or "both" (regressed if |current - value| >
 tolerance). The current value is the mean over the run's seeds; a check whose experiment is
-missing from the run, or whose value is NaN/inf, fails. `make_baseline` derives each
-tolerance from the spread over seeds: max(k * std, rel_floor * |mean|, abs_floor).
+missing from the run, or whose value is NaN/inf, fails.
+
+`make_baseline` derives each tolerance from the spread over seeds, max(k * std, rel_floor *
+|mean|, abs_floor), and scores the same experiments untrained (their initial weights, the
+same metric code and sample seeds): a check whose band contains the untrained model's value
+cannot tell a trained model from an untrained one, so it is left out and reported.
+
+A baseline also names its profile, the genbench version and each experiment's step budget; a
+run of another profile or budget, or a baseline of another genbench version, is bad input
+(BaselineError, exit code 2), not a regression. `gate` results can be written as JSON and as
+JUnit XML (one testcase per check) for CI systems.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 from tabulate import tabulate
 
-from .records import as_float, atomic_write_text, read_records
+from .records import as_float, atomic_write_text, read_records, versions
 from .tables import flat_row
 
 DIRECTIONS = {
@@ -27,7 +38,8 @@ DIRECTIONS = {
     "precision": "higher", "recall": "higher", "isc_mean": "higher",
     "test_elbo": "higher", "knn_accuracy": "higher", "iwae_nll": "lower",
 }
-GATED_PREFIXES = ("final.",)  # loss terms: "both"
+GATED_PREFIXES = ("final.",)  # loss terms: "both", only with make_baseline(losses=True)
+BASELINE_SCHEMA = 2
 
 
 class BaselineError(ValueError):
@@ -46,7 +58,29 @@ def current_values(run_dir) -> dict[tuple, dict[str, list[float]]]:
         for k, v in row.items():
             if k not in ("experiment", "dataset", "framework"):
                 vals.setdefault(k, []).append(v if k == "status" else as_float(v))
+        vals.setdefault("spec.steps", []).append(float(rec["spec"]["steps"]))
     return out
+
+
+def _genbench_version() -> str:
+    return versions().get("genbench", "unknown")
+
+
+def check_compatible(run_dir, baseline: dict, path) -> None:
+    """A baseline judges runs of its own profile, budgets and genbench version, nothing else."""
+    want = baseline.get("genbench_version")
+    have = _genbench_version()
+    if want and want != have:
+        raise BaselineError(f"baseline {path} was made by genbench {want}, this is {have}: refresh it "
+                            f"on purpose with `genbench baseline RUN_DIR --out {path}`")
+    current = current_values(run_dir)
+    for c in baseline["checks"]:
+        key = (c["experiment"], c["dataset"], c["framework"])
+        steps = current.get(key, {}).get("spec.steps")
+        if steps and c.get("steps") is not None and any(s != c["steps"] for s in steps):
+            raise BaselineError(
+                f"{'/'.join(key)} ran {int(steps[0])} steps, baseline {path} was made at {c['steps']} "
+                f"(profile {baseline.get('profile')}): gate a run of the baseline's own profile")
 
 
 def load_baseline(path) -> dict:
@@ -92,7 +126,7 @@ def evaluate(run_dir, baseline: dict) -> list[dict]:
                 ok, why = abs(now - value) <= tol, "changed"
         rows.append({**key_dict(key), "metric": c["metric"], "baseline": value, "current": now,
                      "delta": now - value, "tolerance": tol, "direction": direction,
-                     "result": "ok" if ok else f"REGRESSED: {why}"})
+                     "untrained": c.get("untrained"), "result": "ok" if ok else f"REGRESSED: {why}"})
     return rows
 
 
@@ -102,26 +136,110 @@ def key_dict(key) -> dict:
 
 def format_report(rows: list[dict]) -> str:
     cols = ["experiment", "dataset", "framework", "metric", "baseline", "current", "delta", "tolerance",
-            "direction", "result"]
-    return tabulate([[r[c] for c in cols] for r in rows], headers=cols, tablefmt="github", floatfmt=".4g")
+            "direction", "untrained", "result"]
+    return tabulate([["-" if r[c] is None else r[c] for c in cols] for r in rows], headers=cols,
+                    tablefmt="github", floatfmt=".4g")
 
 
-def gate(run_dir, baseline_path) -> tuple[bool, str]:
-    rows = evaluate(run_dir, load_baseline(baseline_path))
+def check_name(r: dict) -> str:
+    return f"{r['experiment']}/{r['dataset']}/{r['framework']}/{r['metric']}"
+
+
+def to_json(rows: list[dict], baseline_path) -> str:
+    failed = [check_name(r) for r in rows if r["result"] != "ok"]
+    doc = {"baseline": str(baseline_path), "passed": not failed, "n_checks": len(rows),
+           "n_failed": len(failed), "failed": failed,
+           "checks": [{**r, "name": check_name(r)} for r in rows]}
+    return json.dumps(doc, indent=2, default=lambda v: None if v != v else v) + "\n"
+
+
+def to_junit(rows: list[dict], baseline_path) -> str:
+    """JUnit XML: one testsuite, one testcase per check (classname experiment.dataset.framework)."""
     failed = [r for r in rows if r["result"] != "ok"]
+    suite = ET.Element("testsuite", name="genbench gate", tests=str(len(rows)), failures=str(len(failed)),
+                       errors="0", skipped="0")
+    ET.SubElement(ET.SubElement(suite, "properties"), "property", name="baseline", value=str(baseline_path))
+    for r in rows:
+        case = ET.SubElement(suite, "testcase", classname=f"{r['experiment']}.{r['dataset']}.{r['framework']}",
+                             name=r["metric"], time="0")
+        detail = (f"current {r['current']:.6g}, baseline {r['baseline']:.6g}, tolerance {r['tolerance']:.6g}, "
+                  f"direction {r['direction']}")
+        if r["result"] != "ok":
+            ET.SubElement(case, "failure", message=f"{r['result']}: {detail}", type="regression").text = detail
+        else:
+            ET.SubElement(case, "system-out").text = detail
+    root = ET.Element("testsuites", tests=str(len(rows)), failures=str(len(failed)))
+    root.append(suite)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def gate(run_dir, baseline_path, json_path=None, junit_path=None) -> tuple[bool, str]:
+    baseline = load_baseline(baseline_path)
+    check_compatible(run_dir, baseline, baseline_path)
+    rows = evaluate(run_dir, baseline)
+    failed = [r for r in rows if r["result"] != "ok"]
+    if json_path:
+        atomic_write_text(json_path, to_json(rows, baseline_path))
+    if junit_path:
+        atomic_write_text(junit_path, to_junit(rows, baseline_path))
     summary = f"{len(rows) - len(failed)}/{len(rows)} checks passed"
+    if failed:
+        summary += "; regressed: " + ", ".join(check_name(r) for r in failed)
     return not failed, format_report(rows) + "\n\n" + summary
 
 
+def untrained_values(run_dir) -> dict[tuple, dict[str, float]]:
+    """Every metric of each experiment in the run, scored on its untrained model: the initial
+    weights of the recorded spec and seed, with the runner's own metric code and sample seed."""
+    import impls
+
+    from .metrics import metrics_for
+    from .runner import EVAL_SEED_KEY
+    from .specs import ExperimentSpec
+
+    out: dict[tuple, dict[str, list[float]]] = {}
+    seen = set()
+    for rec in read_records(run_dir):
+        spec = ExperimentSpec.from_dict(rec["spec"])
+        key = (rec["experiment"], rec["dataset"], rec["framework"])
+        if (key, spec.seed) in seen:
+            continue
+        seen.add((key, spec.seed))
+        trainer = impls.load(rec["framework"]).build(spec)
+        got = metrics_for(spec, trainer, np.random.default_rng([spec.seed, EVAL_SEED_KEY]),
+                          n_samples=rec.get("n_eval", 2000))
+        for k, v in got.items():
+            out.setdefault(key, {}).setdefault(k, []).append(float(v))
+    return {key: {k: float(np.mean(v)) for k, v in vals.items()} for key, vals in out.items()}
+
+
+def band_contains(check: dict, x: float) -> bool:
+    value, tol = check["value"], check["tolerance"]
+    if check["direction"] == "lower":
+        return x <= value + tol
+    if check["direction"] == "higher":
+        return x >= value - tol
+    return abs(x - value) <= tol
+
+
 def make_baseline(run_dir, out_path, *, k_std=4.0, rel_floor=0.1, abs_floor=0.05, profile=None,
-                  command=None) -> Path:
-    """A baseline from a run (ideally several seeds): every loss term and every directed metric."""
+                  command=None, losses=False, untrained=True, log=print) -> Path:
+    """A baseline from a run with several seeds: every directed quality metric (and with losses=True
+    every final loss term, direction "both"). With untrained=True (the default) each check also
+    stores the untrained model's value, and a check whose band contains it is left out."""
     checks = []
+    records = read_records(run_dir)
+    steps = {(r["experiment"], r["dataset"], r["framework"]): r["spec"]["steps"] for r in records}
+    profiles = {r.get("profile") for r in records} - {None}
+    profile = profile or (profiles.pop() if len(profiles) == 1 else None)
     for key, vals in sorted(current_values(run_dir).items()):
         if vals.get("status") and any(s != "ok" for s in vals["status"]):
             raise BaselineError(f"{key} did not finish ok in {run_dir}; a baseline needs clean runs")
         for metric, vs in sorted(vals.items()):
-            direction = DIRECTIONS.get(metric, "both" if metric.startswith(GATED_PREFIXES) else None)
+            direction = DIRECTIONS.get(metric)
+            if direction is None and losses and metric.startswith(GATED_PREFIXES):
+                direction = "both"
             if direction is None:
                 continue
             arr = np.asarray(vs, dtype=float)
@@ -131,9 +249,25 @@ def make_baseline(run_dir, out_path, *, k_std=4.0, rel_floor=0.1, abs_floor=0.05
             std = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
             tol = max(k_std * std, rel_floor * abs(mean), abs_floor)
             checks.append({**key_dict(key), "metric": metric, "value": mean, "direction": direction,
-                           "tolerance": tol, "seeds": len(arr), "std": std})
+                           "tolerance": tol, "seeds": len(arr), "std": std, "steps": steps[key],
+                           "untrained": None})
+    if untrained:
+        base = untrained_values(run_dir)
+        kept = []
+        for c in checks:
+            u = base.get((c["experiment"], c["dataset"], c["framework"]), {}).get(c["metric"])
+            c["untrained"] = u
+            if u is not None and band_contains(c, u):
+                log(f"left out {check_name(c)}: band {c['value']:.4g} +- {c['tolerance']:.4g} ({c['direction']} "
+                    f"is better) contains the untrained value {u:.4g}")
+                continue
+            kept.append(c)
+        checks = kept
     if not checks:
         raise BaselineError(f"no gated metrics found under {run_dir}")
-    doc = {"profile": profile, "command": command, "rule": f"tolerance = max({k_std} std over seeds, "
-           f"{rel_floor} |mean|, {abs_floor})", "checks": checks}
+    doc = {"schema": BASELINE_SCHEMA, "profile": profile, "genbench_version": _genbench_version(),
+           "command": command,
+           "rule": f"tolerance = max({k_std} std over seeds, {rel_floor} |mean|, {abs_floor}); checks whose "
+                   f"band contains the untrained model's value are left out",
+           "checks": checks}
     return atomic_write_text(out_path, json.dumps(doc, indent=2) + "\n")

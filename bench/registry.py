@@ -120,12 +120,46 @@ STABILIZERS: dict[str, Stabilizer] = {s.name: s for s in (
                lambda s: s.with_(gradient_penalty=True, weight_clip=0.0)),
 )}
 
+# The 2-D mixtures (ring8, grid25) take the classic small setup of the mode-collapse literature
+# (VEEGAN, PacGAN, the WGAN-GP toy experiments): MLPs of 128 units, a 2-D latent, batch 256,
+# Adam 1e-3; critics (Wasserstein, hinge) learn 10x faster than G (TTUR, Heusel et al. 2017),
+# since with equal rates the critic lags and G's samples wander for thousands of steps.
+MIXTURE_G = NetSpec(hidden=(128, 128), activation="relu")
+MIXTURE_D = NetSpec(hidden=(128, 128), activation="leaky_relu", leaky_slope=0.2)
+ADAM_MIXTURE = OptimizerSpec(kind="adam", lr=1e-3, beta1=0.5, beta2=0.999, eps=1e-8)
+ADAM_MIXTURE_CRITIC = OptimizerSpec(kind="adam", lr=1e-3, beta1=0.5, beta2=0.9, eps=1e-8)
+ADAM_MIXTURE_G_TTUR = OptimizerSpec(kind="adam", lr=1e-4, beta1=0.5, beta2=0.9, eps=1e-8)
+
+
+def for_mixture(spec: ExperimentSpec, dataset: str) -> ExperimentSpec:
+    """A GAN of the catalog, moved to a 2-D mixture: same loss, n_critic, GP and clipping."""
+    if spec.family != "gan":
+        raise SpecError(f"dataset {dataset} is 2-D: only the GANs apply ({', '.join(m for m in MODELS if MODELS[m].family == 'gan')})")
+    critic = spec.loss in ("wasserstein", "wgan-gp", "hinge")
+    return spec.with_(dataset=dataset, architecture="mlp", latent_dim=2, batch_size=256,
+                      generator=MIXTURE_G, discriminator=MIXTURE_D,
+                      g_optimizer=ADAM_MIXTURE_G_TTUR if critic else ADAM_MIXTURE,
+                      d_optimizer=ADAM_MIXTURE_CRITIC if critic else ADAM_MIXTURE)
+
+
 PROFILES = {
     # steps per experiment; metric sample counts for the runner
     "smoke": {"steps": 20, "n_eval": 500, "grid_every": 10},
+    "ci": {"steps": 1000, "n_eval": 2000, "grid_every": 1000},
     "quick": {"steps": 3000, "n_eval": 2000, "grid_every": 1000},
     "full": {"steps": 20000, "n_eval": 10000, "grid_every": 2000},
 }
+
+# The CI profile's own matrix (`genbench run --profile ci` without --models/--dataset): small
+# problems on which a few hundred to two thousand steps move every gated metric far from the
+# untrained model's value, so that results/baselines/ci.json can fail (README, "The CI gate").
+# (model, stabilizers, dataset, steps)
+CI_MATRIX = (
+    ("gan", (), "ring8", 2000),
+    ("wgan-gp", (), "ring8", 1000),
+    ("gan", (), "mnist", 1500),
+    ("vae", (), "mnist", 1000),
+)
 
 DEFAULT_MODELS = ("gan", "vae")
 
@@ -156,6 +190,8 @@ def experiment(model: str, stabilizers=(), dataset: str | None = None, profile: 
     if profile not in PROFILES:
         raise SpecError(f"unknown profile {profile!r}: {', '.join(PROFILES)}")
     spec = MODELS[model]
+    if dataset in ("ring8", "grid25"):
+        spec = for_mixture(spec, dataset)
     for name in stabilizers:
         if name not in STABILIZERS:
             raise SpecError(f"unknown stabilizer {name!r}: {', '.join(STABILIZERS)}")
@@ -167,6 +203,18 @@ def experiment(model: str, stabilizers=(), dataset: str | None = None, profile: 
     if dataset:
         changes["dataset"] = dataset
     return spec.with_(**changes)
+
+
+def profile_experiments(profile: str, models=None, datasets=None, seeds=(0,), steps=None,
+                        **overrides) -> list[ExperimentSpec]:
+    """The specs of a run: models x datasets x seeds, or the CI profile's own matrix when neither
+    models nor datasets are given. Specs come out in run order (dataset, model, seed)."""
+    if profile == "ci" and models is None and datasets is None:
+        return [experiment(m, stabs, dataset=ds, profile=profile, seed=seed, steps=steps or n, **overrides)
+                for m, stabs, ds, n in CI_MATRIX for seed in seeds]
+    models = models if models is not None else [(m, ()) for m in DEFAULT_MODELS]
+    return [experiment(m, stabs, dataset=ds, profile=profile, seed=seed, steps=steps, **overrides)
+            for ds in (datasets or ["mnist"]) for m, stabs in models for seed in seeds]
 
 
 def applicable(model: str) -> list[str]:

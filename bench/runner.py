@@ -23,6 +23,7 @@ from .specs import NUM_CLASSES, ExperimentSpec
 
 FINAL_WINDOW = 50  # final losses are means over the last steps, not one noisy step
 GRID_SIZE = 64
+EVAL_SEED_KEY = 4  # metrics draw their samples from default_rng([seed, EVAL_SEED_KEY])
 
 
 def experiment_id(spec: ExperimentSpec, framework: str) -> str:
@@ -91,7 +92,7 @@ def _finite(losses: dict) -> bool:
 
 
 def run_experiment(spec: ExperimentSpec, framework: str, run_dir, *, device="cpu", variant=None,
-                   data_dir=None, progress=True, metrics=True, n_eval=2000) -> dict:
+                   data_dir=None, progress=True, metrics=True, n_eval=2000, profile=None) -> dict:
     """Train `spec` in `framework`, write its files under run_dir, return its record."""
     import impls
 
@@ -153,7 +154,7 @@ def run_experiment(spec: ExperimentSpec, framework: str, run_dir, *, device="cpu
         "final_losses": {k: float(np.mean(v[-FINAL_WINDOW:])) for k, v in history.items()},
         "timing": _timing(step_times, spec.batch_size * n_real),
         "variant": getattr(trainer, "variant", None), "device": device,
-        "float32_precision": getattr(trainer, "precision", None),
+        "float32_precision": getattr(trainer, "precision", None), "profile": profile, "n_eval": n_eval,
         "versions": records.versions(), "git_revision": records.git_revision(), "host": records.host(),
     }
     if status == "ok" and metrics:
@@ -188,7 +189,7 @@ def _metrics(spec, trainer, history, n_eval, data_dir) -> dict:
     try:
         from .metrics import metrics_for
 
-        out.update(metrics_for(spec, trainer, np.random.default_rng([spec.seed, 4]), n_samples=n_eval,
+        out.update(metrics_for(spec, trainer, np.random.default_rng([spec.seed, EVAL_SEED_KEY]), n_samples=n_eval,
                                data_dir=data_dir))
     except Exception as e:  # noqa: BLE001 - recorded, the rest of the matrix goes on
         out["metrics_error"] = f"{type(e).__name__}: {e}"
