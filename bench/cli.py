@@ -231,6 +231,9 @@ def cmd_baseline(a) -> int:
 
     path = make_baseline(a.run_dir, a.out, k_std=a.k_std, rel_floor=a.rel_floor, abs_floor=a.abs_floor,
                          losses=a.losses, untrained=not a.no_untrained, command=" ".join(sys.argv))
+    from .gate import baseline_table
+
+    print(baseline_table(json.loads(path.read_text())))
     print(f"wrote {path}")
     return 0
 

@@ -189,6 +189,20 @@ def gate(run_dir, baseline_path, json_path=None, junit_path=None) -> tuple[bool,
     return not failed, format_report(rows) + "\n\n" + summary
 
 
+def baseline_table(doc: dict) -> str:
+    """Each check with its untrained value, trained value and band (markdown)."""
+    rows = []
+    for c in doc["checks"]:
+        lo, hi = {"lower": (None, c["value"] + c["tolerance"]), "higher": (c["value"] - c["tolerance"], None),
+                  "both": (c["value"] - c["tolerance"], c["value"] + c["tolerance"])}[c["direction"]]
+        band = (f"<= {hi:.4g}" if lo is None else f">= {lo:.4g}" if hi is None else f"{lo:.4g} .. {hi:.4g}")
+        rows.append([c["experiment"], c["dataset"], c["framework"], c["metric"], c.get("steps"),
+                     "-" if c.get("untrained") is None else f"{c['untrained']:.4g}",
+                     f"{c['value']:.4g} ± {c.get('std', 0.0):.2g} ({c.get('seeds', '?')} seeds)", band])
+    return tabulate(rows, headers=["experiment", "dataset", "framework", "metric", "steps", "untrained",
+                                   "trained (mean ± std)", "passes when"], tablefmt="github")
+
+
 def untrained_values(run_dir) -> dict[tuple, dict[str, float]]:
     """Every metric of each experiment in the run, scored on its untrained model: the initial
     weights of the recorded spec and seed, with the runner's own metric code and sample seed."""
