@@ -54,6 +54,10 @@ class Optimizer(tf.Module):
                 var.assign_sub(o.lr * grad / (tf.sqrt(v) + o.eps))
 
 
+def make_optimizer(variables, o):
+    return Optimizer(variables, o)
+
+
 def set_float32_precision(mode: str) -> dict:
     """Pin float32 matmul/conv precision process-wide ("full" or "tf32") and return what is set.
 
@@ -62,10 +66,6 @@ def set_float32_precision(mode: str) -> dict:
     tf.config.experimental.enable_tensor_float_32_execution(mode == "tf32")
     on = tf.config.experimental.tensor_float_32_execution_enabled()
     return {"mode": mode, "tensorflow.tensor_float_32": "tf32" if on else "ieee"}
-
-
-def make_optimizer(variables, o):
-    return Optimizer(variables, o)
 
 
 class Trainer:
