@@ -22,19 +22,46 @@ class UsageError(Exception):
     """Bad input from the command line: printed as one line, exit code 2."""
 
 
+# None: the profile's own choice (registry.profile_experiments: mnist and gan,vae; the ci profile's matrix)
+RUN_DEFAULTS = {"profile": "quick", "dataset": None, "framework": "both", "models": None, "seeds": "0", "steps": None,
+                "device": "cpu", "float32_precision": "full", "data_dir": None, "no_metrics": False}
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
 def _seeds(text: str) -> list[int]:
-    """'0,1,2' or '0-2' -> [0, 1, 2]."""
-    try:
-        out = []
-        for part in text.split(","):
-            if "-" in part.strip()[1:]:
-                lo, hi = part.split("-", 1)
-                out += list(range(int(lo), int(hi) + 1))
+    """'0,1,2' or '0-2' -> [0, 1, 2]; UsageError (one line) for anything else."""
+    out = []
+    for part in str(text).split(","):
+        part = part.strip()
+        try:
+            if "-" in part[1:]:
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if lo > hi:
+                    raise UsageError(f"--seeds {text!r}: {part} is an empty range ({lo} > {hi}); write low-high, "
+                                     f"e.g. {hi}-{lo}")
+                out += list(range(lo, hi + 1))
             else:
                 out.append(int(part))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--seeds takes integers like '0,1,2' or '0-4', got {text!r}") from None
+        except ValueError:
+            raise UsageError(f"--seeds takes integers like '0,1,2' or '0-4', got {text!r}") from None
+    if any(s < 0 for s in out):
+        raise UsageError(f"--seeds {text!r}: seeds must be >= 0")
+    dup = sorted({s for s in out if out.count(s) > 1})
+    if dup:
+        raise UsageError(f"--seeds {text!r}: seed {dup[0]} appears twice")
     return out
+
+
+def _steps(text) -> int | None:
+    if text is None:
+        return None
+    try:
+        steps = int(text)
+    except ValueError:
+        raise UsageError(f"--steps takes a positive integer, got {text!r}") from None
+    if steps < 1:
+        raise UsageError(f"--steps must be >= 1, got {steps}")
+    return steps
 
 
 def _models(text: str) -> list[tuple[str, tuple[str, ...]]]:
@@ -42,7 +69,10 @@ def _models(text: str) -> list[tuple[str, tuple[str, ...]]]:
         return list(registry.SEED_MATRIX)
     if text == "all":
         return [(m, ()) for m in registry.MODELS]
-    return [registry.parse_model(t) for t in text.split(",") if t.strip()]
+    out = [registry.parse_model(t) for t in text.split(",") if t.strip()]
+    if not out:
+        raise UsageError(f"--models {text!r} names no model; `genbench list` shows the catalog")
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,33 +85,51 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    r = sub.add_parser("run", help="train experiments, write records, sample grids and tables",
-                       description="Train each experiment (model x stabilizers x dataset x seed x framework) "
-                                   "for the profile's budget, then render results.md and comparison.md. "
-                                   "Completed experiments already in --out are reused (see --fresh).")
-    r.add_argument("--profile", choices=tuple(registry.PROFILES), default="quick",
+    r = sub.add_parser(
+        "run", help="train experiments, write records, sample grids and tables",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train each experiment (model x stabilizers x dataset x seed x framework) for the "
+                    "profile's budget, save its trained state, evaluate it, then render results.md and "
+                    "comparison.md.\n\nResuming: `genbench run --resume RUN_DIR` runs RUN_DIR's recorded "
+                    "command again (RUN_DIR/run.json). Any run into an existing folder (--out or --resume) "
+                    "reuses an experiment's record only when its identity hash matches (the resolved spec "
+                    "plus framework, variant, device, profile and evaluation budget), evaluates a trained "
+                    "one from its saved state, and retrains the rest; a record of another configuration "
+                    "of the same experiment moves to records/superseded/, an unreadable one to "
+                    "records/corrupt/. Nothing is deleted.",
+        epilog="exit status: 0 every experiment ok (or diverged: a result, shown in the tables); 1 an "
+               "experiment failed in training or evaluation (metrics_failed), or a file could not be "
+               "written (disk full); 2 bad input (nothing trained); 130 interrupted (Ctrl-C: finished "
+               "work is kept, --resume continues).")
+    r.add_argument("--profile", choices=tuple(registry.PROFILES), default=None,
                    help="budget: " + "; ".join(f"{k} = {v['steps']} steps" for k, v in registry.PROFILES.items())
                    + " (default quick)")
     r.add_argument("--dataset", default=None,
                    help=f"one or more of {', '.join(DATASETS)}, comma-separated (default mnist; the ci "
                         "profile has its own matrix of datasets and models)")
-    r.add_argument("--framework", choices=FRAMEWORK_CHOICES, default="both", help="twin(s) to train (default both)")
-    r.add_argument("--models", type=_models, default=None,
+    r.add_argument("--framework", choices=FRAMEWORK_CHOICES, default=None, help="twin(s) to train (default both)")
+    r.add_argument("--models", default=None,
                    help="comma-separated models, each optionally with stabilizers joined by '+', e.g. "
                         "'gan,dcgan+spectral-norm,vae+dropout'; 'all' = every model bare; 'matrix' = the "
                         "study's seed matrix (default: gan,vae). `genbench list` shows the catalog")
-    r.add_argument("--seeds", type=_seeds, default=[0], help="seeds, e.g. '0,1,2' or '0-4' (default 0)")
-    r.add_argument("--steps", type=int, default=None, help="override the profile's step budget")
+    r.add_argument("--seeds", default=None, help="seeds, e.g. '0,1,2' or '0-4' (default 0)")
+    r.add_argument("--steps", default=None, help="override the profile's step budget (>= 1)")
     r.add_argument("--out", type=Path, default=None,
-                   help="run folder (default results/runs/<profile>-<timestamp>); reuse one to resume")
-    r.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu", help="device (default cpu)")
-    r.add_argument("--float32-precision", choices=FLOAT32_PRECISIONS, default="full",
+                   help="run folder (default results/runs/<profile>-<timestamp>); an existing one is continued: "
+                        "records with the same identity hash are reused")
+    r.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                   help="continue RUN_DIR with the options recorded in RUN_DIR/run.json (only --no-progress "
+                        "may be added)")
+    r.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None, help="device (default cpu)")
+    r.add_argument("--float32-precision", choices=FLOAT32_PRECISIONS, default=None,
                    help="float32 matmuls/convolutions on GPUs: full IEEE float32 (default) or tf32, which "
                         "PyTorch's cuDNN and TensorFlow use by default on Ampere and newer; every record "
                         "says which ran")
     r.add_argument("--data-dir", type=Path, default=None,
                    help="your own dataset copy: IDX folder (gz or not), Keras mnist.npz, or torchvision root")
-    r.add_argument("--fresh", action="store_true", help="retrain experiments that already have a record")
+    r.add_argument("--fresh", action="store_true",
+                   help="retrain experiments that already have a record (the old record moves to "
+                        "records/superseded/)")
     r.add_argument("--no-metrics", action="store_true", help="skip quality metrics (losses and timing only)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -138,13 +186,55 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _run_options(a) -> tuple[dict, Path | None]:
+    """The run's options (RUN_DEFAULTS filled in) and its folder: from the command line, or
+    with --resume from the newest invocation recorded in RUN_DIR/run.json."""
+    if a.resume is None:
+        return {k: (getattr(a, k) if getattr(a, k) not in (None, False) else v) for k, v in RUN_DEFAULTS.items()}, a.out
+    given = [f"--{k.replace('_', '-')}" for k in (*RUN_DEFAULTS, "out", "fresh") if getattr(a, k) not in (None, False)]
+    if given:
+        raise UsageError(f"--resume RUN_DIR takes the options recorded in RUN_DIR/run.json; drop {', '.join(given)} "
+                         f"(or use --out {a.resume} with the options you want)")
+    if not a.resume.is_dir():
+        raise UsageError(f"--resume {a.resume}: no such run folder")
+    from .records import MANIFEST, read_manifest
+
+    manifest = read_manifest(a.resume)
+    if manifest is None:
+        raise UsageError(f"--resume {a.resume}: no {MANIFEST} there (not a `genbench run` folder, or one made "
+                         f"before run.json existed: run the original command with --out {a.resume})")
+    recorded = manifest["invocations"][-1].get("options", {})
+    return {k: recorded.get(k, v) for k, v in RUN_DEFAULTS.items()}, a.resume
+
+
+def _preflight_data(specs, data_dir, metrics: bool) -> None:
+    """Load every image split the matrix needs before anything is trained or written: a
+    missing or corrupt dataset is bad input (one line, exit 2), not a failed experiment."""
+    from . import data
+
+    for ds in sorted({s.dataset for s in specs if s.is_image}):
+        data.load(ds, "train", data_dir=data_dir)
+        if metrics or any(s.has_encoder for s in specs if s.dataset == ds):
+            data.load(ds, "test", data_dir=data_dir)
+
+
 def cmd_run(a) -> int:
-    datasets = [d.strip() for d in a.dataset.split(",") if d.strip()] if a.dataset else None
+    opts, out = _run_options(a)
+    datasets = [d.strip() for d in str(opts["dataset"]).split(",") if d.strip()] if opts["dataset"] else None
+    if datasets == []:
+        raise UsageError("--dataset names no dataset")
     for d in datasets or ():
         if d not in DATASETS:
-            raise UsageError(f"--dataset {d!r} is not one of {', '.join(DATASETS)}")
-    frameworks = ("torch", "tensorflow") if a.framework == "both" else (a.framework,)
-    device = a.device
+            raise UsageError(f"--dataset {d!r} is not one of {', '.join(DATASETS)}"
+                             + registry.did_you_mean(d, DATASETS))
+    if opts["framework"] not in FRAMEWORK_CHOICES:
+        raise UsageError(f"--framework {opts['framework']!r} is not one of {', '.join(FRAMEWORK_CHOICES)}")
+    frameworks = ("torch", "tensorflow") if opts["framework"] == "both" else (opts["framework"],)
+    models = _models(str(opts["models"])) if opts["models"] else None
+    seeds, steps = _seeds(opts["seeds"]), _steps(opts["steps"])
+    profile, metrics = opts["profile"], not opts["no_metrics"]
+    data_dir = Path(opts["data_dir"]) if opts["data_dir"] else None
+    device = opts["device"]
     if device in ("cuda", "auto"):
         import torch
 
@@ -152,50 +242,150 @@ def cmd_run(a) -> int:
             if device == "cuda":
                 raise UsageError("--device cuda: no CUDA device here; use --device cpu")
             device = "cpu"
-    specs = registry.profile_experiments(a.profile, a.models, datasets, a.seeds, a.steps,
-                                         float32_precision=a.float32_precision)
-    if a.data_dir is None:  # fail before any training if a dataset is missing
-        from . import data
+        else:
+            device = "cuda"
+    specs = registry.profile_experiments(profile, models, datasets, seeds, steps,
+                                         float32_precision=opts["float32_precision"])
+    _preflight_data(specs, data_dir, metrics)
+    out = out or Path("results/runs") / f"{profile}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a run folder")
 
-        for ds in {s.dataset for s in specs if s.is_image}:
-            data.load(ds, "train")
-    out = a.out or Path("results/runs") / f"{a.profile}-{time.strftime('%Y%m%d-%H%M%S')}"
-    from . import tables
-    from .records import read_records
-    from .runner import experiment_id, run_experiment
+    from . import records, tables
+    from .runner import evaluate_saved, experiment_identity, plan, run_experiment
 
-    done = {r["id"] for r in read_records(out) if r["status"] == "ok"} if (out / "records").exists() else set()
+    command = a._command
+    options = {**opts, "data_dir": str(data_dir.resolve()) if data_dir else None, "steps": steps}
+    try:
+        records.append_invocation(out, {"command": command, "options": options, "device_used": device,
+                                        "started_at": records.now_iso(), "git_revision": records.git_revision()})
+        existing, unreadable = records.scan_records(out)
+        for path, why in unreadable:
+            dest = records.move_aside(path, records.CORRUPT_DIR)
+            print(f"genbench run: warning: {why}; moved to {dest}, treated as not run", file=sys.stderr)
+    except records.WriteError as e:
+        print(f"genbench run: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    by_key: dict[tuple, set[str]] = {}  # experiment key -> ids of its records in records/
+    for rid, rec in existing.items():
+        by_key.setdefault(records.experiment_key(rec), set()).add(rid)
+    n_eval = registry.PROFILES[profile]["n_eval"]
     total = len(specs) * len(frameworks)
-    print(f"genbench run: {total} experiment(s), profile {a.profile}, device {device}, out {out}", flush=True)
-    n_eval = registry.PROFILES[a.profile]["n_eval"]
-    interrupted = False
+    print(f"genbench run: {total} experiment(s), profile {profile}, device {device}, out {out}", flush=True)
+    statuses: dict[str, str] = {}
+    interrupted = write_failed = False
     t0 = time.perf_counter()
-    for i, spec in enumerate(specs):
+    for spec in specs:
         for fw in frameworks:
-            eid = experiment_id(spec, fw)
-            if eid in done and not a.fresh:
-                print(f"  [{eid}] record exists, reused (--fresh to retrain)")
-                continue
+            ident = experiment_identity(spec, fw, device=device, profile=profile, n_eval=n_eval)
+            eid = ident["id"]
             try:
-                rec = run_experiment(spec, fw, out, device=device, data_dir=a.data_dir,
-                                     progress=not a.no_progress, metrics=not a.no_metrics, n_eval=n_eval,
-                                     profile=a.profile)
+                prev = _current_record(out, eid, existing)
+                action, why = plan(prev, ident, out / eid, metrics=metrics, fresh=a.fresh)
+                rec = None
+                if action == "reuse":
+                    print(f"  [{eid}] {prev['status']} record with this identity hash exists, reused "
+                          f"(--fresh retrains)", flush=True)
+                    statuses[eid] = prev["status"]
+                elif action == "train" and prev is not None and prev.get("status") in (
+                        "ok", "diverged", "metrics_failed", "trained"):
+                    dest = records.move_aside(out / "records" / f"{eid}.json", records.SUPERSEDED_DIR)
+                    print(f"  [{eid}] retraining ({why}); the old record moved to {dest}", flush=True)
+                if action == "evaluate":
+                    print(f"  [{eid}] {why}", flush=True)
+                    rec = evaluate_saved(spec, fw, out, prev, device=device, data_dir=data_dir, metrics=metrics,
+                                         n_eval=n_eval, command=command)
+                elif action == "train":
+                    rec = run_experiment(spec, fw, out, device=device, profile=profile, data_dir=data_dir,
+                                         progress=not a.no_progress, metrics=metrics, n_eval=n_eval,
+                                         command=command)
             except KeyboardInterrupt:
-                print(f"  [{eid}] interrupted; finished records are kept in {out}", flush=True)
+                print(f"  [{eid}] interrupted; everything written so far is kept in {out}; "
+                      f"`genbench run --resume {out}` continues", flush=True)
+                statuses[eid] = "interrupted"
                 interrupted = True
+            except records.WriteError as e:
+                print(f"genbench run: error: {e}; records already written are kept in {out}", file=sys.stderr)
+                statuses[eid] = "failed"
+                write_failed = True
+            else:
+                if rec is not None:
+                    statuses[eid] = rec["status"]
+                    _report(eid, rec)
+            try:
+                _supersede_others(out, eid, by_key)
+            except records.WriteError as e:
+                if not write_failed:
+                    print(f"genbench run: error: {e}", file=sys.stderr)
+                write_failed = True
+            if interrupted or write_failed:
                 break
-            losses = ", ".join(f"{k} {v:.4g}" for k, v in rec["final_losses"].items())
-            print(f"  [{eid}] {rec['status']}: {rec['steps_done']} steps, "
-                  f"{rec['timing']['ms_per_step']:.1f} ms/step, {rec['timing']['wall_s']:.1f} s; {losses}",
-                  flush=True)
-        if interrupted:
+        if interrupted or write_failed:
             break
-    if (out / "records").exists():
-        written = tables.render(out)
-        print(f"\n{(out / 'comparison.md').read_text()}")
-        print(f"tables: {', '.join(str(p) for p in written.values())}")
-    print(f"total wall time {time.perf_counter() - t0:.1f} s")
-    return 130 if interrupted else 0
+    if not write_failed and records.record_paths(out):
+        try:
+            written = tables.render(out)
+        except records.WriteError as e:
+            print(f"genbench run: error: {e}", file=sys.stderr)
+            write_failed = True
+        else:
+            print(f"\n{(out / 'comparison.md').read_text()}")
+            print(f"tables: {', '.join(str(p) for p in written.values())}")
+    counts = {s: list(statuses.values()).count(s) for s in dict.fromkeys(statuses.values())}
+    code = (EXIT_INTERRUPTED if interrupted else EXIT_FAILED if write_failed or
+            any(s in ("failed", "metrics_failed") for s in statuses.values()) else EXIT_OK)
+    print(f"{len(statuses)}/{total} experiment(s): " + ", ".join(f"{n} {s}" for s, n in counts.items())
+          + f"; total wall time {time.perf_counter() - t0:.1f} s; exit {code}", flush=True)
+    return code
+
+
+def _current_record(out: Path, eid: str, existing: dict) -> dict | None:
+    """The record under this id: in records/, or, moved there by a run of another
+    configuration, in records/superseded/ (then it moves back)."""
+    from . import records
+
+    if eid in existing:
+        return existing[eid]
+    old = out / "records" / records.SUPERSEDED_DIR / f"{eid}.json"
+    if old.exists():
+        try:
+            rec = records.read_record(old)
+        except records.RecordError:
+            return None
+        try:
+            os.replace(old, out / "records" / f"{eid}.json")
+        except OSError as e:
+            raise records.WriteError(out / "records" / f"{eid}.json", e) from e
+        print(f"  [{eid}] back from records/{records.SUPERSEDED_DIR}/", flush=True)
+        return rec
+    return None
+
+
+def _supersede_others(out: Path, eid: str, by_key: dict[tuple, set[str]]) -> None:
+    """Move every other record of the same experiment (same name, dataset, framework, seed;
+    another identity hash) to records/superseded/: the tables show one configuration of each."""
+    from . import records
+
+    current = out / "records" / f"{eid}.json"
+    if not current.exists():
+        return
+    key = records.experiment_key(records.read_record(current))
+    for other in sorted(by_key.get(key, set()) - {eid}):
+        path = out / "records" / f"{other}.json"
+        if path.exists():
+            dest = records.move_aside(path, records.SUPERSEDED_DIR)
+            print(f"  [{eid}] replaces {path.name} (another configuration), moved to {dest}", flush=True)
+    by_key[key] = {eid}
+
+
+def _report(eid: str, rec: dict) -> None:
+    losses = ", ".join(f"{k} {v:.4g}" for k, v in rec["final_losses"].items())
+    timing = rec.get("timing", {})
+    line = (f"  [{eid}] {rec['status']}: {rec['steps_done']} steps, {timing.get('ms_per_step', float('nan')):.1f} "
+            f"ms/step, {timing.get('wall_s', float('nan')):.1f} s; {losses}")
+    if rec.get("error"):
+        line += f"\n  [{eid}] {rec['status']}: {' '.join(str(rec['error']).split())}"
+    print(line, flush=True)
 
 
 def cmd_list(_a) -> int:
@@ -274,17 +464,25 @@ COMMANDS = {"run": cmd_run, "list": cmd_list, "data": cmd_data, "gate": cmd_gate
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    args._command = list(sys.argv) if argv is None else ["genbench", *map(str, argv)]
     from .data import DataError
     from .gate import BaselineError
     from .metrics import SamplesFileError
     from .metrics.evaluator import EvaluatorError
+    from .records import RecordError, WriteError
 
     try:
         return COMMANDS[args.command](args)
-    except (UsageError, SpecError, DataError, BaselineError, SamplesFileError, EvaluatorError,
+    except (UsageError, SpecError, DataError, BaselineError, SamplesFileError, EvaluatorError, RecordError,
             FileNotFoundError) as e:
         print(f"genbench {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except WriteError as e:  # disk full, permissions: the previous content of the file is intact
+        print(f"genbench {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # `genbench run` handles Ctrl-C in its matrix itself; this is anywhere else
+        print(f"genbench {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

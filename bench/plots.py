@@ -36,12 +36,20 @@ def _save_png(path, array_or_fig):
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
     plt = _plt()
-    if isinstance(array_or_fig, np.ndarray):
-        plt.imsave(tmp, array_or_fig, cmap="gray", vmin=0, vmax=255)
-    else:
-        array_or_fig.savefig(tmp, dpi=100, bbox_inches="tight")
-        plt.close(array_or_fig)
-    os.replace(tmp, path)
+    try:
+        if isinstance(array_or_fig, np.ndarray):
+            plt.imsave(tmp, array_or_fig, cmap="gray", vmin=0, vmax=255)
+        else:
+            array_or_fig.savefig(tmp, dpi=100, bbox_inches="tight")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if tmp.exists():
+            tmp.unlink()
+        raise
+    finally:
+        if not isinstance(array_or_fig, np.ndarray):
+            plt.close(array_or_fig)
     return path
 
 

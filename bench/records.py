@@ -1,7 +1,26 @@
-"""Records: one JSON file per experiment run, written atomically, plus environment facts."""
+"""Records: one JSON file per experiment run, its identity, its saved training state, and how
+every file of a run folder is written (atomically, mode 0644).
+
+Identity. An experiment's identity is the SHA-256 of its fully resolved spec (every field,
+so a field added later takes part without a change here) together with everything else that
+changes its result: framework, execution variant, device, profile (which fixes the number of
+evaluation samples), that number, and the randomness mode. Its id, which names the record
+and the experiment's folder, stays readable: ``<name>__<dataset>__<framework>__s<seed>__<first
+8 hex of the hash>``. A record is reused only when its stored ``spec_hash`` is the full hash
+of the experiment asked for; the code version is recorded (``git_revision``), not hashed.
+
+States (``status``): ``trained`` (training finished, state saved, evaluation pending), ``ok``,
+``diverged`` (bench/divergence.py), ``metrics_failed`` (a figure or a metric raised; the
+error is in ``error``), ``failed`` (training raised), ``interrupted`` (Ctrl-C; ``phase`` says
+in training or in evaluation). See bench/runner.py for the transitions.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import hashlib
+import io
 import json
 import math
 import os
@@ -11,23 +30,66 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
+SCHEMA_VERSION = 2
+IDENTITY_VERSION = 1
+RANDOMNESS = "reproducible"  # every random number drawn by the harness from seeded generators
+FILE_MODE = 0o644
+STATE_FILE = "state.npz"
+STATUSES = ("trained", "ok", "diverged", "metrics_failed", "failed", "interrupted")
+REQUIRED = ("id", "experiment", "dataset", "framework", "seed", "status")
+CORRUPT_DIR = "corrupt"  # unreadable records are moved here by `genbench run`, never deleted
+SUPERSEDED_DIR = "superseded"  # records replaced by a newer configuration of the same experiment
+
+
+class RecordError(ValueError):
+    """A record (or a run folder) that cannot be read: one line that names the file."""
+
+
+class WriteError(OSError):
+    """A file of the run folder could not be written (disk full, permissions): one line that
+    names the file. The previous content of that file is intact (writes are atomic)."""
+
+    def __init__(self, path, cause: OSError):
+        super().__init__(cause.errno, cause.strerror or str(cause))
+        self.path = Path(path)
+
+    def __str__(self) -> str:
+        return f"cannot write {self.path}: {self.strerror}"
+
+
+# -- files ---------------------------------------------------------------------------------
+def _write(f, data: bytes, path: Path) -> None:
+    """The one place bytes reach a run folder's files (`path` is the final name)."""
+    f.write(data)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write to a temporary file in the same folder, fsync, chmod 0644, then os.replace:
+    readers never see half a file, and a failure leaves the previous file as it was."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                _write(f, data, path)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except WriteError:
+        raise
+    except OSError as e:
+        raise WriteError(path, e) from e
+    return path
+
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write to a temporary file in the same folder, then os.replace: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _jsonable(x):
@@ -47,13 +109,73 @@ def write_record(path, record: dict) -> Path:
     return atomic_write_text(path, json.dumps(_jsonable(record), indent=2, sort_keys=True) + "\n")
 
 
+def read_record(path) -> dict:
+    """One record; RecordError (one line naming the file) if it is not a readable record."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise RecordError(f"record {path} cannot be read: {e}") from None
+    try:
+        rec = json.loads(text)
+    except json.JSONDecodeError as e:
+        what = "empty" if not text.strip() else f"not valid JSON (truncated or corrupt: {e})"
+        raise RecordError(f"record {path} is {what}") from None
+    if not isinstance(rec, dict):
+        raise RecordError(f"record {path} is not a JSON object")
+    missing = [k for k in REQUIRED if k not in rec]
+    if missing:
+        raise RecordError(f"record {path} lacks {', '.join(missing)}")
+    return rec
+
+
+def record_paths(run_dir) -> list[Path]:
+    return sorted((Path(run_dir) / "records").glob("*.json"))
+
+
 def read_records(run_dir) -> list[dict]:
-    run_dir = Path(run_dir)
+    """Every current record of a run folder (records/*.json, not the corrupt/ or superseded/
+    ones). A record that cannot be read is a RecordError naming it: a table never silently
+    leaves a result out. `genbench run` on the folder moves such a file aside and retrains it."""
     out = []
-    for p in sorted((run_dir / "records").glob("*.json")):
-        with open(p, encoding="utf-8") as f:
-            out.append(json.load(f))
+    for p in record_paths(run_dir):
+        try:
+            out.append(read_record(p))
+        except RecordError as e:
+            raise RecordError(f"{e}; `genbench run --resume {run_dir}` (or the same command with --out) moves "
+                              f"it to records/{CORRUPT_DIR}/ and retrains it") from None
     return out
+
+
+def scan_records(run_dir) -> tuple[dict[str, dict], list[tuple[Path, str]]]:
+    """({record id: record}, [(path, error)] of the unreadable ones)."""
+    good, bad = {}, []
+    for p in record_paths(run_dir):
+        try:
+            rec = read_record(p)
+        except RecordError as e:
+            bad.append((p, str(e)))
+        else:
+            good[str(rec["id"])] = rec
+    return good, bad
+
+
+def move_aside(path, sub: str) -> Path:
+    """Move records/<name> to records/<sub>/<name> (a numbered name if that exists): kept, out
+    of the tables."""
+    path = Path(path)
+    dest_dir = path.parent / sub
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest = dest_dir / path.name
+    n = 1
+    while dest.exists():
+        dest = dest_dir / f"{path.stem}.{n}{path.suffix}"
+        n += 1
+    try:
+        os.replace(path, dest)
+    except OSError as e:
+        raise WriteError(dest, e) from e
+    return dest
 
 
 def as_float(x) -> float:
@@ -62,6 +184,94 @@ def as_float(x) -> float:
         return float(x)
     except (TypeError, ValueError):
         return float("nan")
+
+
+# -- identity ------------------------------------------------------------------------------
+def canonical_json(obj) -> str:
+    return json.dumps(_jsonable(obj), sort_keys=True, separators=(",", ":"))
+
+
+def identity(spec, framework: str, *, variant: str, device: str, profile: str | None, n_eval: int) -> dict:
+    """{"hash", "id", "inputs"}: see the module docstring. `inputs` is what was hashed
+    besides the spec (the spec itself is stored whole in the record)."""
+    inputs = {"identity_version": IDENTITY_VERSION, "framework": framework, "variant": variant,
+              "device": device, "profile": profile, "n_eval": int(n_eval), "randomness": RANDOMNESS}
+    digest = hashlib.sha256(canonical_json({"spec": spec.to_dict(), **inputs}).encode()).hexdigest()
+    return {"hash": digest, "id": f"{spec.name}__{spec.dataset}__{framework}__s{spec.seed}__{digest[:8]}",
+            "inputs": inputs}
+
+
+def experiment_key(rec: dict) -> tuple:
+    """What two records of different configurations share when one replaces the other."""
+    return rec["experiment"], rec["dataset"], rec["framework"], rec["seed"]
+
+
+# -- the run folder's manifest -------------------------------------------------------------
+MANIFEST = "run.json"
+
+
+def read_manifest(run_dir) -> dict | None:
+    """RUN_DIR/run.json: every `genbench run` into this folder, its command and its resolved
+    options, newest last (`genbench run --resume` repeats the newest). None if absent."""
+    path = Path(run_dir) / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RecordError(f"{path} cannot be read ({e}); pass the options again with --out {run_dir}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("invocations"), list) or not doc["invocations"]:
+        raise RecordError(f"{path} has no 'invocations' list; pass the options again with --out {run_dir}")
+    return doc
+
+
+def append_invocation(run_dir, invocation: dict) -> Path:
+    try:
+        doc = read_manifest(run_dir) or {}
+    except RecordError:
+        doc = {}  # an unreadable manifest is replaced; records never depend on it
+    doc["schema_version"] = SCHEMA_VERSION
+    doc.setdefault("invocations", []).append(invocation)
+    return atomic_write_text(Path(run_dir) / MANIFEST, json.dumps(_jsonable(doc), indent=2) + "\n")
+
+
+# -- training state ------------------------------------------------------------------------
+def save_state(path, weights: dict) -> dict:
+    """The trainer's canonical weights (get_weights()) as an npz, atomically; returns the
+    record's "state" entry: file name and SHA-256."""
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez(buf, **{k: np.asarray(v) for k, v in weights.items()})
+    data = buf.getvalue()
+    atomic_write_bytes(path, data)
+    return {"file": Path(path).name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+def load_state(path, sha256: str | None = None) -> dict:
+    """The saved weights; RecordError if the file is missing, changed or unreadable."""
+    import zipfile
+
+    import numpy as np
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise RecordError(f"training state {path} cannot be read: {e.strerror or e}") from None
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise RecordError(f"training state {path} does not match the SHA-256 its record stores")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise RecordError(f"training state {path} is corrupt: {e}") from None
+
+
+# -- environment facts ---------------------------------------------------------------------
+def now_iso() -> str:
+    """The current time, ISO 8601 UTC with a Z, to the second."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def versions() -> dict:

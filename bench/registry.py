@@ -7,6 +7,7 @@ resolves one row of any table into a full spec, which every record stores.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -183,10 +184,17 @@ def parse_model(token: str) -> tuple[str, tuple[str, ...]]:
     return model, tuple(stabs)
 
 
+def did_you_mean(name: str, choices) -> str:
+    """"; did you mean 'x'?" for the closest choice (difflib), or ""."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def experiment(model: str, stabilizers=(), dataset: str | None = None, profile: str = "quick",
                seed: int = 0, steps: int | None = None, **overrides) -> ExperimentSpec:
     if model not in MODELS:
-        raise SpecError(f"unknown model {model!r}; `genbench list` shows the catalog: {', '.join(MODELS)}")
+        hint = did_you_mean(model, MODELS) or f"; one of {', '.join(MODELS)}"
+        raise SpecError(f"unknown model {model!r}{hint} (`genbench list` shows the catalog)")
     if profile not in PROFILES:
         raise SpecError(f"unknown profile {profile!r}: {', '.join(PROFILES)}")
     spec = MODELS[model]
@@ -194,7 +202,8 @@ def experiment(model: str, stabilizers=(), dataset: str | None = None, profile: 
         spec = for_mixture(spec, dataset)
     for name in stabilizers:
         if name not in STABILIZERS:
-            raise SpecError(f"unknown stabilizer {name!r}: {', '.join(STABILIZERS)}")
+            hint = did_you_mean(name, STABILIZERS) or f"; one of {', '.join(STABILIZERS)}"
+            raise SpecError(f"unknown stabilizer {name!r}{hint} (`genbench list` shows the catalog)")
         if not STABILIZERS[name].applies(spec):
             raise SpecError(f"stabilizer {name} does not apply to {model} (see `genbench list`)")
         spec = STABILIZERS[name].apply(spec)

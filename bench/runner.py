@@ -2,32 +2,49 @@
 
 Per experiment, under RUN_DIR/<experiment id>/: losses.csv (every loss term, every step),
 samples_epoch<k>.png (a grid from a fixed noise seed at each epoch end and at the end),
-loss_curves.png; and RUN_DIR/records/<experiment id>.json (spec, final losses, metrics,
-timings, versions, device, git revision), written atomically. A run whose loss turns NaN or
-infinite stops early and is recorded with status "diverged"; Ctrl-C records "interrupted".
+loss_curves.png, state.npz (the trained weights); and RUN_DIR/records/<experiment id>.json
+(identity hash, spec, status, final losses, metrics, timings, timestamps, command, versions,
+device, git revision), written atomically. The id and the identity rule: bench/records.py.
+
+The record's status moves, and is written at each arrow:
+
+    training --(loss bad, bench/divergence.py)--> diverged
+        |------(exception)--> failed            |-----(Ctrl-C)--> interrupted (phase training)
+        v
+    state.npz saved, then trained --(evaluation: grids, figures, metrics)--> ok
+                                          |--(a part raised)--> metrics_failed (error, errors)
+                                          |--(Ctrl-C)--> interrupted (phase evaluation)
+
+A record that is trained, metrics_failed or interrupted in evaluation has its state saved:
+the next run of the same experiment (same hash) evaluates it from the state, no retraining.
+An exception ends only its experiment; Ctrl-C (re-raised) ends the matrix.
 """
 
 from __future__ import annotations
 
 import csv
-import math
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from . import data, plots, records
+from .divergence import final_losses, losses_diverged
 from .randomness import real_batches_per_step, step_noise
 from .registry import DEFAULT_VARIANT
 from .specs import NUM_CLASSES, ExperimentSpec
 
-FINAL_WINDOW = 50  # final losses are means over the last steps, not one noisy step
 GRID_SIZE = 64
 EVAL_SEED_KEY = 4  # metrics draw their samples from default_rng([seed, EVAL_SEED_KEY])
+EVALUATE_AGAIN = ("trained", "metrics_failed", "interrupted")  # with a saved state
 
 
-def experiment_id(spec: ExperimentSpec, framework: str) -> str:
-    return f"{spec.name}__{spec.dataset}__{framework}__s{spec.seed}"
+def experiment_identity(spec: ExperimentSpec, framework: str, *, device="cpu", variant=None, profile=None,
+                        n_eval=2000) -> dict:
+    """{"hash", "id", "inputs"} of one experiment (bench/records.py: the identity rule)."""
+    return records.identity(spec, framework, variant=variant or DEFAULT_VARIANT[framework], device=device,
+                            profile=profile, n_eval=n_eval)
 
 
 class TrainingData:
@@ -87,33 +104,75 @@ def save_latent_figures(trainer, spec, exp_dir, data_dir=None, n=2000):
     plots.save_grid(data.from_model_range(images, spec.data_range), exp_dir / "interpolation.png")
 
 
-def _finite(losses: dict) -> bool:
-    return all(math.isfinite(v) for v in losses.values())
+def plan(existing: dict | None, ident: dict, exp_dir: Path, *, metrics=True, fresh=False) -> tuple[str, str]:
+    """What to do about one experiment given the record already under its id (or None):
+    ("reuse" | "evaluate" | "train", why)."""
+    if existing is None:
+        return "train", "no record"
+    if fresh:
+        return "train", "--fresh"
+    if existing.get("spec_hash") != ident["hash"]:
+        return "train", "its record has another identity hash"
+    status = existing.get("status")
+    if status == "diverged":
+        return "reuse", "diverged (deterministic: the same hash diverges again)"
+    needs_eval = status in EVALUATE_AGAIN and not (status == "interrupted" and existing.get("phase") != "evaluation")
+    if status == "ok":
+        if not metrics or existing.get("metrics_evaluated"):
+            return "reuse", "ok"
+        needs_eval = True  # trained and evaluated with --no-metrics; metrics are asked for now
+    if needs_eval:
+        state = existing.get("state") or {}
+        try:
+            records.load_state(exp_dir / state.get("file", records.STATE_FILE), state.get("sha256"))
+        except records.RecordError as e:
+            return "train", f"{status}, but {e}"
+        return "evaluate", f"{status}: evaluating from the saved state"
+    return "train", f"status {status}"
 
 
-def run_experiment(spec: ExperimentSpec, framework: str, run_dir, *, device="cpu", variant=None,
-                   data_dir=None, progress=True, metrics=True, n_eval=2000, profile=None) -> dict:
-    """Train `spec` in `framework`, write its files under run_dir, return its record."""
+def _base_record(spec, framework, ident, device, exp_id) -> dict:
+    return {
+        "schema_version": records.SCHEMA_VERSION, "id": exp_id, "spec_hash": ident["hash"],
+        "identity": ident["inputs"], "experiment": spec.name, "dataset": spec.dataset, "framework": framework,
+        "seed": spec.seed, "spec": spec.to_dict(), "device": device, "variant": ident["inputs"]["variant"],
+        "profile": ident["inputs"]["profile"], "n_eval": ident["inputs"]["n_eval"], "float32_precision": None,
+        "command": list(sys.argv), "versions": records.versions(),
+        "git_revision": records.git_revision(), "host": records.host(), "error": None, "errors": {},
+    }
+
+
+def run_experiment(spec: ExperimentSpec, framework: str, run_dir, *, device="cpu", variant=None, profile=None,
+                   data_dir=None, progress=True, metrics=True, n_eval=2000, command=None) -> dict:
+    """Train `spec` in `framework`, save its state, evaluate it, write its files under run_dir;
+    return its record. Re-raises KeyboardInterrupt after writing an "interrupted" record."""
     import impls
 
     run_dir = Path(run_dir)
-    exp_id = experiment_id(spec, framework)
+    ident = experiment_identity(spec, framework, device=device, variant=variant, profile=profile, n_eval=n_eval)
+    exp_id = ident["id"]
     exp_dir = run_dir / exp_id
     exp_dir.mkdir(parents=True, exist_ok=True)
-    backend = impls.load(framework)
+    record_path = run_dir / "records" / f"{exp_id}.json"
+    record = _base_record(spec, framework, ident, device, exp_id)
+    if command is not None:
+        record["command"] = list(command)
+    record["started_at"] = records.now_iso()
     t_start = time.perf_counter()
-    train_data = TrainingData(spec, data_dir)
-    trainer = backend.build(spec, device=device, variant=variant or DEFAULT_VARIANT[framework])
-    noise_rng = np.random.default_rng([spec.seed, 1])
+    status, phase, steps_done, history, step_times = "ok", "training", 0, {}, []
     n_real = real_batches_per_step(spec)
-    status, steps_done, history = "ok", 0, {}
-    step_times = []
+    trainer = None
     from tqdm import tqdm
 
     bar = tqdm(total=spec.steps, desc=exp_id, disable=not progress, leave=False, unit="step")
-    with open(exp_dir / "losses.csv", "w", newline="") as f:
-        writer = None
-        try:
+    try:
+        backend = impls.load(framework)
+        train_data = TrainingData(spec, data_dir)
+        trainer = backend.build(spec, device=device, variant=ident["inputs"]["variant"])
+        record["float32_precision"] = getattr(trainer, "precision", None)
+        noise_rng = np.random.default_rng([spec.seed, 1])
+        with open(exp_dir / "losses.csv", "w", newline="") as f:
+            writer = None
             epoch = train_data.epoch
             for step in range(spec.steps):
                 batch = train_data.next(n_real)
@@ -131,43 +190,126 @@ def run_experiment(spec: ExperimentSpec, framework: str, run_dir, *, device="cpu
                 bar.update(1)
                 if step % 20 == 0:
                     bar.set_postfix({k: f"{v:.3g}" for k, v in list(losses.items())[:3]})
-                if not _finite(losses):
+                if losses_diverged(losses):
                     status = "diverged"
                     break
                 if train_data.epoch != epoch:
                     epoch = train_data.epoch
                     save_samples(trainer, spec, exp_dir / f"samples_epoch{epoch}.png")
-        except KeyboardInterrupt:
-            status = "interrupted"
-        finally:
-            bar.close()
-    wall_train = time.perf_counter() - t_start
-    if status != "diverged":
-        save_samples(trainer, spec, exp_dir / "samples_final.png")
-        if spec.has_encoder and spec.is_image:
-            save_latent_figures(trainer, spec, exp_dir, data_dir)
-    if steps_done:
-        plots.save_loss_curves(exp_dir / "losses.csv", exp_dir / "loss_curves.png")
-    record = {
-        "id": exp_id, "experiment": spec.name, "dataset": spec.dataset, "framework": framework,
-        "seed": spec.seed, "status": status, "steps_done": steps_done, "spec": spec.to_dict(),
-        "final_losses": {k: float(np.mean(v[-FINAL_WINDOW:])) for k, v in history.items()},
-        "timing": _timing(step_times, spec.batch_size * n_real),
-        "variant": getattr(trainer, "variant", None), "device": device,
-        "float32_precision": getattr(trainer, "precision", None), "profile": profile, "n_eval": n_eval,
-        "versions": records.versions(), "git_revision": records.git_revision(), "host": records.host(),
-    }
-    if status == "ok" and metrics:
-        record["metrics"] = _metrics(spec, trainer, history, n_eval, data_dir)
-    else:
-        from .metrics.stability import loss_summary
+    except KeyboardInterrupt:
+        status, record["error"] = "interrupted", "interrupted (Ctrl-C) during training"
+    except records.WriteError:
+        raise
+    except Exception as e:  # noqa: BLE001 - recorded; the rest of the matrix goes on
+        status, record["error"] = "failed", f"training: {type(e).__name__}: {e}"
+        record["errors"]["training"] = record["error"]
+    finally:
+        bar.close()
+    from .metrics.stability import loss_summary
 
-        record["metrics"] = loss_summary(history)
-    record["timing"]["wall_s"] = time.perf_counter() - t_start
-    record["timing"]["eval_s"] = record["timing"]["wall_s"] - wall_train
-    records.write_record(run_dir / "records" / f"{exp_id}.json", record)
+    record.update({
+        "status": status, "phase": phase, "steps_done": steps_done, "final_losses": final_losses(history),
+        "metrics": loss_summary(history), "metrics_evaluated": False,
+        "timing": _timing(step_times, spec.batch_size * n_real), "state": None,
+    })
+    record["timing"]["wall_s"] = record["timing"]["train_s_wall"] = time.perf_counter() - t_start
+    record["trained_at"] = records.now_iso()
+    if status == "ok":  # trained: keep the weights before anything else can fail
+        record["state"] = records.save_state(exp_dir / records.STATE_FILE, trainer.get_weights())
+        record["status"] = "trained"
+    elif status == "diverged" and steps_done:
+        _try(record, "loss_curves", lambda: plots.save_loss_curves(exp_dir / "losses.csv",
+                                                                   exp_dir / "loss_curves.png"))
+    if record["status"] != "trained":
+        record["ended_at"] = records.now_iso()
+    records.write_record(record_path, record)
     if status == "interrupted":
         raise KeyboardInterrupt
+    if record["status"] != "trained":
+        return record
+    return evaluate(trainer, spec, record, run_dir, metrics=metrics, n_eval=n_eval, data_dir=data_dir)
+
+
+def evaluate_saved(spec: ExperimentSpec, framework: str, run_dir, existing: dict, *, device="cpu", variant=None,
+                   data_dir=None, metrics=True, n_eval=2000, command=None) -> dict:
+    """Evaluate an experiment from its saved state (a `trained`, `metrics_failed` or
+    evaluation-interrupted record, or an `ok` one evaluated without metrics): rebuild the
+    trainer, load the weights, run the evaluation, update the record."""
+    import impls
+
+    run_dir = Path(run_dir)
+    record = dict(existing)
+    exp_dir = run_dir / record["id"]
+    state = record.get("state") or {}
+    weights = records.load_state(exp_dir / state.get("file", records.STATE_FILE), state.get("sha256"))
+    trainer = impls.load(framework).build(spec, device=device, variant=variant or DEFAULT_VARIANT[framework])
+    trainer.set_weights(weights)
+    record["float32_precision"] = getattr(trainer, "precision", None)
+    record.update({"evaluated_from_state": True, "error": None, "errors": {}, "schema_version": records.SCHEMA_VERSION})
+    if command is not None:
+        record["command"] = list(command)
+    record["evaluation_started_at"] = records.now_iso()
+    return evaluate(trainer, spec, record, run_dir, metrics=metrics, n_eval=n_eval, data_dir=data_dir)
+
+
+def _try(record: dict, part: str, fn) -> bool:
+    """Run one evaluation part; an exception is recorded under errors[part], not raised."""
+    try:
+        fn()
+        return True
+    except records.WriteError:
+        raise
+    except Exception as e:  # noqa: BLE001 - recorded; the other parts and experiments go on
+        record["errors"][part] = f"{type(e).__name__}: {e}"
+        if record.get("error") is None:
+            record["error"] = f"{part}: {type(e).__name__}: {e}"
+        return False
+
+
+def evaluate(trainer, spec: ExperimentSpec, record: dict, run_dir, *, metrics=True, n_eval=2000,
+             data_dir=None) -> dict:
+    """The evaluation of a trained record: final sample grid, latent figures (VAEs), loss
+    curves, metrics. Writes the record as ok, metrics_failed or (Ctrl-C, re-raised) interrupted."""
+    run_dir = Path(run_dir)
+    exp_dir = run_dir / record["id"]
+    record_path = run_dir / "records" / f"{record['id']}.json"
+    t0 = time.perf_counter()
+    record["phase"] = "evaluation"
+    parts = [("samples", lambda: save_samples(trainer, spec, exp_dir / "samples_final.png"))]
+    if spec.has_encoder and spec.is_image:
+        parts.append(("latent_figures", lambda: save_latent_figures(trainer, spec, exp_dir, data_dir)))
+    if (exp_dir / "losses.csv").exists():
+        parts.append(("loss_curves", lambda: plots.save_loss_curves(exp_dir / "losses.csv",
+                                                                  exp_dir / "loss_curves.png")))
+    if metrics:
+        def compute():
+            from . import metrics as m
+
+            out = dict(record["metrics"])
+            out.update(m.metrics_for(spec, trainer, np.random.default_rng([spec.seed, EVAL_SEED_KEY]), n_samples=n_eval,
+                                     data_dir=data_dir))
+            record["metrics"] = out
+            record["metrics_evaluated"] = True
+
+        parts.append(("metrics", compute))
+    else:
+        record["metrics_evaluated"] = False
+    try:
+        for part, fn in parts:
+            _try(record, part, fn)
+    except KeyboardInterrupt:
+        record["status"] = "interrupted"
+        record["error"] = f"interrupted (Ctrl-C) during evaluation ({part}); the trained state is kept"
+        record["ended_at"] = records.now_iso()
+        records.write_record(record_path, record)
+        raise
+    record["status"] = "metrics_failed" if record["errors"] else "ok"
+    record["phase"] = "done" if record["status"] == "ok" else "evaluation"
+    timing = record.setdefault("timing", {})
+    timing["eval_s"] = time.perf_counter() - t0
+    timing["wall_s"] = timing.get("train_s_wall", timing.get("train_s", 0.0)) + timing["eval_s"]
+    record["ended_at"] = records.now_iso()
+    records.write_record(record_path, record)
     return record
 
 
@@ -179,18 +321,3 @@ def _timing(step_times: list[float], images_per_step: int) -> dict:
     median = float(np.median(steady))
     return {"train_s": float(sum(step_times)), "ms_per_step": 1000.0 * median,
             "images_per_s": images_per_step / median, "first_step_ms": 1000.0 * step_times[0]}
-
-
-def _metrics(spec, trainer, history, n_eval, data_dir) -> dict:
-    """Every metric that applies; a metric that fails is reported, not fatal to the matrix."""
-    from .metrics.stability import loss_summary
-
-    out = loss_summary(history)
-    try:
-        from .metrics import metrics_for
-
-        out.update(metrics_for(spec, trainer, np.random.default_rng([spec.seed, EVAL_SEED_KEY]), n_samples=n_eval,
-                               data_dir=data_dir))
-    except Exception as e:  # noqa: BLE001 - recorded, the rest of the matrix goes on
-        out["metrics_error"] = f"{type(e).__name__}: {e}"
-    return out

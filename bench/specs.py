@@ -42,6 +42,12 @@ FLOAT32_PRECISIONS = ("full", "tf32")
 IMAGE_SHAPE = (1, 28, 28)
 NUM_CLASSES = 10
 
+# The gradient penalty's norm is sqrt(sum g^2 + GP_EPSILON), TF-GAN's choice
+# (tfgan.losses.wasserstein_gradient_penalty, epsilon=1e-10): the derivative of sqrt at 0 is
+# infinite, so without it a critic whose input gradient is exactly zero at an interpolate (a
+# ReLU critic with every unit off, f(x) = 0) turns every critic gradient into NaN.
+GP_EPSILON = 1e-10
+
 
 class SpecError(ValueError):
     """A spec asks for something that does not exist or does not fit together."""

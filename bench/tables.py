@@ -1,8 +1,11 @@
 """Tables from records: markdown and CSV via tabulate, one table per question.
 
-- results.md / results.csv: one row per experiment run (long form).
+- results.md / results.csv: one row per experiment run (long form), with its status and, for
+  a run that failed or whose evaluation failed, the error.
 - comparison.md / comparison.csv: the cross-framework table, experiment x metric with the
-  PyTorch and TensorFlow columns side by side (mean +- std over seeds, n seeds).
+  PyTorch and TensorFlow columns side by side (mean +- std over seeds, n seeds); its first row
+  per experiment is the status of every seed. Values of diverged seeds (status "diverged",
+  the one definition in bench/divergence.py) are not averaged in; the cell counts them.
 - ablation.md / ablation.csv: each stabilized variant next to its bare model.
 - report.md: links to the tables and every experiment's figures, frameworks side by side.
 """
@@ -25,9 +28,10 @@ HEAD_METRICS = ("fid", "kid_mean", "classes_covered", "class_kl", "modes_covered
 
 
 def flat_row(rec: dict) -> dict:
+    timing = rec.get("timing") or {}
     row = {"experiment": rec["experiment"], "dataset": rec["dataset"], "framework": rec["framework"],
-           "seed": rec["seed"], "status": rec["status"], "steps": rec["steps_done"],
-           "ms/step": rec["timing"]["ms_per_step"], "img/s": rec["timing"]["images_per_s"]}
+           "seed": rec["seed"], "status": rec["status"], "steps": rec.get("steps_done", 0),
+           "ms/step": timing.get("ms_per_step", float("nan")), "img/s": timing.get("images_per_s", float("nan"))}
     for k, v in rec.get("final_losses", {}).items():
         row[f"final.{k}"] = v
     for k, v in (rec.get("metrics") or {}).items():
@@ -37,7 +41,7 @@ def flat_row(rec: dict) -> dict:
 
 
 def metric_names(rows: list[dict]) -> list[str]:
-    fixed = {"experiment", "dataset", "framework", "seed", "status", "steps"}
+    fixed = {"experiment", "dataset", "framework", "seed", "status", "steps", "error"}
     names = []
     for r in rows:
         names += [k for k in r if k not in fixed and k not in names]
@@ -62,20 +66,51 @@ def _csv(rows: list[dict], columns: list[str]) -> str:
     return buf.getvalue()
 
 
+ERROR_WIDTH = 120  # characters of an error message in a markdown cell (the CSV and the record keep it whole)
+
+
+def _error(rec: dict) -> str:
+    return str(rec.get("error") or "")
+
+
+def _md_cell(text: str) -> str:
+    text = " ".join(text.split()).replace("|", "\\|")
+    return text if len(text) <= ERROR_WIDTH else text[:ERROR_WIDTH - 3] + "..."
+
+
 def results_table(recs: list[dict]) -> tuple[str, str]:
     rows = [flat_row(r) for r in recs]
-    cols = ["experiment", "dataset", "framework", "seed", "status", "steps"] + metric_names(rows)
-    md = tabulate([[_fmt(r.get(c, "")) for c in cols] for r in rows], headers=cols, tablefmt="github")
+    for row, rec in zip(rows, recs):
+        row["error"] = _error(rec)
+    cols = ["experiment", "dataset", "framework", "seed", "status", "steps"] + metric_names(rows) + ["error"]
+    md = tabulate([[_md_cell(r["error"]) if c == "error" else _fmt(r.get(c, "")) for c in cols] for r in rows],
+                  headers=cols, tablefmt="github")
     return md, _csv(rows, cols)
 
 
-def aggregate(values: list[float]) -> str:
+def aggregate(values: list[float], n_diverged: int = 0) -> str:
+    """mean ± std (n) of the finite values of seeds that did not diverge; diverged seeds are
+    counted, not averaged."""
     vals = [v for v in values if math.isfinite(v)]
+    note = f"; {n_diverged} diverged" if n_diverged else ""
     if not vals:
-        return "n/a" if not values else "diverged"
-    if len(vals) == 1:
+        return "diverged" if n_diverged else "n/a"
+    if len(vals) == 1 and not note:
         return _fmt(vals[0])
-    return f"{np.mean(vals):.4g} ± {np.std(vals, ddof=1):.2g} (n={len(vals)})"
+    spread = f" ± {np.std(vals, ddof=1):.2g}" if len(vals) > 1 else ""
+    return f"{np.mean(vals):.4g}{spread} (n={len(vals)}{note})"
+
+
+def status_cell(recs: list[dict]) -> str:
+    """The status of each seed of one experiment in one framework: "ok" when every seed is,
+    otherwise each seed's status and error."""
+    if recs and all(r["status"] == "ok" for r in recs):
+        return "ok" if len(recs) == 1 else f"ok (n={len(recs)})"
+    parts = []
+    for r in sorted(recs, key=lambda r: r["seed"]):
+        err = f": {_error(r)}" if _error(r) and r["status"] != "ok" else ""
+        parts.append(f"s{r['seed']} {r['status']}{err}")
+    return "; ".join(parts)
 
 
 def summary_keys(recs: list[dict]) -> set[str]:
@@ -89,22 +124,31 @@ def summary_keys(recs: list[dict]) -> set[str]:
 
 
 def comparison_table(recs: list[dict]) -> tuple[str, str]:
-    """experiment/dataset/metric rows, one column per framework, plus the torch/TF ratio."""
+    """experiment/dataset/metric rows, one column per framework, plus the torch/TF ratio; the
+    first row of each experiment is its status."""
     rows = [flat_row(r) for r in recs]
     present = {r["framework"] for r in rows}
     frameworks = [f for f in ("torch", "tensorflow") if f in present] + sorted(present - {"torch", "tensorflow"})
     groups: dict[tuple, dict[str, list[dict]]] = {}
-    for r in rows:
+    by_rec: dict[tuple, dict[str, list[dict]]] = {}
+    for r, rec in zip(rows, recs):
         groups.setdefault((r["experiment"], r["dataset"]), {}).setdefault(r["framework"], []).append(r)
+        by_rec.setdefault((r["experiment"], r["dataset"]), {}).setdefault(r["framework"], []).append(rec)
     out = []
     for (exp, ds), by_fw in groups.items():
+        status_line = {"experiment": exp, "dataset": ds, "metric": "status"}
+        for fw in frameworks:
+            status_line[fw] = status_cell(by_rec[(exp, ds)].get(fw, []))
+        out.append(status_line)
         names = [n for n in metric_names([r for rs in by_fw.values() for r in rs]) if n not in summary_keys(recs)]
         for name in names:
             line = {"experiment": exp, "dataset": ds, "metric": name}
             means = {}
             for fw in frameworks:
-                vals = [as_float(r.get(name)) for r in by_fw.get(fw, []) if name in r]
-                line[fw] = aggregate(vals) if vals else ""
+                with_name = [r for r in by_fw.get(fw, []) if name in r]
+                n_div = sum(r["status"] == "diverged" for r in with_name)
+                vals = [as_float(r.get(name)) for r in with_name if r["status"] != "diverged"]
+                line[fw] = aggregate(vals, n_div) if with_name else ""
                 finite = [v for v in vals if math.isfinite(v)]
                 means[fw] = float(np.mean(finite)) if finite else float("nan")
             if len(frameworks) == 2:
@@ -114,7 +158,8 @@ def comparison_table(recs: list[dict]) -> tuple[str, str]:
             out.append(line)
     cols = ["experiment", "dataset", "metric"] + frameworks + (
         [f"{frameworks[0]}/{frameworks[1]}"] if len(frameworks) == 2 else [])
-    md = tabulate([[r.get(c, "") for c in cols] for r in out], headers=cols, tablefmt="github")
+    md = tabulate([[_md_cell(r.get(c, "")) if r["metric"] == "status" else r.get(c, "") for c in cols] for r in out],
+                  headers=cols, tablefmt="github")
     return md, _csv(out, cols)
 
 

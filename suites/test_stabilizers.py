@@ -12,7 +12,7 @@ import pytest
 
 from bench import arch
 from bench.randomness import dropout_masks, initial_weights
-from bench.specs import ExperimentSpec, NetSpec, OptimizerSpec
+from bench.specs import GP_EPSILON, ExperimentSpec, NetSpec, OptimizerSpec
 from impls import FRAMEWORKS
 
 
@@ -229,12 +229,35 @@ def linear_critic(framework, w):
     return lambda x: tf.reduce_sum(tf.reshape(x, (tf.shape(x)[0], -1)) * w, axis=1)
 
 
-@pytest.mark.parametrize("scale,want", [(1.0, 0.0), (2.0, 1.0)])
-def test_gradient_penalty_of_a_linear_critic(framework, rng, scale, want):
-    """f(x) = w . x has gradient w everywhere: the penalty is (||w|| - 1)^2, and its gradient
-    in w is 2 (||w|| - 1) w / ||w||; the interpolates (fake side) get no gradient."""
+def penalty_and_grads(framework, critic_of, values, real, fake, alpha, target, dtype):
+    """The penalty of critic_of(params) and its gradient in each parameter (None where the
+    penalty does not depend on it), through the twin's own autograd, all in `dtype`."""
+    stab = module(framework, "stabilizers")
+    real, fake, alpha = (as_tensor(framework, a, dtype) for a in (real, fake, alpha))
+    if framework == "torch":
+        import torch
+
+        params = [as_tensor(framework, v, dtype).requires_grad_(True) for v in values]
+        penalty = stab.gradient_penalty(critic_of(params), real, fake, alpha, target)
+        grads = torch.autograd.grad(penalty, params, allow_unused=True)
+    else:
+        import tensorflow as tf
+
+        params = [tf.Variable(as_tensor(framework, v, dtype)) for v in values]
+        with tf.GradientTape() as tape:
+            penalty = stab.gradient_penalty(critic_of(params), real, fake, alpha, target)
+        grads = tape.gradient(penalty, params)
+    return float(as_numpy(penalty)), [None if g is None else as_numpy(g) for g in grads]
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.0])
+def test_gradient_penalty_of_a_linear_critic(framework, rng, scale):
+    """f(x) = w . x has gradient w everywhere: with n = sqrt(||w||^2 + GP_EPSILON) the penalty
+    is (n - 1)^2, and its gradient in w is 2 (n - 1) w / n; the interpolates (fake side) get no
+    gradient."""
     w0 = rng.normal(size=6)
     w0 *= scale / np.linalg.norm(w0)
+    n = np.sqrt(scale**2 + GP_EPSILON)
     real, fake = rng.normal(size=(2, 3, 6))
     alpha = rng.random((3, 1))
     stab = module(framework, "stabilizers")
@@ -252,9 +275,50 @@ def test_gradient_penalty_of_a_linear_critic(framework, rng, scale, want):
             penalty = stab.gradient_penalty(linear_critic(framework, w), as_tensor(framework, real),
                                             fake_t, as_tensor(framework, alpha), 1.0)
         grad_w, grad_fake = tape.gradient(penalty, [w, fake_t])
-    np.testing.assert_allclose(float(as_numpy(penalty)), want, rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(as_numpy(grad_w), 2 * (scale - 1) * w0 / scale, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(float(as_numpy(penalty)), (n - 1) ** 2, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(as_numpy(grad_w), 2 * (n - 1) * w0 / n, rtol=1e-12, atol=1e-15)
     assert grad_fake is None  # fake is a constant of the critic step
+
+
+def relu_critic(framework, w1, b1, w2):
+    """f(x) = w2 . relu(W1 flat(x) + b1)."""
+    if framework == "torch":
+        import torch
+
+        return lambda x: (torch.relu(x.reshape(x.shape[0], -1) @ w1 + b1) * w2).sum(dim=1)
+    import tensorflow as tf
+
+    return lambda x: tf.reduce_sum(tf.nn.relu(tf.reshape(x, (tf.shape(x)[0], -1)) @ w1 + b1) * w2, axis=1)
+
+
+@pytest.mark.parametrize("critic", ["relu-all-off", "zero-linear"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("target", [1.0, 0.5])
+def test_gradient_penalty_is_finite_at_a_zero_gradient(framework, rng, critic, dtype, target):
+    """A critic whose input gradient is exactly zero at every interpolate (a ReLU critic with
+    every unit off, or f(x) = 0 . x): the penalty is (sqrt(GP_EPSILON) - target)^2, within
+    2e-5 target of target^2, and its gradient in every critic parameter is finite (sqrt'(0)
+    is infinite: without the epsilon each of them is NaN)."""
+    batch, dim, hidden = 4, 6, 5
+    real, fake = rng.normal(size=(2, batch, dim))
+    alpha = rng.random((batch, 1))
+    if critic == "relu-all-off":  # inputs are N(0, 1): a bias of -1e3 keeps every unit off
+        values = [rng.normal(size=(dim, hidden)), np.full(hidden, -1e3), rng.normal(size=hidden)]
+
+        def critic_of(p):
+            return relu_critic(framework, *p)
+    else:
+        values = [np.zeros(dim)]
+
+        def critic_of(p):
+            return linear_critic(framework, p[0])
+    penalty, grads = penalty_and_grads(framework, critic_of, values, real, fake, alpha, target, dtype)
+    want = (np.sqrt(GP_EPSILON) - target) ** 2
+    assert penalty == pytest.approx(want, rel=1e-6)
+    assert penalty == pytest.approx(target**2, abs=2.1e-5 * target)  # 2 sqrt(eps) target + rounding
+    for g in grads:
+        assert g is not None and np.all(np.isfinite(g)), grads
+        np.testing.assert_array_equal(g, 0.0)  # the gradient of a dead critic is zero, not NaN
 
 
 # -- weight decay through each twin's optimizer -------------------------------------------

@@ -1,4 +1,8 @@
-"""Training stability from the loss history: oscillation, divergence, spread over seeds."""
+"""Training stability from the loss history: oscillation, divergence, spread over seeds.
+
+What counts as divergence and how many final steps the summary covers is defined once, in
+bench/divergence.py, and shared with the runner and the tables.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +10,24 @@ import math
 
 import numpy as np
 
-# A loss whose magnitude passes this has left any range a healthy run of these models
-# reaches (BCE and ELBO terms stay below ~1e4 nats; a critic's scores below ~1e3).
-DIVERGENCE_LIMIT = 1e6
+from ..divergence import DIVERGENCE_LIMIT, FINAL_WINDOW, divergence_step
+from ..divergence import tail as _tail
+
+__all__ = ["DIVERGENCE_LIMIT", "FINAL_WINDOW", "oscillation", "mean_abs_step", "divergence_step", "is_diverged",
+           "loss_summary", "seed_spread"]
 
 
-def _tail(values, window: int) -> np.ndarray:
-    v = np.asarray(values, np.float64).ravel()
-    if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
-    return v[-window:]
-
-
-def oscillation(d_losses, window: int = 100) -> float:
+def oscillation(d_losses, window: int = FINAL_WINDOW) -> float:
     """Standard deviation (population) of the loss over its last `window` steps."""
     tail = _tail(d_losses, window)
     return float(np.std(tail)) if len(tail) else float("nan")
 
 
-def mean_abs_step(values, window: int = 100) -> float:
+def mean_abs_step(values, window: int = FINAL_WINDOW) -> float:
     """Mean |l_t - l_{t-1}| over the last `window` steps: step-to-step jitter, which a slow
     drift (large std, small steps) does not inflate."""
     tail = _tail(values, window + 1)
     return float(np.mean(np.abs(np.diff(tail)))) if len(tail) > 1 else float("nan")
-
-
-def divergence_step(values, limit: float = DIVERGENCE_LIMIT) -> int:
-    """Index of the first NaN, infinite or |value| > limit entry; -1 if there is none."""
-    v = np.asarray(values, np.float64).ravel()
-    bad = ~np.isfinite(v) | (np.abs(np.nan_to_num(v, nan=0.0)) > limit)
-    return int(np.argmax(bad)) if bad.any() else -1
 
 
 def is_diverged(values, limit: float = DIVERGENCE_LIMIT) -> bool:
@@ -43,21 +35,22 @@ def is_diverged(values, limit: float = DIVERGENCE_LIMIT) -> bool:
     return divergence_step(values, limit) >= 0
 
 
-def loss_summary(history: dict, window: int = 100) -> dict[str, float]:
+def loss_summary(history: dict, window: int = FINAL_WINDOW) -> dict[str, float]:
     """Flat summary of every loss term of a run's history {name: [value per step]}:
     "<name>_mean" and "<name>_std" over the last `window` steps, "<name>_abs_step"
     (mean_abs_step), and for the run: "diverged" (1.0 or 0.0) and "diverged_step" (first
     bad step over all terms, -1 if none)."""
     out: dict[str, float] = {}
     first_bad = []
-    for name, values in history.items():
-        tail = _tail(values, window)
-        out[f"{name}_mean"] = float(np.mean(tail)) if len(tail) else float("nan")
-        out[f"{name}_std"] = oscillation(values, window)
-        out[f"{name}_abs_step"] = mean_abs_step(values, window)
-        step = divergence_step(values)
-        if step >= 0:
-            first_bad.append(step)
+    with np.errstate(invalid="ignore", over="ignore"):  # a diverged run's NaN/inf give NaN, quietly
+        for name, values in history.items():
+            tail = _tail(values, window)
+            out[f"{name}_mean"] = float(np.mean(tail)) if len(tail) else float("nan")
+            out[f"{name}_std"] = oscillation(values, window)
+            out[f"{name}_abs_step"] = mean_abs_step(values, window)
+            step = divergence_step(values)
+            if step >= 0:
+                first_bad.append(step)
     out["diverged"] = 1.0 if first_bad else 0.0
     out["diverged_step"] = float(min(first_bad)) if first_bad else -1.0
     return out

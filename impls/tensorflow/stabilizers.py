@@ -3,6 +3,8 @@ quirks are commented here (layouts: kernels are Keras-style, activations NHWC)."
 
 import tensorflow as tf
 
+from bench.specs import GP_EPSILON
+
 
 def spectral_matrix(kernel, kind):
     """The canonical (rows, rest) matrix of a TF kernel, rows = output units/channels.
@@ -40,12 +42,13 @@ def spectral_normalize(kernel, u, kind, n_iter, eps, update):
 
 
 def gradient_penalty(critic, real, fake, alpha, target=1.0):
+    """sqrt(sum g^2 + GP_EPSILON) as in the torch twin (not tf.norm, which has no epsilon)."""
     x_hat = alpha * real + (1.0 - alpha) * tf.stop_gradient(fake)
     with tf.GradientTape() as tape:
         tape.watch(x_hat)
         total = tf.reduce_sum(critic(x_hat))  # the sum must be taped too
     grad = tape.gradient(total, x_hat)
-    norm = tf.sqrt(tf.reduce_sum(tf.reshape(grad, (tf.shape(grad)[0], -1)) ** 2, axis=1))
+    norm = tf.sqrt(tf.reduce_sum(tf.reshape(grad, (tf.shape(grad)[0], -1)) ** 2, axis=1) + GP_EPSILON)
     return tf.reduce_mean((norm - target) ** 2)
 
 

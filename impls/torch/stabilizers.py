@@ -6,6 +6,8 @@ Formulas and conventions are in bench/arch.py (spectral norm) and bench/specs.py
 import torch
 import torch.nn.functional as F
 
+from bench.specs import GP_EPSILON
+
 
 def spectral_matrix(weight, kind):
     """The (rows, rest) matrix whose top singular value spectral norm divides by."""
@@ -44,11 +46,14 @@ def _power_iteration(w_mat, u, n_iter, eps, update):
 
 def gradient_penalty(critic, real, fake, alpha, target=1.0):
     """Gulrajani et al. 2017, eq. 3: E[(||grad_x D(x_hat)||_2 - target)^2] on
-    x_hat = alpha * real + (1 - alpha) * fake, alpha ~ U[0, 1] per sample (handed in)."""
+    x_hat = alpha * real + (1 - alpha) * fake, alpha ~ U[0, 1] per sample (handed in).
+
+    The norm is sqrt(sum g^2 + GP_EPSILON) (TF-GAN's epsilon, bench/specs.py), finite in value
+    and gradient where the critic's input gradient is exactly zero."""
     x_hat = (alpha * real + (1.0 - alpha) * fake.detach()).requires_grad_(True)
     scores = critic(x_hat)
     (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
-    norm = torch.sqrt(torch.sum(grad.reshape(grad.shape[0], -1) ** 2, dim=1))
+    norm = torch.sqrt(torch.sum(grad.reshape(grad.shape[0], -1) ** 2, dim=1) + GP_EPSILON)
     return torch.mean((norm - target) ** 2)
 
 
