@@ -677,3 +677,11 @@ def test_numpy_convolutions_agree_with_each_other():
     k = rng.standard_normal((1, 1, 4, 4))
     got = np_conv2d(delta, k, np.zeros(1), s=1, p=0)  # 3 x 3 output
     assert got[0, 0, 0, 0] == k[0, 0, 2, 2] and got[0, 0, 2, 2] == k[0, 0, 0, 0]
+
+
+# -- the checks can fail -------------------------------------------------------------------------
+def test_a_planted_architecture_mistake_is_caught(monkeypatch):
+    """Padding 0 instead of 1 in every DCGAN conv: both twins would still agree with each other."""
+    monkeypatch.setattr(arch, "DCGAN_PADDING", 0)
+    with pytest.raises(AssertionError, match="dcgan"):
+        test_arch_builds_the_stated_layers("dcgan")

@@ -364,3 +364,20 @@ def test_spectrally_normalised_weights_have_top_singular_value_one(backend, mode
     x = real_batch(spec, rng)["x"][:5]
     np.testing.assert_allclose(trainer.discriminate(x), bare.discriminate(x), rtol=1e-9, atol=1e-12)
 
+
+# -- the checks can fail -------------------------------------------------------------------------
+def test_a_planted_reparameterization_mistake_is_caught(monkeypatch):
+    """z = mean + exp(logvar) eps (a forgotten 1/2) in the PyTorch twin."""
+    import torch
+
+    import impls
+    from impls.torch.train import Trainer
+
+    def wrong(self, x, cond, noise):
+        h, _ = self._run("E", x, self._masks(noise, "E"), cond)
+        mean, logvar = torch.chunk(h, 2, dim=1)
+        return mean, logvar, mean + torch.exp(logvar) * self._t(noise["eps"])
+
+    monkeypatch.setattr(Trainer, "_encode_sample", wrong)
+    with pytest.raises(AssertionError):
+        test_latent_is_mean_plus_sigma_times_the_harness_epsilon(impls.load("torch"), "vae")

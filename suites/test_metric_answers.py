@@ -188,3 +188,13 @@ def test_every_grid_centre_once_covers_25_modes_evenly():
     got = mixture_metrics(np.repeat(GRID, counts, axis=0), "grid25")
     assert got["modes_covered"] == 3 and got["high_quality_share"] == 1.0
     assert got["mode_kl"] == pytest.approx(mode_kl_by_hand(counts), rel=1e-12)
+
+
+# -- the checks can fail -------------------------------------------------------------------------
+def test_swapped_precision_and_recall_are_caught(clusters, monkeypatch):
+    from bench.metrics import fidelity
+
+    monkeypatch.setitem(fidelity.RENAME, "precision", "recall")
+    monkeypatch.setitem(fidelity.RENAME, "recall", "precision")
+    with pytest.raises(AssertionError):
+        test_samples_from_one_cluster_are_precise_but_recall_little(clusters)

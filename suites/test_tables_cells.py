@@ -397,3 +397,14 @@ def test_baseline_checks_each_metric_in_its_direction_with_the_seed_spread(tmp_p
         assert c["tolerance"] == pytest.approx(max(4 * std, 0.1 * abs(mean), 0.05), rel=1e-12)
     ok, report = gate.gate(run_dir, path)  # a run passes its own baseline
     assert ok, report
+
+
+# -- the checks can fail -------------------------------------------------------------------------
+def test_swapped_framework_columns_are_caught(tmp_path, monkeypatch):
+    """A comparison table whose PyTorch column holds TensorFlow's numbers (and the reverse)."""
+    original = tables.flat_row
+    other = {"torch": "tensorflow", "tensorflow": "torch"}
+    monkeypatch.setattr(tables, "flat_row", lambda rec: {**original(rec), "framework": other[rec["framework"]]})
+    run_dir = write_run(tmp_path / "run", ALL_KEYS)
+    with pytest.raises(AssertionError):
+        test_comparison_columns_hold_each_frameworks_mean_and_std_over_seeds((run_dir, tables.render(run_dir)))
