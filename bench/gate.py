@@ -6,7 +6,8 @@ A baseline (results/baselines/*.json) lists checks:
 direction "lower" (lower is better: regressed if current > value + tolerance), "higher"
 (regressed if current < value - tolerance) or "both" (regressed if |current - value| >
 tolerance). The current value is the mean over the run's seeds; a check whose experiment is
-missing from the run, or whose value is NaN/inf, fails.
+missing from the run, whose metric is missing from any of its runs (a diverged run records no
+quality metrics), or whose value is NaN/inf, fails.
 
 `make_baseline` derives each tolerance from the spread over seeds, max(k * std, rel_floor *
 |mean|, abs_floor), and scores the same experiments untrained (their initial weights, the
@@ -110,9 +111,12 @@ def evaluate(run_dir, baseline: dict) -> list[dict]:
     for c in baseline["checks"]:
         key = (c["experiment"], c["dataset"], c["framework"])
         vals = current.get(key, {}).get(c["metric"])
+        runs = len(current.get(key, {}).get("status", []))
         value, tol, direction = float(c["value"]), float(c["tolerance"]), c["direction"]
         if vals is None:
             now, ok, why = float("nan"), False, "missing from run"
+        elif len(vals) < runs:  # a diverged run records no quality metrics: the others cannot stand in
+            now, ok, why = float("nan"), False, f"missing in {runs - len(vals)} of {runs} runs (diverged?)"
         else:
             finite = [v for v in vals if isinstance(v, float) and math.isfinite(v)]
             now = float(np.mean(finite)) if len(finite) == len(vals) else float("nan")
