@@ -153,7 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("baseline", help="make a baseline file from a run (ideally several seeds)")
     b.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     b.add_argument("--out", type=Path, required=True, metavar="FILE")
-    b.add_argument("--k-std", type=float, default=4.0, help="tolerance = max(k std, rel-floor |mean|, abs-floor)")
+    b.add_argument("--alpha", type=float, default=1e-3,
+                   help="one-sided false-alarm probability per check of the prediction interval that sets "
+                        "each tolerance (default 1e-3); tolerance = max(t quantile x pooled seed std x "
+                        "sqrt(1 + 1/seeds), rel-floor |mean|, abs-floor)")
     b.add_argument("--rel-floor", type=float, default=0.1)
     b.add_argument("--abs-floor", type=float, default=0.05)
     b.add_argument("--losses", action="store_true",
@@ -419,7 +422,7 @@ def cmd_gate(a) -> int:
 def cmd_baseline(a) -> int:
     from .gate import make_baseline
 
-    path = make_baseline(a.run_dir, a.out, k_std=a.k_std, rel_floor=a.rel_floor, abs_floor=a.abs_floor,
+    path = make_baseline(a.run_dir, a.out, alpha=a.alpha, rel_floor=a.rel_floor, abs_floor=a.abs_floor,
                          losses=a.losses, untrained=not a.no_untrained, command=" ".join(sys.argv))
     from .gate import baseline_table
 

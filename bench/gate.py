@@ -9,8 +9,9 @@ tolerance). The current value is the mean over the run's seeds; a check whose ex
 missing from the run, whose metric is missing from any of its runs (a diverged run records no
 quality metrics), or whose value is NaN/inf, fails.
 
-`make_baseline` derives each tolerance from the spread over seeds, max(k * std, rel_floor *
-|mean|, abs_floor), and scores the same experiments untrained (their initial weights, the
+`make_baseline` derives each tolerance from the spread over seeds: a one-sided prediction
+interval for one new run (t quantile x the seed standard deviation pooled over both twins x
+sqrt(1 + 1/n), alpha 1e-3 per check), floored at rel_floor * |mean| and abs_floor. It scores the same experiments untrained (their initial weights, the
 same metric code and sample seeds): a check whose band contains the untrained model's value
 cannot tell a trained model from an untrained one, so it is left out and reported.
 
@@ -241,19 +242,41 @@ def band_contains(check: dict, x: float) -> bool:
     return abs(x - value) <= tol
 
 
-def make_baseline(run_dir, out_path, *, k_std=4.0, rel_floor=0.1, abs_floor=0.05, profile=None,
+def prediction_tolerance(groups: list[np.ndarray], alpha: float) -> tuple[float, float, int]:
+    """Half-width of a one-sided (1 - alpha) prediction interval for one new run, from the seed
+    spread of one experiment in each twin: t_{nu, 1-alpha} * s_p * sqrt(1 + 1/n).
+
+    The twins are one model built from one spec; their seed-to-seed spread is one distribution,
+    so the standard deviation is pooled over both (s_p, nu = sum(n_i - 1) degrees of freedom).
+    A new run on another machine is another draw from it: float32 GAN training is chaotic, and a
+    change of rounding moves a run about as far as a change of seed. Returns (half-width, s_p, nu)."""
+    from scipy import stats
+
+    nu = sum(len(g) - 1 for g in groups)
+    if nu < 1:
+        return 0.0, 0.0, 0
+    s_p = float(np.sqrt(sum(((g - g.mean()) ** 2).sum() for g in groups) / nu))
+    n = min(len(g) for g in groups)
+    return float(stats.t.ppf(1.0 - alpha, nu) * s_p * np.sqrt(1.0 + 1.0 / n)), s_p, nu
+
+
+def make_baseline(run_dir, out_path, *, alpha=1e-3, rel_floor=0.1, abs_floor=0.05, profile=None,
                   command=None, losses=False, untrained=True, log=print) -> Path:
     """A baseline from a run with several seeds: every directed quality metric (and with losses=True
-    every final loss term, direction "both"). With untrained=True (the default) each check also
-    stores the untrained model's value, and a check whose band contains it is left out."""
+    every final loss term, direction "both"). The tolerance is the larger of the prediction
+    half-width (prediction_tolerance, pooled over the twins) and the floors rel_floor * |mean|
+    and abs_floor. With untrained=True (the default) each check also stores the untrained
+    model's value, and a check whose band contains it is left out."""
     checks = []
     records = read_records(run_dir)
     steps = {(r["experiment"], r["dataset"], r["framework"]): r["spec"]["steps"] for r in records}
     profiles = {r.get("profile") for r in records} - {None}
     profile = profile or (profiles.pop() if len(profiles) == 1 else None)
-    for key, vals in sorted(current_values(run_dir).items()):
+    current = current_values(run_dir)
+    for key, vals in sorted(current.items()):
         if vals.get("status") and any(s != "ok" for s in vals["status"]):
             raise BaselineError(f"{key} did not finish ok in {run_dir}; a baseline needs clean runs")
+    for key, vals in sorted(current.items()):
         for metric, vs in sorted(vals.items()):
             direction = DIRECTIONS.get(metric)
             if direction is None and losses and metric.startswith(GATED_PREFIXES):
@@ -263,12 +286,15 @@ def make_baseline(run_dir, out_path, *, k_std=4.0, rel_floor=0.1, abs_floor=0.05
             arr = np.asarray(vs, dtype=float)
             if not np.all(np.isfinite(arr)):
                 continue
+            twins = [np.asarray(v[metric], dtype=float) for k, v in sorted(current.items())
+                     if k[:2] == key[:2] and metric in v and np.all(np.isfinite(np.asarray(v[metric], float)))]
+            half, s_p, nu = prediction_tolerance(twins, alpha)
             mean = float(arr.mean())
             std = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
-            tol = max(k_std * std, rel_floor * abs(mean), abs_floor)
+            tol = max(half, rel_floor * abs(mean), abs_floor)
             checks.append({**key_dict(key), "metric": metric, "value": mean, "direction": direction,
-                           "tolerance": tol, "seeds": len(arr), "std": std, "steps": steps[key],
-                           "untrained": None})
+                           "tolerance": tol, "seeds": len(arr), "std": std, "pooled_std": s_p, "dof": nu,
+                           "steps": steps[key], "untrained": None})
     if untrained:
         base = untrained_values(run_dir)
         kept = []
@@ -285,7 +311,8 @@ def make_baseline(run_dir, out_path, *, k_std=4.0, rel_floor=0.1, abs_floor=0.05
         raise BaselineError(f"no gated metrics found under {run_dir}")
     doc = {"schema": BASELINE_SCHEMA, "profile": profile, "genbench_version": _genbench_version(),
            "command": command,
-           "rule": f"tolerance = max({k_std} std over seeds, {rel_floor} |mean|, {abs_floor}); checks whose "
-                   f"band contains the untrained model's value are left out",
+           "rule": f"tolerance = max(t(dof, 1 - {alpha:g}) * pooled std over seeds and twins * sqrt(1 + 1/seeds), "
+                   f"{rel_floor} |mean|, {abs_floor}); checks whose band contains the untrained model's value "
+                   f"are left out",
            "checks": checks}
     return atomic_write_text(out_path, json.dumps(doc, indent=2) + "\n")

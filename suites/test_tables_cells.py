@@ -394,7 +394,14 @@ def test_baseline_checks_each_metric_in_its_direction_with_the_seed_spread(tmp_p
         assert c["direction"] == direction, name
         assert c["value"] == pytest.approx(mean, rel=1e-12)
         assert c["std"] == pytest.approx(std, rel=1e-12) and c["seeds"] == 3
-        assert c["tolerance"] == pytest.approx(max(4 * std, 0.1 * abs(mean), 0.05), rel=1e-12)
+        # one-sided 99.9 % prediction interval for one new run, seed spread pooled over both twins
+        twins = [np.asarray(per_seed(exp, f, name), float) for f in FRAMEWORKS]
+        dof = sum(len(t) - 1 for t in twins)
+        s_p = np.sqrt(sum(((t - t.mean()) ** 2).sum() for t in twins) / dof)
+        assert dof == 4 and c["dof"] == 4 and c["pooled_std"] == pytest.approx(s_p, rel=1e-12)
+        t_999_4 = 7.173  # Student's t, 4 degrees of freedom, one-sided 0.999 (printed tables)
+        half = t_999_4 * s_p * np.sqrt(1 + 1 / 3)
+        assert c["tolerance"] == pytest.approx(max(half, 0.1 * abs(mean), 0.05), rel=1e-4)
     ok, report = gate.gate(run_dir, path)  # a run passes its own baseline
     assert ok, report
 
