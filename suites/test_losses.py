@@ -107,6 +107,14 @@ def np_gan_loss(name, d_real, d_fake, real_target=1.0, fake_target=0.0):
     elif name == "hinge":
         real, fake = np.mean(np.maximum(0.0, 1.0 - d_real)), np.mean(np.maximum(0.0, 1.0 + d_fake))
         g = -np.mean(d_fake)
+    elif name == "lsgan":  # Mao et al. 2017 with TF-GAN's halves; G aims at the real target
+        real = np.mean((d_real - real_target) ** 2) / 2
+        fake = np.mean((d_fake - fake_target) ** 2) / 2
+        g = np.mean((d_fake - real_target) ** 2) / 2
+    elif name == "ragan":  # relativistic average: each side against the other side's batch mean
+        rel_real, rel_fake = d_real - np.mean(d_fake), d_fake - np.mean(d_real)
+        real, fake = np_bce(rel_real, real_target), np_bce(rel_fake, fake_target)
+        g = np_bce(rel_fake, 1.0) + np_bce(rel_real, 0.0)
     else:  # pragma: no cover - a new loss needs a reference here
         raise KeyError(f"no NumPy reference for GAN loss {name!r}")
     return real + fake, real, fake, g
