@@ -50,6 +50,13 @@ MODELS: dict[str, ExperimentSpec] = {
     "hinge-gan": ExperimentSpec("hinge-gan", family="gan", architecture="dcgan", loss="hinge", latent_dim=100,
                                 generator=DCGAN_G, discriminator=NetSpec(hidden=(64, 128), leaky_slope=0.2),
                                 g_optimizer=ADAM_GAN, d_optimizer=ADAM_GAN),
+    # Mao et al. 2017 and Jolicoeur-Martineau 2018 both train DCGANs with Adam(2e-4, 0.5, 0.999)
+    "lsgan": ExperimentSpec("lsgan", family="gan", architecture="dcgan", loss="lsgan", latent_dim=100,
+                            generator=DCGAN_G, discriminator=NetSpec(hidden=(64, 128), leaky_slope=0.2),
+                            g_optimizer=ADAM_GAN, d_optimizer=ADAM_GAN),
+    "ragan": ExperimentSpec("ragan", family="gan", architecture="dcgan", loss="ragan", latent_dim=100,
+                            generator=DCGAN_G, discriminator=NetSpec(hidden=(64, 128), leaky_slope=0.2),
+                            g_optimizer=ADAM_GAN, d_optimizer=ADAM_GAN),
     "vaegan": ExperimentSpec("vaegan", family="vaegan", loss="non-saturating", latent_dim=32, encoder=VAE_E,
                              generator=MLP_G, discriminator=MLP_D, g_optimizer=ADAM_GAN,
                              d_optimizer=ADAM_GAN, vaegan_gamma=1e-2),
@@ -64,6 +71,8 @@ MODEL_HELP = {
     "wgan": "DCGAN with a Wasserstein critic and weight clipping (n_critic 5)",
     "wgan-gp": "DCGAN with a Wasserstein critic and gradient penalty (n_critic 5, Adam)",
     "hinge-gan": "DCGAN with the hinge loss",
+    "lsgan": "DCGAN with the least-squares loss (Mao 2017, TF-GAN's halves), Adam",
+    "ragan": "DCGAN with the relativistic average BCE loss (Jolicoeur-Martineau 2018), Adam",
     "vaegan": "VAE-GAN (Larsen 2016): VAE decoder as generator, feature-matching reconstruction",
 }
 

@@ -41,7 +41,7 @@ def spectral_normalize(kernel, u, kind, n_iter, eps, update):
     return kernel / sigma
 
 
-def gradient_penalty(critic, real, fake, alpha, target=1.0):
+def gradient_penalty(critic, real, fake, alpha, target=1.0, form="subtract"):
     """sqrt(sum g^2 + GP_EPSILON) as in the torch twin (not tf.norm, which has no epsilon)."""
     x_hat = alpha * real + (1.0 - alpha) * tf.stop_gradient(fake)
     with tf.GradientTape() as tape:
@@ -49,7 +49,17 @@ def gradient_penalty(critic, real, fake, alpha, target=1.0):
         total = tf.reduce_sum(critic(x_hat))  # the sum must be taped too
     grad = tape.gradient(total, x_hat)
     norm = tf.sqrt(tf.reduce_sum(tf.reshape(grad, (tf.shape(grad)[0], -1)) ** 2, axis=1) + GP_EPSILON)
-    return tf.reduce_mean((norm - target) ** 2)
+    return tf.reduce_mean(penalty_of_norm(norm, target, form))
+
+
+def penalty_of_norm(norm, target, form="subtract"):
+    if form == "subtract":
+        return (norm - target) ** 2
+    if form == "divide":
+        return (norm / target - 1.0) ** 2
+    if form == "one_sided":
+        return tf.nn.relu(norm - target) ** 2
+    raise ValueError(f"unknown gradient-penalty form {form!r}")
 
 
 def clip_weights(params, clip):

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from bench import arch
 from bench.randomness import initial_weights
-from bench.specs import NUM_CLASSES
+from bench.specs import G_NEEDS_REAL, NUM_CLASSES
 
 from . import losses, stabilizers, weights
 from .models import Net, to_nchw, to_nhwc
@@ -157,7 +157,8 @@ class Trainer:
                 if spec.uses_gp:
                     gp_masks = noise.get(f"d{i}.D.gp")
                     gp = stabilizers.gradient_penalty(lambda t: D(t, gp_masks)[0],
-                                                      x, fake, noise[f"d{i}.alpha"], spec.gp_target)
+                                                      x, fake, noise[f"d{i}.alpha"], spec.gp_target,
+                                                      form=spec.gp_form)
                     terms["gp"] = gp
                     total = d_loss + spec.gp_lambda * gp
             d_grads = tape.gradient(total, D.trainable)
@@ -171,7 +172,11 @@ class Trainer:
         with tf.GradientTape() as tape:
             fake, _ = G(noise["g.z"], noise.get("g.G"))
             d_fake, _ = D(fake, noise.get("g.D.fake"))
-            g_loss = loss_fn(d_fake[:, 0], d_fake[:, 0], real_t, fake_t)[3]
+            if spec.loss in G_NEEDS_REAL:
+                d_real, _ = D(x, noise.get("g.D.real"))
+                g_loss = loss_fn(d_real[:, 0], d_fake[:, 0], real_t, fake_t)[3]
+            else:
+                g_loss = loss_fn(d_fake[:, 0], d_fake[:, 0], real_t, fake_t)[3]
         g_grads = tape.gradient(g_loss, G.trainable)
         grads.update(self._grads("G", g_grads))
         self.g_opt.apply(g_grads)

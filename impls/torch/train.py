@@ -13,7 +13,7 @@ import torch
 
 from bench import arch
 from bench.randomness import initial_weights
-from bench.specs import NUM_CLASSES
+from bench.specs import G_NEEDS_REAL, NUM_CLASSES
 
 from . import losses, stabilizers, weights
 from .models import Net
@@ -204,7 +204,8 @@ class Trainer:
                 gp_masks = self._masks(noise, f"d{i}.D.gp")
                 # the uncompiled D: AOTAutograd graphs do not support the double backward
                 gp = stabilizers.gradient_penalty(lambda t: self.nets["D"](t, gp_masks)[0],
-                                                  x, fake, self._t(noise[f"d{i}.alpha"]), spec.gp_target)
+                                                  x, fake, self._t(noise[f"d{i}.alpha"]), spec.gp_target,
+                                                  form=spec.gp_form)
                 terms["gp"] = gp
                 total = d_loss + spec.gp_lambda * gp
             self.d_opt.zero_grad(set_to_none=True)
@@ -218,7 +219,11 @@ class Trainer:
         out = {k: v / spec.n_critic for k, v in sums.items()}
         fake, _ = self._run("G", self._t(noise["g.z"]), self._masks(noise, "g.G"))
         d_fake, _ = self._run("D", fake, self._masks(noise, "g.D.fake"))
-        g_loss = loss_fn(d_fake[:, 0], d_fake[:, 0], real_t, fake_t)[3]
+        if spec.loss in G_NEEDS_REAL:  # relativistic: G's loss reads D on the last real batch
+            d_real, _ = self._run("D", x, self._masks(noise, "g.D.real"))
+            g_loss = loss_fn(d_real[:, 0], d_fake[:, 0], real_t, fake_t)[3]
+        else:
+            g_loss = loss_fn(d_fake[:, 0], d_fake[:, 0], real_t, fake_t)[3]
         self.g_opt.zero_grad(set_to_none=True)
         # gradients for G only: D's weight gradients (a full backward GEMM per D layer) are
         # not needed here, and backward() would compute them
