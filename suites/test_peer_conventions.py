@@ -304,3 +304,168 @@ def test_subtracting_the_gp_target_is_not_tfgans_form(framework):
     one_sided_below = float(to_numpy(m.S.gradient_penalty(lambda x: 0.1 * x, real, gen, alpha, 1.0,
                                                           form="one_sided")))
     assert one_sided_below == 0.0  # ||g|| = 0.2 < 1: no penalty one-sided; (0.2 - 1)^2 two-sided
+
+
+# -- the peers' own classes: optimizers and batch norm under the spec's peer settings ----------
+GRADS = np.array([1.0, 1e-2, 1e-4, 1e-6, 1e-8, -1e-9, 3e-7])  # from large to below eps
+
+
+def _grad(i, p):
+    return GRADS * (1.0 + 0.5 * i) + 0.01 * (p - 1.0)
+
+
+def _twin_steps(framework, o, n=3):
+    """n steps of the twin's optimizer from the OptimizerSpec on one float64 parameter."""
+    if framework == "torch":
+        import torch
+
+        from impls.torch.train import make_optimizer
+
+        p = torch.nn.Parameter(torch.ones(len(GRADS), dtype=torch.float64))
+        opt = make_optimizer([p], o)
+        for i in range(n):
+            p.grad = torch.tensor(_grad(i, p.detach().numpy()))
+            opt.step()
+        return p.detach().numpy() - 1.0
+    import tensorflow as tf
+
+    from impls.tensorflow.train import Optimizer
+
+    v = tf.Variable(np.ones(len(GRADS)))
+    opt = Optimizer([v], o)
+    for i in range(n):
+        opt.apply([tf.constant(_grad(i, v.numpy()))])
+    return v.numpy() - 1.0
+
+
+def _peer_steps(opt, keras_api, n=3):
+    import tensorflow as tf
+
+    if keras_api:
+        from bench.conventions import _keras
+
+        v = _keras().Variable(np.ones(len(GRADS)), dtype="float64")
+        for i in range(n):
+            opt.apply_gradients([(_grad(i, np.asarray(v)), v)])
+        return np.asarray(v) - 1.0
+    v = tf.Variable(np.ones(len(GRADS)))
+    for i in range(n):
+        opt.apply_gradients([(tf.constant(_grad(i, v.numpy())), v)])
+    return v.numpy() - 1.0
+
+
+def f32(x):
+    """The peers keep learning rates (and TF1 every hyperparameter) as float32 tensors."""
+    return float(np.float32(x))
+
+
+def test_keras_rmsprop_is_eps_inside_the_sqrt(framework):
+    from bench.conventions import _keras
+    from bench.specs import OptimizerSpec
+
+    k = _keras().optimizers.RMSprop(learning_rate=1e-3)
+    peer = _peer_steps(k, keras_api=True)
+    o = OptimizerSpec(kind="rmsprop", lr=f32(1e-3), rho=k.rho, eps=k.epsilon, rmsprop_eps_placement="inside")
+    np.testing.assert_allclose(_twin_steps(framework, o), peer, rtol=1e-14, atol=1e-18)
+    outside = _twin_steps(framework, OptimizerSpec(kind="rmsprop", lr=f32(1e-3), rho=k.rho, eps=k.epsilon))
+    assert np.max(np.abs(outside - peer)) > 1e-3 * np.max(np.abs(peer))  # placement matters
+
+
+def test_tf1_rmsprop_starts_the_mean_square_at_one(framework):
+    import tensorflow as tf
+
+    from bench.specs import OptimizerSpec
+
+    peer = _peer_steps(tf.compat.v1.train.RMSPropOptimizer(1e-3), keras_api=False)  # decay 0.9, eps 1e-10
+    o = OptimizerSpec(kind="rmsprop", lr=f32(1e-3), rho=f32(0.9), eps=f32(1e-10),
+                      rmsprop_eps_placement="inside", rmsprop_initial_ms=1.0)
+    np.testing.assert_allclose(_twin_steps(framework, o), peer, rtol=1e-14, atol=1e-18)
+    zero_start = _twin_steps(framework, o.__class__(**{**o.__dict__, "rmsprop_initial_ms": 0.0}))
+    assert np.max(np.abs(zero_start - peer)) > 0.5 * np.max(np.abs(peer))
+
+
+@pytest.mark.parametrize("peer", ["keras", "tf1"])
+def test_adam_epsilon_hat(framework, peer):
+    """Epsilon hat reproduces Keras' and TF1's Adam up to their float32 beta powers: 1 - b2^t
+    from a float32 b2^t is off by ~6e-8 / 1e-3 relative at t = 1, ~3e-5 in sqrt(1 - b2^t)."""
+    import tensorflow as tf
+
+    from bench.conventions import _keras
+    from bench.specs import OptimizerSpec
+
+    if peer == "keras":
+        k = _keras().optimizers.Adam(learning_rate=1e-3)
+        ref, eps = _peer_steps(k, keras_api=True), k.epsilon
+    else:
+        ref, eps = _peer_steps(tf.compat.v1.train.AdamOptimizer(1e-3), keras_api=False), 1e-8
+    o = OptimizerSpec(kind="adam", lr=f32(1e-3), beta1=0.9, beta2=0.999, eps=eps, adam_eps="epsilon_hat")
+    scale = np.max(np.abs(ref))
+    hat = _twin_steps(framework, o)
+    assert np.max(np.abs(hat - ref)) <= 1e-4 * scale
+    torch_form = _twin_steps(framework, OptimizerSpec(kind="adam", lr=f32(1e-3), beta1=0.9, beta2=0.999, eps=eps))
+    assert np.max(np.abs(torch_form - ref)) > 100 * np.max(np.abs(hat - ref))
+
+
+def test_keras_batch_norm_with_the_biased_variance_and_its_momentum(framework):
+    """Keras BatchNormalization() defaults: momentum 0.99 of the old value (0.01 of the batch in
+    the spec's torch convention), epsilon 1e-3, biased moving variance."""
+    from bench.conventions import _keras
+
+    bn = _keras().layers.BatchNormalization(dtype="float64")
+    x = 0.3 + 0.05 * np.random.default_rng(0).standard_normal((16, 4))
+    y_peer = np.asarray(bn(x, training=True))
+    S = Modules(framework).S
+    if framework == "torch":
+        import torch
+
+        rm, rv = torch.zeros(4, dtype=torch.float64), torch.ones(4, dtype=torch.float64)
+        y = S.batch_norm(torch.tensor(x), torch.ones(4, dtype=torch.float64), torch.zeros(4, dtype=torch.float64),
+                         rm, rv, True, 1.0 - bn.momentum, bn.epsilon, biased_variance=True)
+    else:
+        import tensorflow as tf
+
+        rm, rv = tf.Variable(np.zeros(4)), tf.Variable(np.ones(4))
+        y = S.batch_norm(tf.constant(x), tf.constant(np.ones(4)), tf.constant(np.zeros(4)), rm, rv, True,
+                         1.0 - bn.momentum, bn.epsilon, biased_variance=True)
+    np.testing.assert_allclose(to_numpy(y), y_peer, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(to_numpy(rm), np.asarray(bn.moving_mean), rtol=1e-14, atol=1e-16)
+    np.testing.assert_allclose(to_numpy(rv), np.asarray(bn.moving_variance), rtol=1e-14, atol=1e-16)
+
+
+# -- presets -----------------------------------------------------------------------------------
+def test_presets_set_the_conventions_together_and_record_their_name():
+    from bench import registry
+
+    plain = registry.experiment("dcgan", profile="smoke")
+    assert registry.experiment("dcgan", profile="smoke", convention="torch") == plain
+    tfgan = registry.experiment("dcgan", profile="smoke", convention="tfgan")
+    assert tfgan.convention == "tfgan" and tfgan.gp_form == "divide"
+    assert tfgan.targets == (0.875, 0.0)  # TF-GAN's discriminator losses: label_smoothing=0.25
+    assert (tfgan.d_optimizer.rmsprop_eps_placement, tfgan.d_optimizer.rmsprop_initial_ms) == ("inside", 1.0)
+    assert (tfgan.generator.bn_variance, tfgan.generator.bn_eps) == ("biased", 1e-3)
+    keras = registry.experiment("wgan-gp", profile="smoke", convention="keras")
+    assert (keras.g_optimizer.adam_eps, keras.g_optimizer.eps) == ("epsilon_hat", 1e-7)
+    smooth = registry.experiment("gan", ("label-smoothing-two",), profile="smoke", convention="keras")
+    assert smooth.targets == pytest.approx((0.95, 0.05))
+    for name in ("torchgan", "mimicry"):  # torch.optim, torch BN, subtracted GP: genbench's own
+        assert registry.experiment("dcgan", profile="smoke", convention=name) == plain.with_(convention=name)
+    with pytest.raises(Exception, match="unknown convention"):
+        registry.with_convention(plain, "jax")
+
+
+# -- the twins still agree under every peer setting that changes training --------------------------
+PRESET_CASES = [("dcgan", ("batch-norm",), "tfgan"), ("dcgan", ("batch-norm",), "keras"),
+                ("wgan-gp", (), "tfgan"), ("lsgan", (), "keras")]
+
+
+@pytest.mark.equivalence
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("model, stabs, convention", PRESET_CASES,
+                         ids=[f"{m}{''.join('+' + s for s in st)}@{c}" for m, st, c in PRESET_CASES])
+def test_twins_train_identically_under_peer_presets(model, stabs, convention, dtype):
+    from bench import equivalence as eq
+    from bench import registry
+
+    case = eq.Case(model, stabs)
+    spec = registry.with_convention(case.spec(dtype), convention)
+    eq.run_case(case, dtype, steps=5, spec=spec)  # raises EquivalenceError naming the tensor

@@ -32,7 +32,8 @@ TWIN_ONLY = {
         "tensorflow": ("tf_shape", "leaky_relu", "to_nhwc", "to_nchw"),
     },
     "train": {
-        "torch": ("DecoupledRMSprop",),  # torch.optim has no RMSprop with decoupled decay
+        # torch.optim has no RMSprop with decoupled decay, nor the peers' epsilon placements
+        "torch": ("DecoupledRMSprop", "PeerOptimizer"),
         # the torch formulas written out (both twins name their execution VARIANTS)
         "tensorflow": ("Optimizer",),
     },

@@ -71,13 +71,14 @@ def dropout(x, mask):
     return x * mask
 
 
-def batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps):
+def batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps, biased_variance=False):
     """torch's formula: `momentum` weights the new batch (Keras momentum = 1 - this), the
     running variance stores the unbiased batch variance (Keras stores the biased one), and
-    eps comes from the spec (Keras default 1e-3, torch 1e-5). Channels are the last axis."""
+    eps comes from the spec (Keras default 1e-3, torch 1e-5). Channels are the last axis.
+    biased_variance=True stores the biased batch variance, as Keras does."""
     if not training:
         return (x - running_mean) * tf.math.rsqrt(running_var + eps) * weight + bias
-    if x.dtype == tf.float32 and len(x.shape) == 4:
+    if x.dtype == tf.float32 and len(x.shape) == 4 and not biased_variance:
         y, mean, unbiased_var = _fused_batch_norm(x, weight, bias, eps)
     else:  # FusedBatchNormV3 takes 4-D half, bfloat16 and float32 only
         axes = list(range(len(x.shape) - 1))
@@ -89,7 +90,7 @@ def batch_norm(x, weight, bias, running_mean, running_var, training, momentum, e
         unbiased_var = var * n / (n - 1.0)
         y = (x - mean) * tf.math.rsqrt(var + eps) * weight + bias
     running_mean.assign((1.0 - momentum) * running_mean + momentum * mean)
-    running_var.assign((1.0 - momentum) * running_var + momentum * unbiased_var)
+    running_var.assign((1.0 - momentum) * running_var + momentum * (var if biased_variance else unbiased_var))
     return y
 
 

@@ -81,6 +81,18 @@ def dropout(x, mask):
     return x * mask
 
 
-def batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps):
-    """torch's own batch norm: momentum weights the new batch, running_var is unbiased."""
-    return F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
+def batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps, biased_variance=False):
+    """torch's own batch norm: momentum weights the new batch, running_var is unbiased.
+
+    biased_variance=True stores the biased batch variance instead (Keras, TF's
+    BatchNormalization); the output is the same (it always normalises with the biased one)."""
+    if not (training and biased_variance):
+        return F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
+    y = F.batch_norm(x, None, None, weight, bias, True, momentum, eps)
+    dims = [0] + list(range(2, x.dim()))
+    with torch.no_grad():
+        mean = torch.mean(x, dims)
+        var = torch.mean(torch.square(x - mean.reshape([1, -1] + [1] * (x.dim() - 2))), dims)
+        running_mean.copy_((1.0 - momentum) * running_mean + momentum * mean)
+        running_var.copy_((1.0 - momentum) * running_var + momentum * var)
+    return y
