@@ -8,9 +8,12 @@ Conventions fixed here, once, for both twins:
 - Images at the backend boundary are NumPy float arrays in NCHW, (batch, 1, 28, 28).
 - Batch-norm momentum uses the PyTorch convention: the weight of the *new* batch,
   ``running = (1 - momentum) * running + momentum * batch_stat``; the running variance
-  stores the unbiased (n - 1) batch variance, normalisation uses the biased one.
+  stores the unbiased (n - 1) batch variance, normalisation uses the biased one
+  (``bn_variance="biased"`` stores the biased one, as Keras; Keras' momentum 0.99 is 0.01 here).
 - Optimizers follow the PyTorch formulas: Adam adds ``eps`` to the bias-corrected
   ``sqrt(v_hat)``; RMSprop adds ``eps`` outside the square root, ``g / (sqrt(v) + eps)``.
+  The peers' forms are options: ``adam_eps="epsilon_hat"``, ``rmsprop_eps_placement="inside"``,
+  ``rmsprop_initial_ms=1`` (TF1).
 - Weight decay is either coupled (L2 added to the gradient, ``g += wd * p``) or decoupled
   (``p *= 1 - lr * wd`` before the update, as in AdamW, Loshchilov & Hutter 2019).
 - float32 precision is pinned: ``float32_precision="full"`` turns TF32 off in both twins
