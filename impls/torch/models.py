@@ -62,7 +62,7 @@ class Net(nn.Module):
             elif kind == "bn":
                 x = stabilizers.batch_norm(x, s.weight, s.bias, s.running_mean, s.running_var,
                                            self.training, a["momentum"], a["eps"],
-                                           biased_variance=a.get("variance") == "biased")
+                                           **({"biased_variance": True} if a.get("variance") == "biased" else {}))
             elif kind == "act":
                 x = F.leaky_relu(x, a["slope"]) if a["fn"] == "leaky_relu" else F.relu(x)
             elif kind == "dropout":
