@@ -54,7 +54,7 @@ def maker(framework, dtype):
     if framework == "torch":
         import torch
 
-        return lambda a: torch.as_tensor(np.asarray(a, dtype))
+        return lambda a: torch.as_tensor(np.array(a, dtype))  # a copy: broadcast views are read-only
     import tensorflow as tf
 
     return lambda a: tf.constant(np.asarray(a, dtype))
