@@ -66,8 +66,10 @@ class Layer:
 
 def _block_tail(net: NetSpec, i: int, shape: tuple, layers: list, norm: bool, drop: bool) -> None:
     if norm and net.batch_norm:
-        layers.append(Layer("bn", f"bn{i}", shape, shape,
-                            {"momentum": net.bn_momentum, "eps": net.bn_eps}))
+        args = {"momentum": net.bn_momentum, "eps": net.bn_eps}
+        if net.bn_variance != "unbiased":  # Keras' convention; named only where it is asked for
+            args["variance"] = net.bn_variance
+        layers.append(Layer("bn", f"bn{i}", shape, shape, args))
     layers.append(Layer("act", f"act{i}", shape, shape,
                         {"fn": net.activation, "slope": net.leaky_slope}))
     if drop and net.dropout > 0:

@@ -34,7 +34,9 @@ A tensor passes when
   a multiple of optimizer_reach(), how far the optimizer can move any parameter in those steps
   (float32: 2, the twins moving the whole way in opposite directions; float64: 1e-5). Its
   gradient is judged against its network's largest gradient, and before the final forward check
-  the TensorFlow twin takes PyTorch's gauge tensors (evaluation mode sees them).
+  the TensorFlow twin takes PyTorch's gauge tensors (evaluation mode sees them). The relativistic
+  average GAN (ragan) adds one more: its losses do not change when every D score shifts by a
+  constant, so the bias of D's output layer has an exactly zero gradient too.
 
 Tolerances (TOLERANCES) and the worst measured relative error, max|torch - tf| / max|tf|, over
 the default cases and over the full product, 5 steps at small widths
@@ -341,6 +343,11 @@ def gauge_names(spec: ExperimentSpec) -> set[str]:
             # only its per-channel mean cancels, so it stays an ordinary parameter
             if nxt is not None and nxt.kind == "bn":
                 out |= {f"{net}.{layer.name}.bias", f"{net}.{nxt.name}.running_mean"}
+    if spec.loss == "ragan" and spec.has_discriminator:
+        # the relativistic average loss reads only C(x_r) - mean C(x_f) and C(x_f) - mean C(x_r):
+        # a constant added to every score cancels, so the bias of D's output layer is a gauge too
+        last = [layer for layer in arch.networks(spec)["D"] if layer.kind in ("dense", "conv")][-1]
+        out.add(f"D.{last.name}.bias")
     return out
 
 

@@ -8,7 +8,8 @@ what makes step-by-step equivalence testable.
 Noise for one `train_step` is a flat dict. Keys (B = batch size, L = latent size):
 - gan:    "d{i}.z" (B, L), "d{i}.alpha" (B, 1...) with a gradient penalty, and dropout masks
           "d{i}.D.real", "d{i}.D.fake", "d{i}.D.gp", "d{i}.G" for i < n_critic;
-          then "g.z", "g.G", "g.D.fake" for the generator step.
+          then "g.z", "g.G", "g.D.fake" for the generator step, and "g.D.real" (last) for
+          losses whose generator term reads D(x) too (specs.G_NEEDS_REAL: ragan).
 - vae/cvae: "eps" (B, L), masks "E", "G".
 - vaegan: "eps", "z_prior" (B, L), masks "E", "G.rec", "G.prior", "D.real", "D.rec", "D.prior".
 A mask entry is a list with one array per dropout layer, in network order, shape
@@ -20,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import arch
-from .specs import ExperimentSpec
+from .specs import G_NEEDS_REAL, ExperimentSpec
 
 
 def initial_weights(spec: ExperimentSpec, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -90,6 +91,8 @@ def step_noise(spec: ExperimentSpec, rng: np.random.Generator, batch: int | None
         noise["g.z"] = latent()
         noise["g.G"] = masks("G")
         noise["g.D.fake"] = masks("D")
+        if spec.loss in G_NEEDS_REAL:  # drawn last: every other loss draws what it drew before
+            noise["g.D.real"] = masks("D")
     else:
         noise["eps"] = latent()
         noise["E"] = masks("E")

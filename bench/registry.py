@@ -11,7 +11,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Callable
 
-from .specs import ExperimentSpec, NetSpec, OptimizerSpec, SpecError
+from .specs import BCE_LOSSES, CONVENTIONS, ExperimentSpec, NetSpec, OptimizerSpec, SpecError
 
 # The study's optimizers: RMSprop for GANs, Adam for VAEs; every value explicit.
 RMSPROP_GAN = OptimizerSpec(kind="rmsprop", lr=2e-4, rho=0.99, eps=1e-8)
@@ -50,6 +50,13 @@ MODELS: dict[str, ExperimentSpec] = {
     "hinge-gan": ExperimentSpec("hinge-gan", family="gan", architecture="dcgan", loss="hinge", latent_dim=100,
                                 generator=DCGAN_G, discriminator=NetSpec(hidden=(64, 128), leaky_slope=0.2),
                                 g_optimizer=ADAM_GAN, d_optimizer=ADAM_GAN),
+    # Mao et al. 2017 and Jolicoeur-Martineau 2018 both train DCGANs with Adam(2e-4, 0.5, 0.999)
+    "lsgan": ExperimentSpec("lsgan", family="gan", architecture="dcgan", loss="lsgan", latent_dim=100,
+                            generator=DCGAN_G, discriminator=NetSpec(hidden=(64, 128), leaky_slope=0.2),
+                            g_optimizer=ADAM_GAN, d_optimizer=ADAM_GAN),
+    "ragan": ExperimentSpec("ragan", family="gan", architecture="dcgan", loss="ragan", latent_dim=100,
+                            generator=DCGAN_G, discriminator=NetSpec(hidden=(64, 128), leaky_slope=0.2),
+                            g_optimizer=ADAM_GAN, d_optimizer=ADAM_GAN),
     "vaegan": ExperimentSpec("vaegan", family="vaegan", loss="non-saturating", latent_dim=32, encoder=VAE_E,
                              generator=MLP_G, discriminator=MLP_D, g_optimizer=ADAM_GAN,
                              d_optimizer=ADAM_GAN, vaegan_gamma=1e-2),
@@ -64,6 +71,8 @@ MODEL_HELP = {
     "wgan": "DCGAN with a Wasserstein critic and weight clipping (n_critic 5)",
     "wgan-gp": "DCGAN with a Wasserstein critic and gradient penalty (n_critic 5, Adam)",
     "hinge-gan": "DCGAN with the hinge loss",
+    "lsgan": "DCGAN with the least-squares loss (Mao 2017, TF-GAN's halves), Adam",
+    "ragan": "DCGAN with the relativistic average BCE loss (Jolicoeur-Martineau 2018), Adam",
     "vaegan": "VAE-GAN (Larsen 2016): VAE decoder as generator, feature-matching reconstruction",
 }
 
@@ -143,6 +152,73 @@ def for_mixture(spec: ExperimentSpec, dataset: str) -> ExperimentSpec:
                       d_optimizer=ADAM_MIXTURE_CRITIC if critic else ADAM_MIXTURE)
 
 
+# -- peer conventions ----------------------------------------------------------------------------
+# A preset sets, together, the conventions in which a peer library's defaults differ from
+# genbench's own ("torch"), and records its name in spec.convention. It keeps the model's
+# hyperparameters (learning rates, betas, rho, BN momentum as a rate) and changes formulas and
+# the peer's default constants: optimizer eps and where it is added, the RMSprop start, batch
+# norm's stored variance, eps and Keras' momentum (0.99 of the old value = 0.01 of the new
+# batch), label-smoothing style, gradient-penalty form. README, "Peer conventions".
+def _tf_batch_norm(spec: ExperimentSpec) -> dict:
+    """Keras/TF BatchNormalization defaults: momentum 0.99 (Keras convention), epsilon 1e-3,
+    the biased batch variance in the moving variance."""
+    return {f"{n}.{k}": v for n in ("generator", "discriminator", "encoder")
+            for k, v in (("bn_momentum", 1.0 - 0.99), ("bn_eps", 1e-3), ("bn_variance", "biased"))}
+
+
+def _optimizers(spec: ExperimentSpec, adam: dict, rmsprop: dict) -> dict:
+    out = {}
+    for name in ("g_optimizer", "d_optimizer"):
+        for k, v in (adam if getattr(spec, name).kind == "adam" else rmsprop).items():
+            out[f"{name}.{k}"] = v
+    return out
+
+
+def _smoothing(spec: ExperimentSpec, style: str, default: float = 0.0) -> dict:
+    """The peer's smoothing style where smoothing is on; TF-GAN's D losses smooth by 0.25 by default."""
+    if spec.loss not in BCE_LOSSES:
+        return {}
+    if spec.label_smoothing_sides != "none":
+        return {"label_smoothing_sides": style}
+    if default:
+        return {"label_smoothing_sides": style, "label_smoothing": default}
+    return {}
+
+
+def _tfgan(spec: ExperimentSpec) -> ExperimentSpec:
+    # TF-GAN trains with tf.compat.v1 optimizers: AdamOptimizer (epsilon hat, 1e-8) and
+    # RMSPropOptimizer (eps 1e-10 inside the sqrt, mean square starting at 1)
+    opts = _optimizers(spec, {"adam_eps": "epsilon_hat", "eps": 1e-8},
+                       {"rmsprop_eps_placement": "inside", "rmsprop_initial_ms": 1.0, "eps": 1e-10})
+    return spec.with_(gp_form="divide", **_smoothing(spec, "tfgan", 0.25), **_tf_batch_norm(spec), **opts)
+
+
+def _keras(spec: ExperimentSpec) -> ExperimentSpec:
+    # Keras 3: Adam epsilon hat 1e-7; RMSprop eps 1e-7 inside the sqrt, velocity starting at 0
+    opts = _optimizers(spec, {"adam_eps": "epsilon_hat", "eps": 1e-7},
+                       {"rmsprop_eps_placement": "inside", "rmsprop_initial_ms": 0.0, "eps": 1e-7})
+    return spec.with_(**_smoothing(spec, "keras"), **_tf_batch_norm(spec), **opts)
+
+
+def _torch_like(spec: ExperimentSpec) -> ExperimentSpec:
+    # torchgan and mimicry train with torch.optim and torch.nn.BatchNorm, subtract the GP target,
+    # and smooth one side (torchgan's MinimaxDiscriminatorLoss(label_smoothing)): genbench's own
+    return spec.with_(**_smoothing(spec, "one"))
+
+
+CONVENTION_PRESETS: dict[str, Callable[[ExperimentSpec], ExperimentSpec]] = {
+    "torch": lambda s: s, "tfgan": _tfgan, "keras": _keras, "torchgan": _torch_like, "mimicry": _torch_like,
+}
+assert tuple(CONVENTION_PRESETS) == CONVENTIONS
+
+
+def with_convention(spec: ExperimentSpec, convention: str) -> ExperimentSpec:
+    """The spec with a peer's conventions set together, and the preset's name recorded."""
+    if convention not in CONVENTION_PRESETS:
+        raise SpecError(f"unknown convention {convention!r}: {', '.join(CONVENTION_PRESETS)}")
+    return CONVENTION_PRESETS[convention](spec).with_(convention=convention)
+
+
 PROFILES = {
     # steps per experiment; metric sample counts for the runner
     "smoke": {"steps": 20, "n_eval": 500, "grid_every": 10},
@@ -191,7 +267,8 @@ def did_you_mean(name: str, choices) -> str:
 
 
 def experiment(model: str, stabilizers=(), dataset: str | None = None, profile: str = "quick",
-               seed: int = 0, steps: int | None = None, **overrides) -> ExperimentSpec:
+               seed: int = 0, steps: int | None = None, convention: str | None = None,
+               **overrides) -> ExperimentSpec:
     if model not in MODELS:
         hint = did_you_mean(model, MODELS) or f"; one of {', '.join(MODELS)}"
         raise SpecError(f"unknown model {model!r}{hint} (`genbench list` shows the catalog)")
@@ -207,6 +284,8 @@ def experiment(model: str, stabilizers=(), dataset: str | None = None, profile: 
         if not STABILIZERS[name].applies(spec):
             raise SpecError(f"stabilizer {name} does not apply to {model} (see `genbench list`)")
         spec = STABILIZERS[name].apply(spec)
+    if convention is not None:
+        spec = with_convention(spec, convention)
     label = "+".join((model,) + tuple(stabilizers))
     changes = dict(name=label, seed=seed, steps=steps or PROFILES[profile]["steps"], **overrides)
     if dataset:

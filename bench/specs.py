@@ -8,15 +8,23 @@ Conventions fixed here, once, for both twins:
 - Images at the backend boundary are NumPy float arrays in NCHW, (batch, 1, 28, 28).
 - Batch-norm momentum uses the PyTorch convention: the weight of the *new* batch,
   ``running = (1 - momentum) * running + momentum * batch_stat``; the running variance
-  stores the unbiased (n - 1) batch variance, normalisation uses the biased one.
+  stores the unbiased (n - 1) batch variance, normalisation uses the biased one
+  (``bn_variance="biased"`` stores the biased one, as Keras; Keras' momentum 0.99 is 0.01 here).
 - Optimizers follow the PyTorch formulas: Adam adds ``eps`` to the bias-corrected
   ``sqrt(v_hat)``; RMSprop adds ``eps`` outside the square root, ``g / (sqrt(v) + eps)``.
+  The peers' forms are options: ``adam_eps="epsilon_hat"``, ``rmsprop_eps_placement="inside"``,
+  ``rmsprop_initial_ms=1`` (TF1).
 - Weight decay is either coupled (L2 added to the gradient, ``g += wd * p``) or decoupled
   (``p *= 1 - lr * wd`` before the update, as in AdamW, Loshchilov & Hutter 2019).
 - float32 precision is pinned: ``float32_precision="full"`` turns TF32 off in both twins
   (PyTorch's cuDNN convolutions and TensorFlow use it on GPUs by default), "tf32" allows it.
 - Label smoothing is written as targets: one-sided keeps fake at 0 and sets real to
-  ``1 - label_smoothing``; two-sided also sets fake to ``label_smoothing``.
+  ``1 - label_smoothing``; two-sided also sets fake to ``label_smoothing``. The peers' styles
+  are targets too (`smoothed_targets`): TF-GAN (tf.losses.sigmoid_cross_entropy on the real
+  side only) sets real to ``1 - label_smoothing / 2``; Keras' BinaryCrossentropy smooths both
+  classes toward 1/2: real ``1 - label_smoothing / 2``, fake ``label_smoothing / 2``.
+- Gradient-penalty forms: "subtract" ``(||g|| - t)^2`` (Gulrajani et al. 2017), "divide"
+  ``(||g|| / t - 1)^2`` (TF-GAN's ``target``), "one_sided" ``max(0, ||g|| - t)^2``.
 """
 
 from __future__ import annotations
@@ -29,11 +37,20 @@ from typing import Any
 FAMILIES = ("gan", "vae", "cvae", "vaegan")
 ARCHITECTURES = ("mlp", "dcgan")
 DATASETS = ("mnist", "fashion-mnist", "ring8", "grid25")
-GAN_LOSSES = ("minimax", "non-saturating", "wasserstein", "wgan-gp", "hinge")
+GAN_LOSSES = ("minimax", "non-saturating", "wasserstein", "wgan-gp", "hinge", "lsgan", "ragan")
+BCE_LOSSES = ("minimax", "non-saturating")  # the losses label smoothing applies to
+G_NEEDS_REAL = ("ragan",)  # losses whose generator term also reads D(x) on real data
 LOSSES = GAN_LOSSES + ("elbo",)
 LIKELIHOODS = ("bernoulli", "gaussian")
 OPTIMIZERS = ("adam", "rmsprop")
-SMOOTHING_SIDES = ("none", "one", "two")
+SMOOTHING_SIDES = ("none", "one", "two", "tfgan", "keras")
+# reductions of per-example losses (impls/*/losses.py `reduce`)
+REDUCTIONS = ("mean", "sum", "none", "sum_by_nonzero_weights")
+GP_FORMS = ("subtract", "divide", "one_sided")
+BN_VARIANCES = ("unbiased", "biased")  # what the batch-norm running variance stores
+RMSPROP_EPS_PLACEMENTS = ("outside", "inside")
+ADAM_EPS = ("torch", "epsilon_hat")
+CONVENTIONS = ("torch", "tfgan", "keras", "torchgan", "mimicry")  # presets: bench/registry.py
 DTYPES = ("float32", "float64")
 # float32 matmuls and convolutions: "full" IEEE float32, or "tf32" (10-bit mantissa inputs), which
 # PyTorch's cuDNN convolutions and TensorFlow's GPU kernels use by default on Ampere and newer
@@ -47,6 +64,26 @@ NUM_CLASSES = 10
 # infinite, so without it a critic whose input gradient is exactly zero at an interpolate (a
 # ReLU critic with every unit off, f(x) = 0) turns every critic gradient into NaN.
 GP_EPSILON = 1e-10
+
+
+def smoothed_targets(label_smoothing: float = 0.0, style: str = "none") -> tuple[float, float]:
+    """(real target, fake target) of BCE losses for one label-smoothing style.
+
+    "none": (1, 0); "one" (genbench one-sided, Salimans et al. 2016): (1 - ls, 0);
+    "two" (genbench two-sided): (1 - ls, ls); "tfgan" (TF-GAN's D losses, through
+    tf.losses.sigmoid_cross_entropy, real side only): (1 - ls / 2, 0); "keras"
+    (BinaryCrossentropy(label_smoothing=ls) on both sides): (1 - ls / 2, ls / 2)."""
+    _choice("label smoothing style", style, SMOOTHING_SIDES)
+    ls = float(label_smoothing)
+    if style == "none":
+        return 1.0, 0.0
+    if style == "one":
+        return 1.0 - ls, 0.0
+    if style == "two":
+        return 1.0 - ls, ls
+    if style == "tfgan":
+        return 1.0 * (1.0 - ls) + 0.5 * ls, 0.0
+    return 1.0 * (1.0 - ls) + 0.5 * ls, 0.0 * (1.0 - ls) + 0.5 * ls
 
 
 class SpecError(ValueError):
@@ -68,9 +105,17 @@ class OptimizerSpec:
     eps: float = 1e-8  # torch placement (see module docstring), not Keras' 1e-7 inside sqrt
     weight_decay: float = 0.0
     decoupled_weight_decay: bool = False
+    # peer conventions (README, "Peer conventions"); the defaults are torch.optim's formulas
+    rmsprop_eps_placement: str = "outside"  # outside: g / (sqrt(v) + eps); inside (TF/Keras): g / sqrt(v + eps)
+    rmsprop_initial_ms: float = 0.0  # initial mean square v_0: torch/Keras 0, TF1 RMSPropOptimizer 1
+    adam_eps: str = "torch"  # torch: eps added to sqrt(v_hat); epsilon_hat (TF1, Keras 2): lr_t m / (sqrt(v) + eps)
 
     def validate(self) -> None:
         _choice("optimizer.kind", self.kind, OPTIMIZERS)
+        _choice("optimizer.rmsprop_eps_placement", self.rmsprop_eps_placement, RMSPROP_EPS_PLACEMENTS)
+        _choice("optimizer.adam_eps", self.adam_eps, ADAM_EPS)
+        if self.rmsprop_initial_ms not in (0.0, 1.0):
+            raise SpecError("optimizer.rmsprop_initial_ms is 0 (torch, Keras) or 1 (TF1)")
         if self.lr <= 0 or self.eps <= 0 or self.weight_decay < 0:
             raise SpecError("optimizer lr and eps must be > 0 and weight_decay >= 0")
 
@@ -85,6 +130,7 @@ class NetSpec:
     batch_norm: bool = False
     bn_momentum: float = 0.1  # torch convention (weight of the new batch)
     bn_eps: float = 1e-5  # torch default 1e-5, Keras 1e-3
+    bn_variance: str = "unbiased"  # running variance: unbiased batch variance (torch) or biased (Keras, TF)
     dropout: float = 0.0
     spectral_norm: bool = False
     sn_power_iterations: int = 1
@@ -92,6 +138,7 @@ class NetSpec:
 
     def validate(self, name: str) -> None:
         _choice(f"{name}.activation", self.activation, ("leaky_relu", "relu"))
+        _choice(f"{name}.bn_variance", self.bn_variance, BN_VARIANCES)
         if not 0.0 <= self.dropout < 1.0:
             raise SpecError(f"{name}.dropout must be in [0, 1), got {self.dropout}")
         if not 0.0 < self.bn_momentum <= 1.0:
@@ -125,6 +172,7 @@ class ExperimentSpec:
     gradient_penalty: bool = False  # add the GP term to any GAN loss; implied by loss "wgan-gp"
     gp_lambda: float = 10.0
     gp_target: float = 1.0
+    gp_form: str = "subtract"  # subtract | divide | one_sided (module docstring)
     n_critic: int = 1
     weight_clip: float = 0.0  # > 0: WGAN weight clipping of every D parameter (Arjovsky 2017)
     vaegan_gamma: float = 1e-2  # weight of feature-matching reconstruction in the decoder loss
@@ -134,6 +182,9 @@ class ExperimentSpec:
     seed: int = 0
     dtype: str = "float32"
     float32_precision: str = "full"  # pinned in both twins at build; every record says what ran
+    # the peer whose conventions the spec follows (bench/registry.py `with_convention` sets them
+    # together); "torch" is genbench's own. A record, not a switch: the fields above decide.
+    convention: str = "torch"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -180,11 +231,7 @@ class ExperimentSpec:
     @property
     def targets(self) -> tuple[float, float]:
         """(real target, fake target) for BCE losses, with label smoothing applied."""
-        if self.label_smoothing_sides == "none":
-            return 1.0, 0.0
-        real = 1.0 - self.label_smoothing
-        fake = self.label_smoothing if self.label_smoothing_sides == "two" else 0.0
-        return real, fake
+        return smoothed_targets(self.label_smoothing, self.label_smoothing_sides)
 
     def validate(self) -> None:
         _choice("family", self.family, FAMILIES)
@@ -195,6 +242,8 @@ class ExperimentSpec:
         _choice("label_smoothing_sides", self.label_smoothing_sides, SMOOTHING_SIDES)
         _choice("dtype", self.dtype, DTYPES)
         _choice("float32_precision", self.float32_precision, FLOAT32_PRECISIONS)
+        _choice("gp_form", self.gp_form, GP_FORMS)
+        _choice("convention", self.convention, CONVENTIONS)
         for name in ("generator", "discriminator", "encoder"):
             getattr(self, name).validate(name)
         self.g_optimizer.validate()
@@ -213,9 +262,13 @@ class ExperimentSpec:
             raise SpecError("dcgan generator.hidden is (channels at 7x7, channels at 14x14)")
         if self.architecture == "dcgan" and len(self.discriminator.hidden) != 2:
             raise SpecError("dcgan discriminator.hidden is (channels at 14x14, channels at 7x7)")
-        if self.label_smoothing_sides != "none" and not 0.0 < self.label_smoothing < 0.5:
+        if self.label_smoothing_sides in ("one", "two") and not 0.0 < self.label_smoothing < 0.5:
             raise SpecError("label_smoothing must be in (0, 0.5) when smoothing is on")
-        if self.label_smoothing_sides != "none" and self.loss not in ("minimax", "non-saturating"):
+        if self.label_smoothing_sides in ("tfgan", "keras") and not 0.0 < self.label_smoothing <= 1.0:
+            raise SpecError("label_smoothing must be in (0, 1] for the tfgan and keras styles")
+        if self.gp_form == "divide" and self.gp_target <= 0:
+            raise SpecError("gp_form 'divide' needs gp_target > 0")
+        if self.label_smoothing_sides != "none" and self.loss not in BCE_LOSSES:
             raise SpecError("label smoothing applies to BCE losses (minimax, non-saturating)")
         if self.n_critic < 1 or self.batch_size < 2 or self.steps < 1 or self.latent_dim < 1:
             raise SpecError("n_critic >= 1, batch_size >= 2, steps >= 1, latent_dim >= 1")

@@ -254,3 +254,18 @@ def test_run_equivalence_reports_a_failing_case_instead_of_raising(monkeypatch):
     (row,) = eq.run_equivalence([eq.Case("gan")], dtypes=("float64",), steps=1)
     assert not row["ok"] and "step 0 forward: sample differs" in row["error"]
     assert math.isfinite(row["outputs_abs"]) and row["outputs_abs"] > 1e-10
+
+
+def test_ragan_output_bias_is_a_gauge_tensor(backends):
+    """The relativistic average loss is unchanged when every D score shifts by a constant: the
+    output layer's bias has a zero gradient in exact arithmetic, rounding noise in each twin."""
+    torch_b, tf_b = backends
+    spec = eq.Case("ragan").spec("float64")
+    (bias,) = eq.gauge_names(spec) - eq.gauge_names(spec.with_(loss="non-saturating"))
+    assert bias.startswith("D.") and bias.endswith(".bias")
+    for backend in (torch_b, tf_b):
+        twin = backend.build(spec) if backend is torch_b else backend.build(spec, variant="eager")
+        twin.record_grads = True
+        twin.train_step(eq.batch(spec, 0), step_noise(spec, np.random.default_rng(0)))
+        d_scale = max(np.abs(v).max() for k, v in twin.last_grads.items() if k.startswith("D."))
+        assert np.abs(twin.last_grads[bias]).max() < 1e-12 * d_scale

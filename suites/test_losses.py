@@ -107,6 +107,14 @@ def np_gan_loss(name, d_real, d_fake, real_target=1.0, fake_target=0.0):
     elif name == "hinge":
         real, fake = np.mean(np.maximum(0.0, 1.0 - d_real)), np.mean(np.maximum(0.0, 1.0 + d_fake))
         g = -np.mean(d_fake)
+    elif name == "lsgan":  # Mao et al. 2017 with TF-GAN's halves; G aims at the real target
+        real = np.mean((d_real - real_target) ** 2) / 2
+        fake = np.mean((d_fake - fake_target) ** 2) / 2
+        g = np.mean((d_fake - real_target) ** 2) / 2
+    elif name == "ragan":  # relativistic average: each side against the other side's batch mean
+        rel_real, rel_fake = d_real - np.mean(d_fake), d_fake - np.mean(d_real)
+        real, fake = np_bce(rel_real, real_target), np_bce(rel_fake, fake_target)
+        g = np_bce(rel_fake, 1.0) + np_bce(rel_real, 0.0)
     else:  # pragma: no cover - a new loss needs a reference here
         raise KeyError(f"no NumPy reference for GAN loss {name!r}")
     return real + fake, real, fake, g
@@ -422,3 +430,37 @@ def test_twins_compute_the_same_losses():
         # same float64 formulas, different reduction order: a few ulps
         np.testing.assert_allclose(np.asarray(a[key], np.float64), np.asarray(b[key], np.float64),
                                    rtol=1e-12, atol=1e-15, err_msg=f"{key}: torch vs tensorflow")
+
+
+# -- reductions and weights -------------------------------------------------------------------
+W = np.array([0.0, 2.0, 0.0, 1.5, 3.0, 0.5])
+
+
+@pytest.mark.parametrize("name", GAN_LOSSES)
+def test_reductions_and_weights_match_numpy(framework, name):
+    """Per-example losses from the twin's own reduction="none", then every reduction by hand:
+    "mean" sum(w l) / n, "sum" sum(w l), "sum_by_nonzero_weights" sum(w l) / count(w != 0)."""
+    fn = losses_module(framework).GAN_LOSSES[name]
+    r, f = as_tensor(framework, D_REAL), as_tensor(framework, D_FAKE)
+    per = [as_numpy(v) for v in fn(r, f, 0.9, 0.1, reduction="none")]
+    assert all(p.shape == D_REAL.shape for p in per)
+    np.testing.assert_allclose([p.mean() for p in per], gan_loss(framework, name, D_REAL, D_FAKE, 0.9, 0.1),
+                               rtol=RTOL, atol=ATOL)
+    for reduction, norm in (("mean", len(W)), ("sum", 1.0), ("sum_by_nonzero_weights", np.count_nonzero(W))):
+        got = [float(as_numpy(v)) for v in fn(r, f, 0.9, 0.1, reduction=reduction, weights=as_tensor(framework, W))]
+        np.testing.assert_allclose(got, [np.sum(W * p) / norm for p in per], rtol=RTOL, atol=ATOL)
+    # one side weighted only: the other side and (for real_weights) G keep weight 1
+    got = [float(as_numpy(v)) for v in fn(r, f, 0.9, 0.1, reduction="sum", real_weights=W)]
+    want_real = np.sum(W * per[1])
+    np.testing.assert_allclose(got[1:3], [want_real, np.sum(per[2])], rtol=RTOL, atol=ATOL)
+
+
+def test_sum_by_nonzero_weights_of_all_zero_weights_is_zero(L, framework):
+    got = L.bce_with_logits(as_tensor(framework, D_REAL), as_tensor(framework, np.ones(6)),
+                            as_tensor(framework, np.zeros(6)), "sum_by_nonzero_weights")
+    assert float(as_numpy(got)) == 0.0
+
+
+def test_unknown_reduction_is_refused(L, framework):
+    with pytest.raises(ValueError, match="reduction"):
+        L.bce_with_logits(as_tensor(framework, D_REAL), as_tensor(framework, np.ones(6)), None, "avg")

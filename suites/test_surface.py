@@ -32,7 +32,8 @@ TWIN_ONLY = {
         "tensorflow": ("tf_shape", "leaky_relu", "to_nhwc", "to_nchw"),
     },
     "train": {
-        "torch": ("DecoupledRMSprop",),  # torch.optim has no RMSprop with decoupled decay
+        # torch.optim has no RMSprop with decoupled decay, nor the peers' epsilon placements
+        "torch": ("DecoupledRMSprop", "PeerOptimizer"),
         # the torch formulas written out (both twins name their execution VARIANTS)
         "tensorflow": ("Optimizer",),
     },
@@ -130,5 +131,9 @@ def test_loss_registries_name_the_same_losses():
     for key in GAN_LOSSES:
         fns = [registries[fw][key] for fw in FRAMEWORKS]
         assert fns[0].__name__ == fns[1].__name__, key  # wgan-gp is wasserstein in both
-        # the compare_gan signature: (d_real, d_fake, real_target, fake_target)
-        assert list(inspect.signature(fns[0]).parameters) == ["d_real", "d_fake", "real_target", "fake_target"]
+        # the compare_gan signature: (d_real, d_fake, real_target, fake_target), then the
+        # keyword-only peer options, the same in both twins
+        params = [inspect.signature(fn).parameters for fn in fns]
+        positional = [n for n, p in params[0].items() if p.kind != p.KEYWORD_ONLY]
+        assert positional == ["d_real", "d_fake", "real_target", "fake_target"]
+        assert {n: p.default for n, p in params[0].items()} == {n: p.default for n, p in params[1].items()}, key

@@ -70,7 +70,8 @@ class Net(tf.Module):
             elif kind == "bn":
                 x = stabilizers.batch_norm(x, v[f"{layer.name}.weight"], v[f"{layer.name}.bias"],
                                            v[f"{layer.name}.running_mean"], v[f"{layer.name}.running_var"],
-                                           self.training, a["momentum"], a["eps"])
+                                           self.training, a["momentum"], a["eps"],
+                                           **({"biased_variance": True} if a.get("variance") == "biased" else {}))
             elif kind == "act":
                 # not tf.nn.leaky_relu: its alpha is a float32 op attribute, so in float64 the slope
                 # would be 0.2f = 0.2 + 3e-9; written out, the slope takes x's dtype (as in torch)

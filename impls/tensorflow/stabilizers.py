@@ -41,7 +41,7 @@ def spectral_normalize(kernel, u, kind, n_iter, eps, update):
     return kernel / sigma
 
 
-def gradient_penalty(critic, real, fake, alpha, target=1.0):
+def gradient_penalty(critic, real, fake, alpha, target=1.0, form="subtract"):
     """sqrt(sum g^2 + GP_EPSILON) as in the torch twin (not tf.norm, which has no epsilon)."""
     x_hat = alpha * real + (1.0 - alpha) * tf.stop_gradient(fake)
     with tf.GradientTape() as tape:
@@ -49,7 +49,17 @@ def gradient_penalty(critic, real, fake, alpha, target=1.0):
         total = tf.reduce_sum(critic(x_hat))  # the sum must be taped too
     grad = tape.gradient(total, x_hat)
     norm = tf.sqrt(tf.reduce_sum(tf.reshape(grad, (tf.shape(grad)[0], -1)) ** 2, axis=1) + GP_EPSILON)
-    return tf.reduce_mean((norm - target) ** 2)
+    return tf.reduce_mean(penalty_of_norm(norm, target, form))
+
+
+def penalty_of_norm(norm, target, form="subtract"):
+    if form == "subtract":
+        return (norm - target) ** 2
+    if form == "divide":
+        return (norm / target - 1.0) ** 2
+    if form == "one_sided":
+        return tf.nn.relu(norm - target) ** 2
+    raise ValueError(f"unknown gradient-penalty form {form!r}")
 
 
 def clip_weights(params, clip):
@@ -61,13 +71,14 @@ def dropout(x, mask):
     return x * mask
 
 
-def batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps):
+def batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps, biased_variance=False):
     """torch's formula: `momentum` weights the new batch (Keras momentum = 1 - this), the
     running variance stores the unbiased batch variance (Keras stores the biased one), and
-    eps comes from the spec (Keras default 1e-3, torch 1e-5). Channels are the last axis."""
+    eps comes from the spec (Keras default 1e-3, torch 1e-5). Channels are the last axis.
+    biased_variance=True stores the biased batch variance, as Keras does."""
     if not training:
         return (x - running_mean) * tf.math.rsqrt(running_var + eps) * weight + bias
-    if x.dtype == tf.float32 and len(x.shape) == 4:
+    if x.dtype == tf.float32 and len(x.shape) == 4 and not biased_variance:
         y, mean, unbiased_var = _fused_batch_norm(x, weight, bias, eps)
     else:  # FusedBatchNormV3 takes 4-D half, bfloat16 and float32 only
         axes = list(range(len(x.shape) - 1))
@@ -79,7 +90,7 @@ def batch_norm(x, weight, bias, running_mean, running_var, training, momentum, e
         unbiased_var = var * n / (n - 1.0)
         y = (x - mean) * tf.math.rsqrt(var + eps) * weight + bias
     running_mean.assign((1.0 - momentum) * running_mean + momentum * mean)
-    running_var.assign((1.0 - momentum) * running_var + momentum * unbiased_var)
+    running_var.assign((1.0 - momentum) * running_var + momentum * (var if biased_variance else unbiased_var))
     return y
 
 

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from bench import arch
 from bench.randomness import initial_weights
-from bench.specs import NUM_CLASSES
+from bench.specs import G_NEEDS_REAL, NUM_CLASSES
 
 from . import losses, stabilizers, weights
 from .models import Net, to_nchw, to_nhwc
@@ -20,7 +20,9 @@ VARIANTS = ("eager", "function", "xla")
 
 
 class Optimizer(tf.Module):
-    """torch.optim.Adam / AdamW / RMSprop (no momentum, not centered), step for step."""
+    """torch.optim.Adam / AdamW / RMSprop (no momentum, not centered), step for step; the spec's
+    peer conventions (adam_eps "epsilon_hat", rmsprop_eps_placement "inside",
+    rmsprop_initial_ms 1) switch to TF1's and Keras' formulas."""
 
     def __init__(self, variables, o):
         super().__init__()
@@ -28,6 +30,9 @@ class Optimizer(tf.Module):
         self.step_count = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.slots = [[tf.Variable(tf.zeros_like(v), trainable=False)
                        for _ in range(2 if o.kind == "adam" else 1)] for v in self.params]
+        if o.kind == "rmsprop" and o.rmsprop_initial_ms:  # TF1 RMSPropOptimizer starts ms at 1
+            for (v,) in self.slots:
+                v.assign(tf.fill(tf.shape(v), tf.cast(o.rmsprop_initial_ms, v.dtype)))
 
     def apply(self, grads):
         o = self.o
@@ -46,11 +51,17 @@ class Optimizer(tf.Module):
                 m, v = slots
                 m.assign(o.beta1 * m + (1.0 - o.beta1) * grad)
                 v.assign(o.beta2 * v + (1.0 - o.beta2) * grad * grad)
+                if o.adam_eps == "epsilon_hat":  # TF1/Keras: lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)
+                    var.assign_sub(tf.cast(o.lr * bc2_sqrt / bc1, dt) * m / (tf.sqrt(v) + o.eps))
+                    continue
                 denom = tf.sqrt(v) / tf.cast(bc2_sqrt, dt) + o.eps
                 var.assign_sub(tf.cast(o.lr / bc1, dt) * m / denom)
             else:
                 (v,) = slots
                 v.assign(o.rho * v + (1.0 - o.rho) * grad * grad)
+                if o.rmsprop_eps_placement == "inside":  # TF/Keras: g / sqrt(v + eps)
+                    var.assign_sub(o.lr * grad / tf.sqrt(v + o.eps))
+                    continue
                 var.assign_sub(o.lr * grad / (tf.sqrt(v) + o.eps))
 
 
@@ -157,7 +168,8 @@ class Trainer:
                 if spec.uses_gp:
                     gp_masks = noise.get(f"d{i}.D.gp")
                     gp = stabilizers.gradient_penalty(lambda t: D(t, gp_masks)[0],
-                                                      x, fake, noise[f"d{i}.alpha"], spec.gp_target)
+                                                      x, fake, noise[f"d{i}.alpha"], spec.gp_target,
+                                                      form=spec.gp_form)
                     terms["gp"] = gp
                     total = d_loss + spec.gp_lambda * gp
             d_grads = tape.gradient(total, D.trainable)
@@ -171,7 +183,11 @@ class Trainer:
         with tf.GradientTape() as tape:
             fake, _ = G(noise["g.z"], noise.get("g.G"))
             d_fake, _ = D(fake, noise.get("g.D.fake"))
-            g_loss = loss_fn(d_fake[:, 0], d_fake[:, 0], real_t, fake_t)[3]
+            if spec.loss in G_NEEDS_REAL:
+                d_real, _ = D(x, noise.get("g.D.real"))
+                g_loss = loss_fn(d_real[:, 0], d_fake[:, 0], real_t, fake_t)[3]
+            else:
+                g_loss = loss_fn(d_fake[:, 0], d_fake[:, 0], real_t, fake_t)[3]
         g_grads = tape.gradient(g_loss, G.trainable)
         grads.update(self._grads("G", g_grads))
         self.g_opt.apply(g_grads)

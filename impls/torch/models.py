@@ -61,7 +61,8 @@ class Net(nn.Module):
                 x = _conv_transpose2d(x, self._weight(layer, s), s.bias, a["stride"], a["padding"])
             elif kind == "bn":
                 x = stabilizers.batch_norm(x, s.weight, s.bias, s.running_mean, s.running_var,
-                                           self.training, a["momentum"], a["eps"])
+                                           self.training, a["momentum"], a["eps"],
+                                           **({"biased_variance": True} if a.get("variance") == "biased" else {}))
             elif kind == "act":
                 x = F.leaky_relu(x, a["slope"]) if a["fn"] == "leaky_relu" else F.relu(x)
             elif kind == "dropout":

@@ -44,17 +44,29 @@ def _power_iteration(w_mat, u, n_iter, eps, update):
     return u_new, v
 
 
-def gradient_penalty(critic, real, fake, alpha, target=1.0):
+def gradient_penalty(critic, real, fake, alpha, target=1.0, form="subtract"):
     """Gulrajani et al. 2017, eq. 3: E[(||grad_x D(x_hat)||_2 - target)^2] on
     x_hat = alpha * real + (1 - alpha) * fake, alpha ~ U[0, 1] per sample (handed in).
 
     The norm is sqrt(sum g^2 + GP_EPSILON) (TF-GAN's epsilon, bench/specs.py), finite in value
-    and gradient where the critic's input gradient is exactly zero."""
+    and gradient where the critic's input gradient is exactly zero. `form` (bench/specs.py GP_FORMS): "divide" is TF-GAN's (||g|| / target - 1)^2,
+    "one_sided" max(0, ||g|| - target)^2 (TF-GAN's one_sided=True, Petzka et al. 2018)."""
     x_hat = (alpha * real + (1.0 - alpha) * fake.detach()).requires_grad_(True)
     scores = critic(x_hat)
     (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
     norm = torch.sqrt(torch.sum(grad.reshape(grad.shape[0], -1) ** 2, dim=1) + GP_EPSILON)
-    return torch.mean((norm - target) ** 2)
+    return torch.mean(penalty_of_norm(norm, target, form))
+
+
+def penalty_of_norm(norm, target, form="subtract"):
+    """The per-example penalty of a gradient norm, in one of the GP forms."""
+    if form == "subtract":
+        return (norm - target) ** 2
+    if form == "divide":
+        return (norm / target - 1.0) ** 2
+    if form == "one_sided":
+        return F.relu(norm - target) ** 2
+    raise ValueError(f"unknown gradient-penalty form {form!r}")
 
 
 def clip_weights(params, clip):
@@ -69,6 +81,18 @@ def dropout(x, mask):
     return x * mask
 
 
-def batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps):
-    """torch's own batch norm: momentum weights the new batch, running_var is unbiased."""
-    return F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
+def batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps, biased_variance=False):
+    """torch's own batch norm: momentum weights the new batch, running_var is unbiased.
+
+    biased_variance=True stores the biased batch variance instead (Keras, TF's
+    BatchNormalization); the output is the same (it always normalises with the biased one)."""
+    if not (training and biased_variance):
+        return F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
+    y = F.batch_norm(x, None, None, weight, bias, True, momentum, eps)
+    dims = [0] + list(range(2, x.dim()))
+    with torch.no_grad():
+        mean = torch.mean(x, dims)
+        var = torch.mean(torch.square(x - mean.reshape([1, -1] + [1] * (x.dim() - 2))), dims)
+        running_mean.copy_((1.0 - momentum) * running_mean + momentum * mean)
+        running_var.copy_((1.0 - momentum) * running_var + momentum * var)
+    return y

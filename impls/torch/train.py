@@ -13,7 +13,7 @@ import torch
 
 from bench import arch
 from bench.randomness import initial_weights
-from bench.specs import NUM_CLASSES
+from bench.specs import G_NEEDS_REAL, NUM_CLASSES
 
 from . import losses, stabilizers, weights
 from .models import Net
@@ -40,8 +40,62 @@ class DecoupledRMSprop(torch.optim.RMSprop):
         return super().step(closure)
 
 
+class PeerOptimizer(torch.optim.Optimizer):
+    """Adam or RMSprop (no momentum, not centered) with the peers' conventions that torch.optim
+    lacks, in the TensorFlow twin's order: Adam with "epsilon hat" (TF1 AdamOptimizer, Keras:
+    p -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps)), RMSprop with eps inside the square
+    root (TF, Keras: g / sqrt(v + eps)) and the mean square starting at 1 (TF1). Weight decay
+    coupled (g += wd p) or decoupled (p *= 1 - lr wd), as the spec says."""
+
+    def __init__(self, params, o):
+        super().__init__(params, {})
+        self.o = o
+        self.t = 0
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        o = self.o
+        self.t += 1
+        bc1, bc2_sqrt = 1.0 - o.beta1**self.t, (1.0 - o.beta2**self.t) ** 0.5  # float64, as torch
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad, state = p.grad, self.state[p]
+                if o.weight_decay and o.decoupled_weight_decay:
+                    p.mul_(1.0 - o.lr * o.weight_decay)
+                elif o.weight_decay:
+                    grad = grad + o.weight_decay * p
+                if o.kind == "adam":
+                    if not state:
+                        state["m"], state["v"] = torch.zeros_like(p), torch.zeros_like(p)
+                    m, v = state["m"], state["v"]
+                    m.copy_(o.beta1 * m + (1.0 - o.beta1) * grad)
+                    v.copy_(o.beta2 * v + (1.0 - o.beta2) * grad * grad)
+                    if o.adam_eps == "epsilon_hat":
+                        p.sub_(o.lr * bc2_sqrt / bc1 * m / (torch.sqrt(v) + o.eps))
+                    else:
+                        p.sub_(o.lr / bc1 * m / (torch.sqrt(v) / bc2_sqrt + o.eps))
+                else:
+                    if not state:
+                        state["v"] = torch.full_like(p, o.rmsprop_initial_ms)
+                    v = state["v"]
+                    v.copy_(o.rho * v + (1.0 - o.rho) * grad * grad)
+                    if o.rmsprop_eps_placement == "inside":
+                        p.sub_(o.lr * grad / torch.sqrt(v + o.eps))
+                    else:
+                        p.sub_(o.lr * grad / (torch.sqrt(v) + o.eps))
+
+
+def _peer_conventions(o) -> bool:
+    return (o.adam_eps != "torch" if o.kind == "adam"
+            else o.rmsprop_eps_placement != "outside" or o.rmsprop_initial_ms != 0.0)
+
+
 def make_optimizer(params, o):
     """torch.optim from an OptimizerSpec; every hyperparameter passed explicitly."""
+    if _peer_conventions(o):
+        return PeerOptimizer(params, o)
     coupled_wd = 0.0 if o.decoupled_weight_decay else o.weight_decay
     if o.kind == "adam":
         cls = torch.optim.AdamW if o.decoupled_weight_decay else torch.optim.Adam
@@ -204,7 +258,8 @@ class Trainer:
                 gp_masks = self._masks(noise, f"d{i}.D.gp")
                 # the uncompiled D: AOTAutograd graphs do not support the double backward
                 gp = stabilizers.gradient_penalty(lambda t: self.nets["D"](t, gp_masks)[0],
-                                                  x, fake, self._t(noise[f"d{i}.alpha"]), spec.gp_target)
+                                                  x, fake, self._t(noise[f"d{i}.alpha"]), spec.gp_target,
+                                                  form=spec.gp_form)
                 terms["gp"] = gp
                 total = d_loss + spec.gp_lambda * gp
             self.d_opt.zero_grad(set_to_none=True)
@@ -218,7 +273,11 @@ class Trainer:
         out = {k: v / spec.n_critic for k, v in sums.items()}
         fake, _ = self._run("G", self._t(noise["g.z"]), self._masks(noise, "g.G"))
         d_fake, _ = self._run("D", fake, self._masks(noise, "g.D.fake"))
-        g_loss = loss_fn(d_fake[:, 0], d_fake[:, 0], real_t, fake_t)[3]
+        if spec.loss in G_NEEDS_REAL:  # relativistic: G's loss reads D on the last real batch
+            d_real, _ = self._run("D", x, self._masks(noise, "g.D.real"))
+            g_loss = loss_fn(d_real[:, 0], d_fake[:, 0], real_t, fake_t)[3]
+        else:
+            g_loss = loss_fn(d_fake[:, 0], d_fake[:, 0], real_t, fake_t)[3]
         self.g_opt.zero_grad(set_to_none=True)
         # gradients for G only: D's weight gradients (a full backward GEMM per D layer) are
         # not needed here, and backward() would compute them
