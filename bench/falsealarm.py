@@ -8,6 +8,9 @@ whose tolerances come from the spread over seeds should pass all of them.
 
     python -m bench.falsealarm --runs 20 --out results/runs/false-alarm
 
+`--jobs N` runs N reruns at once, each pinned to one core with one thread (PyTorch's OpenMP
+threads slow down 10-20x when processes compete for cores; one pinned thread does not).
+
 prints one row per rerun (settings, checks passed, failed checks) and the false-alarm count,
 and writes false_alarm.md in the output folder.
 """
@@ -20,6 +23,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tabulate import tabulate
@@ -42,32 +46,41 @@ def settings_env(i: int) -> tuple[dict, str]:
     return env, label
 
 
+def rerun(i: int, a, pinned: bool) -> list:
+    env, label = settings_env(i)
+    if pinned:
+        env = {**env, "OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+        label = label.replace("threads 2", "threads 1")
+    run_dir = a.out / f"rerun{i:02d}"
+    t0 = time.perf_counter()
+    cmd = [sys.executable, "-m", "bench.cli"]
+    if pinned:
+        cmd = ["taskset", "-c", str(i % a.jobs % (os.cpu_count() or 1))] + cmd
+    full = {**os.environ, **env}
+    subprocess.run(cmd + ["run", "--profile", "ci", "--out", str(run_dir), "--fresh", "--no-progress"],
+                   env=full, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    gate = subprocess.run(cmd + ["gate", str(run_dir), "--baseline", str(a.baseline), "--json",
+                                 str(run_dir / "gate.json")], env=full, stdout=subprocess.DEVNULL)
+    doc = json.loads((run_dir / "gate.json").read_text()) if (run_dir / "gate.json").exists() else {}
+    row = [i, label, gate.returncode, f"{doc.get('n_checks', 0) - doc.get('n_failed', 0)}/{doc.get('n_checks', '?')}",
+           ", ".join(doc.get("failed", [])) or "-", f"{time.perf_counter() - t0:.0f}"]
+    print(tabulate([row], tablefmt="plain"), flush=True)
+    return row
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.falsealarm", description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=20)
+    p.add_argument("--jobs", type=int, default=1, help="reruns at once, each pinned to one core (default 1)")
     p.add_argument("--out", type=Path, default=Path("results/runs/false-alarm"))
     p.add_argument("--baseline", type=Path, default=Path("results/baselines/ci.json"))
     a = p.parse_args(argv)
-    if a.runs < 1:
-        print("python -m bench.falsealarm: error: --runs must be >= 1", file=sys.stderr)
+    if a.runs < 1 or a.jobs < 1:
+        print("python -m bench.falsealarm: error: --runs and --jobs must be >= 1", file=sys.stderr)
         return 2
-    rows, alarms = [], 0
-    for i in range(a.runs):
-        env, label = settings_env(i)
-        run_dir = a.out / f"rerun{i:02d}"
-        t0 = time.perf_counter()
-        cmd = [sys.executable, "-m", "bench.cli"]
-        subprocess.run(cmd + ["run", "--profile", "ci", "--out", str(run_dir), "--fresh", "--no-progress"],
-                       env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL)
-        gate = subprocess.run(cmd + ["gate", str(run_dir), "--baseline", str(a.baseline), "--json",
-                                     str(run_dir / "gate.json")], env={**os.environ, **env},
-                              stdout=subprocess.DEVNULL)
-        doc = json.loads((run_dir / "gate.json").read_text()) if (run_dir / "gate.json").exists() else {}
-        alarms += gate.returncode != 0
-        rows.append([i, label, gate.returncode, f"{doc.get('n_checks', 0) - doc.get('n_failed', 0)}/"
-                     f"{doc.get('n_checks', '?')}", ", ".join(doc.get("failed", [])) or "-",
-                     f"{time.perf_counter() - t0:.0f}"])
-        print(tabulate([rows[-1]], tablefmt="plain"), flush=True)
+    with ThreadPoolExecutor(a.jobs) as pool:
+        rows = list(pool.map(lambda i: rerun(i, a, a.jobs > 1), range(a.runs)))
+    alarms = sum(r[2] != 0 for r in rows)
     table = tabulate(rows, headers=["rerun", "process settings", "exit", "checks passed", "failed", "s"],
                      tablefmt="github")
     summary = f"false alarms: {alarms}/{a.runs} (baseline {a.baseline})"
