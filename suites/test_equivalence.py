@@ -2,10 +2,14 @@
 
 The reference for each twin is the other framework, never the code under test: both start from
 weights exported by one and imported by the other, and consume identically seeded harness
-randomness (bench/equivalence.py says what is compared and why each tolerance is that size).
-By default the one-axis-at-a-time cases run in float64 and float32 (about two and a half
-minutes on two cores); the full model x stabilizer x optimizer x dtype product (252 runs, 8 to 15
-minutes) is marked `slow` and runs under `tox -e quality` or `pytest -m equivalence`.
+randomness (bench/equivalence.py says what is compared and why each bound is that size; float32
+bounds come from each twin's own float32-vs-float64 error). By default the one-axis-at-a-time
+cases run 5 steps in float64 and float32, and a 1 % error planted in either twin's optimizer
+updates must fail every default float32 case within one step (about 70 s for the whole file
+with OMP_NUM_THREADS=1 on one core of an idle machine). The full model x stabilizer x optimizer
+x dtype product (252 runs, about 8 to 15 minutes) is marked `slow` and runs under
+`tox -e quality` or `pytest -m equivalence`; `tox -e isa` runs this file once per
+instruction-set level (bench/isa_sweep.py).
 """
 
 import csv
@@ -302,6 +306,68 @@ def test_a_float32_bound_above_the_cap_is_not_used():
     assert 0.07 < check.widest <= 0.1
     with pytest.raises(ValueError, match="10 %"):
         eq._Checker("too wide", "float32", strict=True, model={**eq.FLOAT32_MODEL, "cap": 0.2})
+
+
+def _scale_tf_updates(monkeypatch, factor):
+    """Every TensorFlow optimizer update (both dtypes: the twin's code is dtype-generic) x factor."""
+    import tensorflow as tf
+
+    from impls.tensorflow.train import Optimizer
+
+    original = Optimizer.apply
+
+    def apply(self, grads):
+        before = [tf.identity(v) for v in self.params]
+        original(self, grads)
+        for var, old in zip(self.params, before):
+            var.assign(old + factor * (var - old))
+
+    monkeypatch.setattr(Optimizer, "apply", apply)
+
+
+def _scale_torch_updates(monkeypatch, factor):
+    """Every PyTorch optimizer step (both dtypes) x factor."""
+    import torch
+
+    from impls.torch import train
+
+    original = train.make_optimizer
+
+    def make_optimizer(params, o):
+        opt = original(params, o)
+        step = opt.step
+
+        def scaled_step(closure=None):
+            params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
+            before = [p.detach().clone() for p in params]
+            out = step(closure)
+            with torch.no_grad():
+                for p, old in zip(params, before):
+                    p.copy_(old + factor * (p - old))
+            return out
+
+        opt.step = scaled_step
+        return opt
+
+    monkeypatch.setattr(train, "make_optimizer", make_optimizer)
+
+
+PLANTED = {"tensorflow": _scale_tf_updates, "torch": _scale_torch_updates}
+
+
+@pytest.mark.parametrize("twin", list(PLANTED))
+@pytest.mark.parametrize("case", eq.default_cases(), ids=lambda c: c.label)
+def test_float32_bounds_catch_a_one_percent_error_in_one_twin(case, twin, monkeypatch):
+    """Every optimizer update of one twin 1 % too large: the float32 comparison itself (not only
+    the float64 twins that run alongside) must fail, in every default case. One step is enough
+    (step 0's losses or parameters show it), so the whole set costs about a quarter of the
+    five-step run."""
+    PLANTED[twin](monkeypatch, 1.01)
+    row = eq.run_case(case, "float32", steps=1, strict=False)
+    caught = [e for e in row["errors"] if "[float32]" in e.context]
+    assert caught, f"{case.label}: a 1 % error in every {twin} update passed the float32 bounds"
+    assert caught[0].max_abs > caught[0].bound
+    print(f"{case.label} ({twin} x 1.01): {caught[0]}")  # shown with -rP
 
 
 # -- the table ---------------------------------------------------------------------------------
