@@ -5,9 +5,9 @@ weights exported by one and imported by the other, and consume identically seede
 randomness (bench/equivalence.py says what is compared and why each bound is that size; float32
 bounds come from each twin's own float32-vs-float64 error). By default the one-axis-at-a-time
 cases run 5 steps in float64 and float32, and a 1 % error planted in either twin's optimizer
-updates must fail every default float32 case within one step (about 70 s for the whole file
-with OMP_NUM_THREADS=1 on one core of an idle machine). The full model x stabilizer x optimizer
-x dtype product (252 runs, about 8 to 15 minutes) is marked `slow` and runs under
+updates must fail every default float32 case within one step (131 tests, about 65 s of CPU time
+for the whole file with OMP_NUM_THREADS=1). The full model x stabilizer x optimizer
+x dtype product (308 runs, about 9 minutes with OMP_NUM_THREADS=1) is marked `slow` and runs under
 `tox -e quality` or `pytest -m equivalence`; `tox -e isa` runs this file once per
 instruction-set level (bench/isa_sweep.py).
 """
