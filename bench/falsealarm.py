@@ -37,9 +37,14 @@ SETTINGS = [  # (threads, oneDNN ISA cap, TF oneDNN ops)
 MKL = {"AVX2": "AVX2", "AVX512_CORE": "AVX512", "SSE41": "SSE4_2"}
 
 
-def settings_env(i: int) -> tuple[dict, str]:
+def settings_env(i: int, pinned: bool = False) -> tuple[dict, str]:
+    """The environment of rerun i and its label; pinned reruns run one thread each."""
     threads, isa, tf_onednn = SETTINGS[i % len(SETTINGS)]
+    if pinned:
+        threads = "1"
     env = {"OMP_NUM_THREADS": threads, "TF_ENABLE_ONEDNN_OPTS": tf_onednn, "PYTHONHASHSEED": str(1000 + i)}
+    if pinned:
+        env.update(TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1")
     if isa:
         env.update(ONEDNN_MAX_CPU_ISA=isa, MKL_ENABLE_INSTRUCTIONS=MKL[isa])
     label = f"threads {threads}, ISA {isa or 'default'}, TF oneDNN {'on' if tf_onednn == '1' else 'off'}"
@@ -47,10 +52,7 @@ def settings_env(i: int) -> tuple[dict, str]:
 
 
 def rerun(i: int, a, pinned: bool) -> list:
-    env, label = settings_env(i)
-    if pinned:
-        env = {**env, "OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
-        label = label.replace("threads 2", "threads 1")
+    env, label = settings_env(i, pinned)
     run_dir = a.out / f"rerun{i:02d}"
     t0 = time.perf_counter()
     cmd = [sys.executable, "-m", "bench.cli"]

@@ -11,9 +11,10 @@ quality metrics), or whose value is NaN/inf, fails.
 
 `make_baseline` derives each tolerance from the spread over seeds: a one-sided prediction
 interval for one new run (t quantile x the seed standard deviation pooled over both twins x
-sqrt(1 + 1/n), alpha 1e-3 per check), floored at rel_floor * |mean| and abs_floor. It scores the same experiments untrained (their initial weights, the
-same metric code and sample seeds): a check whose band contains the untrained model's value
-cannot tell a trained model from an untrained one, so it is left out and reported.
+sqrt(1 + 1/n), alpha 1e-3 per check), floored at rel_floor * |mean| and abs_floor. It scores
+the same experiments untrained (their initial weights, the same metric code and sample seeds):
+a check whose band contains the untrained model's value cannot tell a trained model from an
+untrained one, so it is left out and reported.
 
 A baseline also names its profile, the genbench version and each experiment's step budget; a
 run of another profile or budget, or a baseline of another genbench version, is bad input
@@ -31,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from tabulate import tabulate
 
-from .records import as_float, atomic_write_text, read_records, versions
+from .records import jsonable, as_float, atomic_write_text, read_records, versions
 from .tables import flat_row
 
 DIRECTIONS = {
@@ -123,16 +124,25 @@ def evaluate(run_dir, baseline: dict) -> list[dict]:
             now = float(np.mean(finite)) if len(finite) == len(vals) else float("nan")
             if not math.isfinite(now):
                 ok, why = False, "not finite (diverged?)"
-            elif direction == "lower":
-                ok, why = now <= value + tol, "worse (higher)"
-            elif direction == "higher":
-                ok, why = now >= value - tol, "worse (lower)"
             else:
-                ok, why = abs(now - value) <= tol, "changed"
+                ok = band_contains(c, now)
+                why = {"lower": "worse (higher)", "higher": "worse (lower)", "both": "changed"}[direction]
         rows.append({**key_dict(key), "metric": c["metric"], "baseline": value, "current": now,
                      "delta": now - value, "tolerance": tol, "direction": direction,
                      "untrained": c.get("untrained"), "result": "ok" if ok else f"REGRESSED: {why}"})
     return rows
+
+
+def band(check: dict) -> tuple[float, float]:
+    """(lowest, highest) value that passes a check; -inf / inf on the side that is better."""
+    value, tol = float(check["value"]), float(check["tolerance"])
+    return {"lower": (-math.inf, value + tol), "higher": (value - tol, math.inf),
+            "both": (value - tol, value + tol)}[check["direction"]]
+
+
+def band_contains(check: dict, x: float) -> bool:
+    lo, hi = band(check)
+    return lo <= x <= hi
 
 
 def key_dict(key) -> dict:
@@ -155,7 +165,7 @@ def to_json(rows: list[dict], baseline_path) -> str:
     doc = {"baseline": str(baseline_path), "passed": not failed, "n_checks": len(rows),
            "n_failed": len(failed), "failed": failed,
            "checks": [{**r, "name": check_name(r)} for r in rows]}
-    return json.dumps(doc, indent=2, default=lambda v: None if v != v else v) + "\n"
+    return json.dumps(jsonable(doc), indent=2) + "\n"
 
 
 def to_junit(rows: list[dict], baseline_path) -> str:
@@ -198,12 +208,11 @@ def baseline_table(doc: dict) -> str:
     """Each check with its untrained value, trained value and band (markdown)."""
     rows = []
     for c in doc["checks"]:
-        lo, hi = {"lower": (None, c["value"] + c["tolerance"]), "higher": (c["value"] - c["tolerance"], None),
-                  "both": (c["value"] - c["tolerance"], c["value"] + c["tolerance"])}[c["direction"]]
-        band = (f"<= {hi:.4g}" if lo is None else f">= {lo:.4g}" if hi is None else f"{lo:.4g} .. {hi:.4g}")
+        lo, hi = band(c)
+        passes = f"<= {hi:.4g}" if lo == -math.inf else f">= {lo:.4g}" if hi == math.inf else f"{lo:.4g} .. {hi:.4g}"
         rows.append([c["experiment"], c["dataset"], c["framework"], c["metric"], c.get("steps"),
                      "-" if c.get("untrained") is None else f"{c['untrained']:.4g}",
-                     f"{c['value']:.4g} ± {c.get('std', 0.0):.2g} ({c.get('seeds', '?')} seeds)", band])
+                     f"{c['value']:.4g} ± {c.get('std', 0.0):.2g} ({c.get('seeds', '?')} seeds)", passes])
     return tabulate(rows, headers=["experiment", "dataset", "framework", "metric", "steps", "untrained",
                                    "trained (mean ± std)", "passes when"], tablefmt="github")
 
@@ -233,13 +242,6 @@ def untrained_values(run_dir) -> dict[tuple, dict[str, float]]:
     return {key: {k: float(np.mean(v)) for k, v in vals.items()} for key, vals in out.items()}
 
 
-def band_contains(check: dict, x: float) -> bool:
-    value, tol = check["value"], check["tolerance"]
-    if check["direction"] == "lower":
-        return x <= value + tol
-    if check["direction"] == "higher":
-        return x >= value - tol
-    return abs(x - value) <= tol
 
 
 def prediction_tolerance(groups: list[np.ndarray], alpha: float) -> tuple[float, float, int]:
@@ -268,9 +270,7 @@ def make_baseline(run_dir, out_path, *, alpha=1e-3, rel_floor=0.1, abs_floor=0.0
     and abs_floor. With untrained=True (the default) each check also stores the untrained
     model's value, and a check whose band contains it is left out."""
     checks = []
-    records = read_records(run_dir)
-    steps = {(r["experiment"], r["dataset"], r["framework"]): r["spec"]["steps"] for r in records}
-    profiles = {r.get("profile") for r in records} - {None}
+    profiles = {r.get("profile") for r in read_records(run_dir)} - {None}
     profile = profile or (profiles.pop() if len(profiles) == 1 else None)
     current = current_values(run_dir)
     for key, vals in sorted(current.items()):
@@ -294,7 +294,7 @@ def make_baseline(run_dir, out_path, *, alpha=1e-3, rel_floor=0.1, abs_floor=0.0
             tol = max(half, rel_floor * abs(mean), abs_floor)
             checks.append({**key_dict(key), "metric": metric, "value": mean, "direction": direction,
                            "tolerance": tol, "seeds": len(arr), "std": std, "pooled_std": s_p, "dof": nu,
-                           "steps": steps[key], "untrained": None})
+                           "steps": int(vals["spec.steps"][0]), "untrained": None})
     if untrained:
         base = untrained_values(run_dir)
         kept = []

@@ -92,21 +92,21 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def _jsonable(x):
+def jsonable(x):
     """Floats that JSON cannot carry (NaN, inf) become strings, so a diverged run still parses."""
     if isinstance(x, float) and not math.isfinite(x):
         return str(x)
     if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
+        return {k: jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if hasattr(x, "item") and callable(x.item):  # NumPy scalars
-        return _jsonable(x.item())
+        return jsonable(x.item())
     return x
 
 
 def write_record(path, record: dict) -> Path:
-    return atomic_write_text(path, json.dumps(_jsonable(record), indent=2, sort_keys=True) + "\n")
+    return atomic_write_text(path, json.dumps(jsonable(record), indent=2, sort_keys=True) + "\n")
 
 
 def read_record(path) -> dict:
@@ -188,7 +188,7 @@ def as_float(x) -> float:
 
 # -- identity ------------------------------------------------------------------------------
 def canonical_json(obj) -> str:
-    return json.dumps(_jsonable(obj), sort_keys=True, separators=(",", ":"))
+    return json.dumps(jsonable(obj), sort_keys=True, separators=(",", ":"))
 
 
 def identity(spec, framework: str, *, variant: str, device: str, profile: str | None, n_eval: int) -> dict:
@@ -232,7 +232,7 @@ def append_invocation(run_dir, invocation: dict) -> Path:
         doc = {}  # an unreadable manifest is replaced; records never depend on it
     doc["schema_version"] = SCHEMA_VERSION
     doc.setdefault("invocations", []).append(invocation)
-    return atomic_write_text(Path(run_dir) / MANIFEST, json.dumps(_jsonable(doc), indent=2) + "\n")
+    return atomic_write_text(Path(run_dir) / MANIFEST, json.dumps(jsonable(doc), indent=2) + "\n")
 
 
 # -- training state ------------------------------------------------------------------------

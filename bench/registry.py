@@ -144,7 +144,8 @@ ADAM_MIXTURE_G_TTUR = OptimizerSpec(kind="adam", lr=1e-4, beta1=0.5, beta2=0.9, 
 def for_mixture(spec: ExperimentSpec, dataset: str) -> ExperimentSpec:
     """A GAN of the catalog, moved to a 2-D mixture: same loss, n_critic, GP and clipping."""
     if spec.family != "gan":
-        raise SpecError(f"dataset {dataset} is 2-D: only the GANs apply ({', '.join(m for m in MODELS if MODELS[m].family == 'gan')})")
+        gans = ", ".join(m for m, s in MODELS.items() if s.family == "gan")
+        raise SpecError(f"dataset {dataset} is 2-D: only the GANs apply ({gans})")
     critic = spec.loss in ("wasserstein", "wgan-gp", "hinge")
     return spec.with_(dataset=dataset, architecture="mlp", latent_dim=2, batch_size=256,
                       generator=MIXTURE_G, discriminator=MIXTURE_D,

@@ -202,4 +202,4 @@ def test_records_are_written_atomically(tmp_path, monkeypatch):
 
 def test_nan_in_record_round_trips():
     assert not divergence.losses_diverged({"a": 1.0}) and divergence.losses_diverged({"a": float("inf")})
-    assert math.isnan(records.as_float(records._jsonable(float("nan"))))
+    assert math.isnan(records.as_float(records.jsonable(float("nan"))))
