@@ -248,6 +248,15 @@ def save_state(path, weights: dict) -> dict:
     return {"file": Path(path).name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
 
+def save_arrays(path, **arrays) -> Path:
+    """Named arrays as an npz, atomically (a figure's data, such as a VAE's latent means)."""
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    return atomic_write_bytes(path, buf.getvalue())
+
+
 def load_state(path, sha256: str | None = None) -> dict:
     """The saved weights; RecordError if the file is missing, changed or unreadable."""
     import zipfile

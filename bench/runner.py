@@ -90,12 +90,14 @@ def save_samples(trainer, spec, path):
 
 
 def save_latent_figures(trainer, spec, exp_dir, data_dir=None, n=2000):
-    """Latent structure of test images: PCA of the encoder means coloured by class, and a
-    decoded linear interpolation between the means of ten pairs of test images."""
+    """Latent structure of test images: the encoder means and labels (latents.npz, for the
+    report's t-SNE), their PCA coloured by class, and a decoded linear interpolation between
+    the means of eight pairs of test images."""
     test = data.load(spec.dataset, "test", data_dir=data_dir)
     x = data.to_model_range(test.images[:n], spec.data_range, np.dtype(spec.dtype))
     y = test.labels[:n]
     means, _ = trainer.encode(x, y)
+    records.save_arrays(exp_dir / "latents.npz", means=np.asarray(means), labels=np.asarray(y))
     plots.save_latent_pca(means, y, exp_dir / "latent_pca.png", f"{spec.name}: latent means (PCA)")
     rows = [plots.interpolation_latents(means[2 * i], means[2 * i + 1], 8) for i in range(8)]
     z = np.concatenate(rows).astype(spec.dtype)
