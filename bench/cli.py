@@ -384,8 +384,10 @@ def _supersede_others(out: Path, eid: str, by_key: dict[tuple, set[str]]) -> Non
 def _report(eid: str, rec: dict) -> None:
     losses = ", ".join(f"{k} {v:.4g}" for k, v in rec["final_losses"].items())
     timing = rec.get("timing", {})
-    line = (f"  [{eid}] {rec['status']}: {rec['steps_done']} steps, {timing.get('ms_per_step', float('nan')):.1f} "
-            f"ms/step, {timing.get('wall_s', float('nan')):.1f} s; {losses}")
+    nan = float("nan")
+    line = (f"  [{eid}] {rec['status']}: {rec['steps_done']} steps, {timing.get('ms_per_step', nan):.1f} "
+            f"ms/step ({timing.get('loop_ms_per_step', nan):.1f} with the loop), "
+            f"{timing.get('wall_s', nan):.1f} s; {losses}")
     if rec.get("error"):
         line += f"\n  [{eid}] {rec['status']}: {' '.join(str(rec['error']).split())}"
     print(line, flush=True)

@@ -58,13 +58,29 @@ def initial_weights(spec: ExperimentSpec, rng: np.random.Generator) -> dict[str,
     return {k: v.astype(dtype) for k, v in out.items()}
 
 
+def uniform(rng: np.random.Generator, shape, dtype) -> np.ndarray:
+    """U[0, 1) in `dtype`, drawn in float32 unless float64 is asked for: NumPy's float32
+    stream (24 random bits a value) is about 3x faster than float64 and what float32 twins read."""
+    dtype = np.dtype(dtype)
+    return rng.random(shape, dtype=np.float32 if dtype != np.float64 else np.float64).astype(dtype, copy=False)
+
+
+def normal(rng: np.random.Generator, shape, dtype) -> np.ndarray:
+    """N(0, 1) in `dtype`, drawn directly in float32 for float32 twins (ziggurat, 2x faster)."""
+    dtype = np.dtype(dtype)
+    return rng.standard_normal(shape, dtype=np.float32 if dtype != np.float64 else np.float64).astype(dtype, copy=False)
+
+
 def dropout_masks(layers: list, batch: int, rng: np.random.Generator, dtype) -> list[np.ndarray]:
+    """Inverted-dropout masks: a unit is kept when its U[0, 1) draw is >= p, so P(keep) = 1 - p
+    up to the uniform's resolution (2^-24 in float32, 2^-53 in float64)."""
     masks = []
+    dtype = np.dtype(dtype)
     for layer in layers:
         if layer.kind == "dropout":
             p = layer.args["p"]
-            keep = rng.random((batch,) + tuple(layer.out_shape)) >= p
-            masks.append((keep / (1.0 - p)).astype(dtype))
+            keep = uniform(rng, (batch,) + tuple(layer.out_shape), dtype) >= p
+            masks.append(np.multiply(keep, dtype.type(1.0 / (1.0 - p)), dtype=dtype))
     return masks
 
 
@@ -73,7 +89,7 @@ def step_noise(spec: ExperimentSpec, rng: np.random.Generator, batch: int | None
     b = batch or spec.batch_size
     dtype = np.dtype(spec.dtype)
     nets = arch.networks(spec)
-    latent = lambda: rng.standard_normal((b, spec.latent_dim)).astype(dtype)  # noqa: E731
+    latent = lambda: normal(rng, (b, spec.latent_dim), dtype)  # noqa: E731
 
     def masks(net: str) -> list[np.ndarray]:
         return dropout_masks(nets[net], b, rng, dtype)
@@ -84,7 +100,7 @@ def step_noise(spec: ExperimentSpec, rng: np.random.Generator, batch: int | None
         for i in range(spec.n_critic):
             noise[f"d{i}.z"] = latent()
             if spec.uses_gp:
-                noise[f"d{i}.alpha"] = rng.random(alpha_shape).astype(dtype)
+                noise[f"d{i}.alpha"] = uniform(rng, alpha_shape, dtype)
             noise[f"d{i}.G"] = masks("G")
             for call in ("real", "fake") + (("gp",) if spec.uses_gp else ()):
                 noise[f"d{i}.D.{call}"] = masks("D")

@@ -161,7 +161,7 @@ def run_experiment(spec: ExperimentSpec, framework: str, run_dir, *, device="cpu
         record["command"] = list(command)
     record["started_at"] = records.now_iso()
     t_start = time.perf_counter()
-    status, phase, steps_done, history, step_times = "ok", "training", 0, {}, []
+    status, phase, steps_done, history, step_times, loop_times = "ok", "training", 0, {}, [], []
     n_real = real_batches_per_step(spec)
     trainer = None
     from tqdm import tqdm
@@ -177,6 +177,7 @@ def run_experiment(spec: ExperimentSpec, framework: str, run_dir, *, device="cpu
             writer = None
             epoch = train_data.epoch
             for step in range(spec.steps):
+                t_loop = time.perf_counter()
                 batch = train_data.next(n_real)
                 noise = step_noise(spec, noise_rng)
                 t0 = time.perf_counter()
@@ -192,6 +193,7 @@ def run_experiment(spec: ExperimentSpec, framework: str, run_dir, *, device="cpu
                 bar.update(1)
                 if step % 20 == 0:
                     bar.set_postfix({k: f"{v:.3g}" for k, v in list(losses.items())[:3]})
+                loop_times.append(time.perf_counter() - t_loop)
                 if losses_diverged(losses):
                     status = "diverged"
                     break
@@ -212,7 +214,7 @@ def run_experiment(spec: ExperimentSpec, framework: str, run_dir, *, device="cpu
     record.update({
         "status": status, "phase": phase, "steps_done": steps_done, "final_losses": final_losses(history),
         "metrics": loss_summary(history), "metrics_evaluated": False,
-        "timing": _timing(step_times, spec.batch_size * n_real), "state": None,
+        "timing": _timing(step_times, spec.batch_size * n_real, loop_times), "state": None,
     })
     record["timing"]["wall_s"] = record["timing"]["train_s_wall"] = time.perf_counter() - t_start
     record["trained_at"] = records.now_iso()
@@ -315,11 +317,18 @@ def evaluate(trainer, spec: ExperimentSpec, record: dict, run_dir, *, metrics=Tr
     return record
 
 
-def _timing(step_times: list[float], images_per_step: int) -> dict:
-    """The median step (the first one pays for tracing/compilation and is reported apart)."""
+def _timing(step_times: list[float], images_per_step: int, loop_times=()) -> dict:
+    """The median model step (`train_step` alone; the first one pays for tracing/compilation
+    and is reported apart) and the median whole loop iteration as `genbench run` executes it
+    (real batch, random draws, the step, loss logging; epoch-end grids are rare and the median
+    leaves them out); overhead_pct = 100 (loop - step) / step."""
+    nan = float("nan")
     if not step_times:
-        return {"train_s": 0.0, "ms_per_step": float("nan"), "images_per_s": float("nan"), "first_step_ms": float("nan")}
+        return {"train_s": 0.0, "ms_per_step": nan, "images_per_s": nan, "first_step_ms": nan,
+                "loop_ms_per_step": nan, "overhead_pct": nan}
     steady = step_times[1:] or step_times
     median = float(np.median(steady))
+    loop = float(np.median(loop_times[1:] or loop_times)) if len(loop_times) else nan
     return {"train_s": float(sum(step_times)), "ms_per_step": 1000.0 * median,
-            "images_per_s": images_per_step / median, "first_step_ms": 1000.0 * step_times[0]}
+            "images_per_s": images_per_step / median, "first_step_ms": 1000.0 * step_times[0],
+            "loop_ms_per_step": 1000.0 * loop, "overhead_pct": 100.0 * (loop - median) / median}

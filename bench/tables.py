@@ -32,6 +32,8 @@ def flat_row(rec: dict) -> dict:
     row = {"experiment": rec["experiment"], "dataset": rec["dataset"], "framework": rec["framework"],
            "seed": rec["seed"], "status": rec["status"], "steps": rec.get("steps_done", 0),
            "ms/step": timing.get("ms_per_step", float("nan")), "img/s": timing.get("images_per_s", float("nan"))}
+    if "loop_ms_per_step" in timing:  # the whole loop iteration, for records that time it
+        row["loop ms/step"], row["overhead %"] = timing["loop_ms_per_step"], timing.get("overhead_pct", float("nan"))
     for k, v in rec.get("final_losses", {}).items():
         row[f"final.{k}"] = v
     for k, v in (rec.get("metrics") or {}).items():

@@ -449,16 +449,18 @@ def set_training(framework, net, on):
         net.training = on
 
 
-def test_dropout_masks_are_inverted_and_unbiased():
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_dropout_masks_are_inverted_and_unbiased(dtype):
     layers = arch.discriminator_layers(dropout_spec())
-    masks = dropout_masks(layers, 20000, np.random.default_rng(0), np.float64)
+    masks = dropout_masks(layers, 20000, np.random.default_rng(0), dtype)
     assert [m.shape for m in masks] == [(20000, 12), (20000, 8)]
+    assert all(m.dtype == dtype for m in masks)
     n = 20000 * 20
-    values = np.concatenate([m.ravel() for m in masks])
-    assert set(np.unique(values)) == {0.0, 1.0 / (1.0 - DROPOUT_P)}
+    values = np.concatenate([m.ravel() for m in masks]).astype(np.float64)
+    assert set(np.unique(values)) == {0.0, float(dtype(1.0 / (1.0 - DROPOUT_P)))}
     # E[mask] = 1; Var[mask] = p / (1 - p), so the mean's standard error is sqrt(p/(1-p)/n)
     stderr = np.sqrt(DROPOUT_P / (1 - DROPOUT_P) / n)
-    assert abs(values.mean() - 1.0) < 5 * stderr
+    assert abs(values.mean() - 1.0) < 5 * stderr + 2 * np.finfo(dtype).eps  # the scale's rounding
     assert abs(np.mean(values == 0.0) - DROPOUT_P) < 5 * np.sqrt(DROPOUT_P * (1 - DROPOUT_P) / n)
 
 
