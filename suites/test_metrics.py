@@ -439,14 +439,18 @@ def test_eval_samples_file_uint8_float_and_errors(tmp_path, mnist_test):
 
 
 # -- metrics_for: what applies to each family, on untrained torch twins ---------------------
+SHARP = {"sharpness", "sharpness_real", "sharpness_ratio"}
+LATENT = {"latent_silhouette", "pixel_silhouette", "interp_jump"}
+
+
 @pytest.mark.parametrize("model,dataset,keys", [
     ("gan", "ring8", {"modes_covered", "high_quality_share", "mode_kl"}),
     ("gan", "mnist", {"fid", "kid_mean", "kid_std", "isc_mean", "isc_std", "classes_covered",
-                      "class_kl"}),
+                      "class_kl"} | SHARP),
     ("cvae", "fashion-mnist", {"test_elbo", "test_recon", "test_kl", "knn_accuracy", "fid", "kid_mean",
-                               "kid_std", "isc_mean", "isc_std", "classes_covered", "class_kl"}),
+                               "kid_std", "isc_mean", "isc_std", "classes_covered", "class_kl"} | SHARP | LATENT),
     ("vaegan", "mnist", {"test_recon_mse", "test_kl", "knn_accuracy", "fid", "kid_mean", "kid_std",
-                         "isc_mean", "isc_std", "classes_covered", "class_kl"}),
+                         "isc_mean", "isc_std", "classes_covered", "class_kl"} | SHARP | LATENT),
 ])
 def test_metrics_for_each_family(model, dataset, keys):
     import impls

@@ -2,9 +2,11 @@
 
 Small flat modules, each with functions that return a flat ``dict[str, float]``:
 - evaluator.py: the per-dataset CNN judge (committed weights, checksum-verified);
-- fidelity.py:  FID, KID, precision/recall, ISC by torch-fidelity on the evaluator's features;
+- fidelity.py:  FID, KID, precision/recall, ISC by torch-fidelity on the evaluator's features,
+                and sharpness (variance of the Laplacian) against real images;
 - modes.py:     classes covered, mixture modes covered, Stacked MNIST modes, KL to uniform;
-- vae.py:       test ELBO, IWAE NLL, latent k-NN accuracy, anomaly AUROC, denoising PSNR;
+- vae.py:       test ELBO, IWAE NLL, latent k-NN accuracy, latent silhouette and interpolation
+                jump, anomaly AUROC, denoising PSNR;
 - stability.py: loss oscillation, divergence, spread over seeds.
 `metrics_for` picks what applies to one experiment; `eval_samples_file` judges a file of
 samples (``genbench eval``); `train_evaluator_main` backs ``genbench train-evaluator``.
@@ -19,14 +21,15 @@ import numpy as np
 
 from .evaluator import (ACCURACY_TARGETS, Evaluator, EvaluatorError, load_evaluator,
                         train_evaluator)
-from .fidelity import feature_metrics, fidelity_metrics
+from .fidelity import feature_metrics, fidelity_metrics, laplacian_sharpness, sharpness_metrics
 from .modes import (class_coverage, kl_to_uniform, mixture_metrics, stacked_mnist_metrics)
 from .stability import (is_diverged, loss_summary, mean_abs_step, oscillation, seed_spread)
-from .vae import (anomaly_auroc, denoising_psnr, iwae_nll, latent_knn_accuracy, test_elbo)
+from .vae import (anomaly_auroc, denoising_psnr, iwae_nll, latent_knn_accuracy, latent_structure, test_elbo)
 
 __all__ = [
     "Evaluator", "EvaluatorError", "load_evaluator", "train_evaluator", "train_evaluator_main",
-    "fidelity_metrics", "feature_metrics", "class_coverage", "kl_to_uniform", "mixture_metrics",
+    "fidelity_metrics", "feature_metrics", "laplacian_sharpness", "sharpness_metrics",
+    "latent_structure", "class_coverage", "kl_to_uniform", "mixture_metrics",
     "stacked_mnist_metrics", "test_elbo", "iwae_nll", "latent_knn_accuracy", "anomaly_auroc",
     "denoising_psnr", "oscillation", "mean_abs_step", "is_diverged", "loss_summary",
     "seed_spread", "metrics_for", "eval_samples_file", "generate", "to_uint8",
@@ -70,6 +73,7 @@ def _image_sample_metrics(trainer, spec, rng, n_samples, data_split, quick, data
     opts = QUICK_FIDELITY if quick else {}
     out = fidelity_metrics(samples, spec.dataset, reference=data_split, data_dir=data_dir, **opts)
     out.update(class_coverage(samples, spec.dataset))
+    out.update(sharpness_metrics(samples, spec.dataset, data_split, data_dir))
     return out
 
 
@@ -95,6 +99,7 @@ def _vae_metrics(trainer, spec, rng, n_samples, data_split, quick, data_dir) -> 
     x_train = to_model_range(train.images[:n_train], spec.data_range)
     out.update(latent_knn_accuracy(trainer, x_train, np.array(train.labels[:n_train]), x_test, y_test,
                                    conditional_labels=spec.conditional))
+    out.update(latent_structure(trainer, x_test, y_test, conditional_labels=spec.conditional))
     return out
 
 
