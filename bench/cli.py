@@ -1,4 +1,4 @@
-"""The `genbench` command line: run, list, data, gate, baseline, tables, eval, train-evaluator,
+"""The `genbench` command line: run, study, list, data, gate, baseline, tables, eval, train-evaluator,
 equivalence. Defaults come from bench/registry.py, the single place that defines them."""
 
 from __future__ import annotations
@@ -133,6 +133,33 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-metrics", action="store_true", help="skip quality metrics (losses and timing only)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
 
+    st = sub.add_parser(
+        "study", help="the original study's seven claims: train their matrix, then verdicts with 95% intervals",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train the matrix the seven claims need (docs/study.md: VAE, MLP GANs with and without "
+                    "each regularizer, DCGAN, DCGAN + spectral norm / label smoothing, WGAN-GP; MNIST, "
+                    "Fashion-MNIST, ring8 and grid25; both frameworks; several seeds), then write "
+                    "OUT/study/verdicts.json and verdicts.md: per claim, framework and dataset, the effect "
+                    "with its 95% interval over seeds and the verdict (supported, contradicted, "
+                    "inconclusive). Records are reused by identity hash, so running the same command again "
+                    "continues an interrupted study; --shard K/N splits the matrix between N processes "
+                    "writing into the same folder.",
+        epilog="exit status as `genbench run`: 0 ok, 1 a run failed or a file could not be written, "
+               "2 bad input, 130 interrupted (run the same command again to continue).")
+    st.add_argument("--out", type=Path, default=Path("results/study"), help="the study folder (default results/study)")
+    st.add_argument("--datasets", default=",".join(("ring8", "grid25", "mnist", "fashion-mnist")),
+                    help="comma-separated, in run order (default ring8,grid25,mnist,fashion-mnist)")
+    st.add_argument("--seeds", default="0-2", help="seeds, e.g. '0-4' (default 0-2; at least 3 for intervals)")
+    st.add_argument("--budget", choices=("small", "full"), default="small",
+                    help="steps per model kind (bench/study.py BUDGETS; default small)")
+    st.add_argument("--framework", choices=FRAMEWORK_CHOICES, default="both")
+    st.add_argument("--shard", default=None, metavar="K/N", help="train only every N-th experiment, from the K-th")
+    st.add_argument("--verdicts-only", action="store_true", help="train nothing: verdicts from the records there")
+    st.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
+    st.add_argument("--data-dir", type=Path, default=None, help="your own copy of the datasets (as for run)")
+    st.add_argument("--fresh", action="store_true", help="retrain experiments whose records exist")
+    st.add_argument("--no-progress", action="store_true", help="no progress bars")
+
     sub.add_parser("list", help="the catalog: models, and which stabilizers apply to each")
 
     d = sub.add_parser("data", help="which dataset sources are installed and valid")
@@ -237,99 +264,109 @@ def cmd_run(a) -> int:
     seeds, steps = _seeds(opts["seeds"]), _steps(opts["steps"])
     profile, metrics = opts["profile"], not opts["no_metrics"]
     data_dir = Path(opts["data_dir"]) if opts["data_dir"] else None
-    device = opts["device"]
+    device = _resolve_device(opts["device"])
+    specs = registry.profile_experiments(profile, models, datasets, seeds, steps,
+                                         float32_precision=opts["float32_precision"])
+    _preflight_data(specs, data_dir, metrics)
+    out = out or Path("results/runs") / f"{profile}-{time.strftime('%Y%m%d-%H%M%S')}"
+    options = {**opts, "data_dir": str(data_dir.resolve()) if data_dir else None, "steps": steps}
+    return run_matrix(specs, frameworks, out, profile=profile, device=device, metrics=metrics, data_dir=data_dir,
+                      fresh=a.fresh, progress=not a.no_progress, command=a._command, options=options)
+
+
+def _resolve_device(device: str) -> str:
+    """cpu, cuda or auto -> the device used; --device cuda without CUDA is bad input."""
     if device in ("cuda", "auto"):
         import torch
 
         if not torch.cuda.is_available():
             if device == "cuda":
                 raise UsageError("--device cuda: no CUDA device here; use --device cpu")
-            device = "cpu"
-        else:
-            device = "cuda"
-    specs = registry.profile_experiments(profile, models, datasets, seeds, steps,
-                                         float32_precision=opts["float32_precision"])
-    _preflight_data(specs, data_dir, metrics)
-    out = out or Path("results/runs") / f"{profile}-{time.strftime('%Y%m%d-%H%M%S')}"
+            return "cpu"
+        return "cuda"
+    return device
+
+
+def run_matrix(specs, frameworks, out: Path, *, profile: str, device: str, metrics: bool, data_dir, fresh: bool,
+               progress: bool, command: list, options: dict, name: str = "run", select=None, resume_hint=None) -> int:
+    """Train and evaluate specs x frameworks into the run folder `out` (records reused by identity
+    hash, superseded and corrupt ones moved aside), then render the tables; the exit code.
+    `select(i)` keeps only the i-th experiment of the matrix (sharding); None keeps all."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file, not a run folder")
 
     from . import records, tables
     from .runner import evaluate_saved, experiment_identity, plan, run_experiment
 
-    command = a._command
-    options = {**opts, "data_dir": str(data_dir.resolve()) if data_dir else None, "steps": steps}
     try:
         records.append_invocation(out, {"command": command, "options": options, "device_used": device,
                                         "started_at": records.now_iso(), "git_revision": records.git_revision()})
         existing, unreadable = records.scan_records(out)
         for path, why in unreadable:
             dest = records.move_aside(path, records.CORRUPT_DIR)
-            print(f"genbench run: warning: {why}; moved to {dest}, treated as not run", file=sys.stderr)
+            print(f"genbench {name}: warning: {why}; moved to {dest}, treated as not run", file=sys.stderr)
     except records.WriteError as e:
-        print(f"genbench run: error: {e}", file=sys.stderr)
+        print(f"genbench {name}: error: {e}", file=sys.stderr)
         return EXIT_FAILED
     by_key: dict[tuple, set[str]] = {}  # experiment key -> ids of its records in records/
     for rid, rec in existing.items():
         by_key.setdefault(records.experiment_key(rec), set()).add(rid)
     n_eval = registry.PROFILES[profile]["n_eval"]
-    total = len(specs) * len(frameworks)
-    print(f"genbench run: {total} experiment(s), profile {profile}, device {device}, out {out}", flush=True)
+    matrix = [(spec, fw) for spec in specs for fw in frameworks]
+    matrix = [m for i, m in enumerate(matrix) if select is None or select(i)]
+    total = len(matrix)
+    print(f"genbench {name}: {total} experiment(s), profile {profile}, device {device}, out {out}", flush=True)
     statuses: dict[str, str] = {}
     interrupted = write_failed = False
     t0 = time.perf_counter()
-    for spec in specs:
-        for fw in frameworks:
-            ident = experiment_identity(spec, fw, device=device, profile=profile, n_eval=n_eval)
-            eid = ident["id"]
-            try:
-                prev = _current_record(out, eid, existing)
-                action, why = plan(prev, ident, out / eid, metrics=metrics, fresh=a.fresh)
-                rec = None
-                if action == "reuse":
-                    print(f"  [{eid}] {prev['status']} record with this identity hash exists, reused "
-                          f"(--fresh retrains)", flush=True)
-                    statuses[eid] = prev["status"]
-                elif action == "train" and prev is not None and prev.get("status") in (
-                        "ok", "diverged", "metrics_failed", "trained"):
-                    dest = records.move_aside(out / "records" / f"{eid}.json", records.SUPERSEDED_DIR)
-                    print(f"  [{eid}] retraining ({why}); the old record moved to {dest}", flush=True)
-                if action == "evaluate":
-                    print(f"  [{eid}] {why}", flush=True)
-                    rec = evaluate_saved(spec, fw, out, prev, device=device, data_dir=data_dir, metrics=metrics,
-                                         n_eval=n_eval, command=command)
-                elif action == "train":
-                    rec = run_experiment(spec, fw, out, device=device, profile=profile, data_dir=data_dir,
-                                         progress=not a.no_progress, metrics=metrics, n_eval=n_eval,
-                                         command=command)
-            except KeyboardInterrupt:
-                print(f"  [{eid}] interrupted; everything written so far is kept in {out}; "
-                      f"`genbench run --resume {out}` continues", flush=True)
-                statuses[eid] = "interrupted"
-                interrupted = True
-            except records.WriteError as e:
-                print(f"genbench run: error: {e}; records already written are kept in {out}", file=sys.stderr)
-                statuses[eid] = "failed"
-                write_failed = True
-            else:
-                if rec is not None:
-                    statuses[eid] = rec["status"]
-                    _report(eid, rec)
-            try:
-                _supersede_others(out, eid, by_key)
-            except records.WriteError as e:
-                if not write_failed:
-                    print(f"genbench run: error: {e}", file=sys.stderr)
-                write_failed = True
-            if interrupted or write_failed:
-                break
+    for spec, fw in matrix:
+        ident = experiment_identity(spec, fw, device=device, profile=profile, n_eval=n_eval)
+        eid = ident["id"]
+        try:
+            prev = _current_record(out, eid, existing)
+            action, why = plan(prev, ident, out / eid, metrics=metrics, fresh=fresh)
+            rec = None
+            if action == "reuse":
+                print(f"  [{eid}] {prev['status']} record with this identity hash exists, reused "
+                      f"(--fresh retrains)", flush=True)
+                statuses[eid] = prev["status"]
+            elif action == "train" and prev is not None and prev.get("status") in (
+                    "ok", "diverged", "metrics_failed", "trained"):
+                dest = records.move_aside(out / "records" / f"{eid}.json", records.SUPERSEDED_DIR)
+                print(f"  [{eid}] retraining ({why}); the old record moved to {dest}", flush=True)
+            if action == "evaluate":
+                print(f"  [{eid}] {why}", flush=True)
+                rec = evaluate_saved(spec, fw, out, prev, device=device, data_dir=data_dir, metrics=metrics,
+                                     n_eval=n_eval, command=command)
+            elif action == "train":
+                rec = run_experiment(spec, fw, out, device=device, profile=profile, data_dir=data_dir,
+                                     progress=progress, metrics=metrics, n_eval=n_eval, command=command)
+        except KeyboardInterrupt:
+            print(f"  [{eid}] interrupted; everything written so far is kept in {out}; "
+                  f"`{resume_hint or f'genbench run --resume {out}'}` continues", flush=True)
+            statuses[eid] = "interrupted"
+            interrupted = True
+        except records.WriteError as e:
+            print(f"genbench {name}: error: {e}; records already written are kept in {out}", file=sys.stderr)
+            statuses[eid] = "failed"
+            write_failed = True
+        else:
+            if rec is not None:
+                statuses[eid] = rec["status"]
+                _report(eid, rec)
+        try:
+            _supersede_others(out, eid, by_key)
+        except records.WriteError as e:
+            if not write_failed:
+                print(f"genbench {name}: error: {e}", file=sys.stderr)
+            write_failed = True
         if interrupted or write_failed:
             break
     if not write_failed and records.record_paths(out):
         try:
             written = tables.render(out)
         except records.WriteError as e:
-            print(f"genbench run: error: {e}", file=sys.stderr)
+            print(f"genbench {name}: error: {e}", file=sys.stderr)
             write_failed = True
         else:
             print(f"\n{(out / 'comparison.md').read_text()}")
@@ -339,6 +376,54 @@ def cmd_run(a) -> int:
             any(s in ("failed", "metrics_failed") for s in statuses.values()) else EXIT_OK)
     print(f"{len(statuses)}/{total} experiment(s): " + ", ".join(f"{n} {s}" for s, n in counts.items())
           + f"; total wall time {time.perf_counter() - t0:.1f} s; exit {code}", flush=True)
+    return code
+
+
+def _shard(text: str | None):
+    """'K/N' -> a predicate keeping every N-th experiment from the K-th; None keeps all."""
+    if text is None:
+        return None
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard {text!r}: expected K/N, e.g. 0/2") from None
+    if n < 1 or not 0 <= k < n:
+        raise UsageError(f"--shard {text!r}: need 0 <= K < N")
+    return lambda i: i % n == k
+
+
+def cmd_study(a) -> int:
+    from . import study
+
+    datasets = [d.strip() for d in a.datasets.split(",") if d.strip()]
+    for d in datasets:
+        if d not in study.DATASETS:
+            raise UsageError(f"--datasets {d!r} is not one of {', '.join(study.DATASETS)}"
+                             + registry.did_you_mean(d, study.DATASETS))
+    if not datasets:
+        raise UsageError("--datasets names no dataset")
+    select = _shard(a.shard)
+    code = EXIT_OK
+    if not a.verdicts_only:
+        specs = study.study_specs(datasets, _seeds(a.seeds), a.budget)
+        _preflight_data(specs, a.data_dir, True)
+        frameworks = ("torch", "tensorflow") if a.framework == "both" else (a.framework,)
+        options = {"datasets": datasets, "seeds": a.seeds, "budget": a.budget, "framework": a.framework,
+                   "shard": a.shard, "data_dir": str(a.data_dir.resolve()) if a.data_dir else None}
+        code = run_matrix(specs, frameworks, a.out, profile="study", device=_resolve_device(a.device), metrics=True,
+                          data_dir=a.data_dir, fresh=a.fresh, progress=not a.no_progress, command=a._command,
+                          options=options, name="study", select=select,
+                          resume_hint=" ".join(a._command))
+        if code == EXIT_INTERRUPTED:
+            return code
+    from .records import record_paths
+
+    if not record_paths(a.out):
+        raise UsageError(f"{a.out}: no records to judge (run `genbench study --out {a.out}` first)")
+    result = study.write_verdicts(a.out)
+    print(f"\n{(a.out / 'study' / 'verdicts.md').read_text().split(chr(10) + '## ')[0]}")
+    print(f"verdicts: {a.out / 'study' / 'verdicts.json'}, {a.out / 'study' / 'verdicts.md'} "
+          f"({sum(len(c['rows']) for c in result['claims'])} rows)")
     return code
 
 
@@ -462,7 +547,7 @@ def cmd_equivalence(a) -> int:
     return equivalence.main(a)  # prints progress and the table; exit 1 if any case is out of tolerance
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "data": cmd_data, "gate": cmd_gate, "baseline": cmd_baseline,
+COMMANDS = {"run": cmd_run, "study": cmd_study, "list": cmd_list, "data": cmd_data, "gate": cmd_gate, "baseline": cmd_baseline,
             "tables": cmd_tables, "eval": cmd_eval, "train-evaluator": cmd_train_evaluator,
             "equivalence": cmd_equivalence}
 

@@ -226,6 +226,8 @@ PROFILES = {
     "ci": {"steps": 1000, "n_eval": 2000, "grid_every": 1000},
     "quick": {"steps": 3000, "n_eval": 2000, "grid_every": 1000},
     "full": {"steps": 20000, "n_eval": 10000, "grid_every": 2000},
+    # `genbench study`: each model's steps come from the study's budget (bench/study.py)
+    "study": {"steps": 3000, "n_eval": 2000, "grid_every": 1000},
 }
 
 # The CI profile's own matrix (`genbench run --profile ci` without --models/--dataset): small
