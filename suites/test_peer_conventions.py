@@ -592,6 +592,10 @@ def test_presets_set_the_conventions_together_and_record_their_name():
     assert tfgan.targets == (0.875, 0.0)  # TF-GAN's discriminator losses: label_smoothing=0.25
     assert (tfgan.d_optimizer.rmsprop_eps_placement, tfgan.d_optimizer.rmsprop_initial_ms) == ("inside", 1.0)
     assert (tfgan.generator.bn_variance, tfgan.generator.bn_eps) == ("biased", 1e-3)
+    sn = registry.experiment("dcgan", ("spectral-norm",), profile="smoke", convention="tfgan").discriminator
+    assert (sn.sn_vector, sn.sn_form, sn.sn_eps) == ("input", "equality", TFGAN_SN_EPS)
+    keras_sn = registry.experiment("dcgan", ("spectral-norm",), profile="smoke", convention="keras").discriminator
+    assert (keras_sn.sn_vector, keras_sn.sn_form, keras_sn.sn_eps) == ("output", "equality", KERAS_SN_EPS)
     keras = registry.experiment("wgan-gp", profile="smoke", convention="keras")
     assert (keras.g_optimizer.adam_eps, keras.g_optimizer.eps) == ("epsilon_hat", 1e-7)
     smooth = registry.experiment("gan", ("label-smoothing-two",), profile="smoke", convention="keras")
