@@ -608,7 +608,7 @@ def test_presets_set_the_conventions_together_and_record_their_name():
 
 # -- the twins still agree under every peer setting that changes training --------------------------
 PRESET_CASES = [("dcgan", ("batch-norm",), "tfgan"), ("dcgan", ("batch-norm",), "keras"),
-                ("wgan-gp", (), "tfgan"), ("lsgan", (), "keras")]
+                ("wgan-gp", (), "tfgan"), ("lsgan", (), "keras"), ("dcgan", ("spectral-norm",), "tfgan")]
 
 
 @pytest.mark.equivalence
