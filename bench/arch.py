@@ -13,6 +13,13 @@ Canonical parameter layout (the .npz weight format), by layer kind:
   weight.reshape(C_out, -1), convT as weight.transpose(1, 0, 2, 3).reshape(C_out, -1).
   One power iteration is v = normalize(W^T u), u = normalize(W v); sigma = u . W v
   (Miyato et al. 2018, Algorithm 1); gradients flow through sigma with u, v held constant.
+  normalize(x) = x / max(||x||, sn_eps). The weight used is W / sigma (sn_form "equality"),
+  or W / max(1, sigma) ("at_most_one", TF-GAN's equality_constrained=False: a zero weight
+  stays 0 instead of 0 / 0).
+  sn_vector "input" keeps the right singular vector instead, v (rest,), in the canonical
+  column order (C_in, kh, kw), as TF-GAN and compare_gan (singular_value="left") do on their
+  (rest, C_out) kernel view: one iteration is u = normalize(W v), v = normalize(W^T u),
+  sigma = u . W v, the same iteration run on W^T.
 - flatten and reshape always use C, H, W order, whatever the framework's own layout.
 A parameter's full name is "<net>.<layer>.<param>" with net G (generator / decoder),
 D (discriminator / critic) or E (encoder).
@@ -36,6 +43,7 @@ class Layer:
     args: dict = field(default_factory=dict, compare=False, hash=False)
     spectral_norm: bool = False
     feature_tap: bool = False  # VAE-GAN reads discriminator features after this layer
+    sn_vector: str = "output"  # spectral norm's stored vector: "output" u (rows,), "input" v (rest,)
 
     @property
     def params(self) -> dict[str, tuple]:
@@ -59,9 +67,22 @@ class Layer:
         out = {}
         if self.kind == "bn":
             out = {"running_mean": (self.in_shape[0],), "running_var": (self.in_shape[0],)}
-        if self.spectral_norm:
+        if self.spectral_norm and self.sn_vector == "input":
+            out["v"] = (self.sn_rest,)
+        elif self.spectral_norm:
             out["u"] = (self.out_shape[0],)
         return out
+
+    @property
+    def sn_rest(self) -> int:
+        """Columns of the (rows, rest) matrix spectral norm views the weight as."""
+        k = self.args["kernel"] ** 2 if self.kind in ("conv", "convT") else 1
+        return self.in_shape[0] * k
+
+    @property
+    def sn_buffer(self) -> str:
+        """The name of the stored singular vector: "u" (output side) or "v" (input side)."""
+        return "v" if self.sn_vector == "input" else "u"
 
 
 def _block_tail(net: NetSpec, i: int, shape: tuple, layers: list, norm: bool, drop: bool) -> None:
@@ -111,29 +132,30 @@ def generator_layers(spec: ExperimentSpec) -> list[Layer]:
 
 def discriminator_layers(spec: ExperimentSpec) -> list[Layer]:
     """Discriminator or critic: data -> one logit / score per sample."""
-    net, sn = spec.discriminator, spec.discriminator.spectral_norm
+    net = spec.discriminator
+    sn = {"spectral_norm": net.spectral_norm, "sn_vector": net.sn_vector}
     layers: list[Layer] = []
     if spec.architecture == "dcgan":
         c1, c2 = net.hidden
         conv = {"kernel": DCGAN_KERNEL, "stride": DCGAN_STRIDE, "padding": DCGAN_PADDING}
-        layers.append(Layer("conv", "conv0", (1, 28, 28), (c1, 14, 14), conv, spectral_norm=sn))
+        layers.append(Layer("conv", "conv0", (1, 28, 28), (c1, 14, 14), conv, **sn))
         _block_tail(net, 0, (c1, 14, 14), layers, norm=False, drop=True)  # DCGAN: no BN on input block
-        layers.append(Layer("conv", "conv1", (c1, 14, 14), (c2, 7, 7), conv, spectral_norm=sn))
+        layers.append(Layer("conv", "conv1", (c1, 14, 14), (c2, 7, 7), conv, **sn))
         _block_tail(net, 1, (c2, 7, 7), layers, norm=True, drop=True)
         layers.append(Layer("flatten", "flatten", (c2, 7, 7), (c2 * 49,), feature_tap=True))
-        layers.append(Layer("dense", "fc2", (c2 * 49,), (1,), spectral_norm=sn))
+        layers.append(Layer("dense", "fc2", (c2 * 49,), (1,), **sn))
         return layers
     if spec.is_image:
         layers.append(Layer("flatten", "flatten", spec.data_shape, (spec.data_dim,)))
     width = spec.data_dim
     for i, h in enumerate(net.hidden):
-        layers.append(Layer("dense", f"fc{i}", (width,), (h,), spectral_norm=sn))
+        layers.append(Layer("dense", f"fc{i}", (width,), (h,), **sn))
         _block_tail(net, i, (h,), layers, norm=True, drop=True)
         width = h
     last = layers[-1]
     layers[-1] = Layer(last.kind, last.name, last.in_shape, last.out_shape, last.args,
-                       last.spectral_norm, feature_tap=True)
-    layers.append(Layer("dense", f"fc{len(net.hidden)}", (width,), (1,), spectral_norm=sn))
+                       last.spectral_norm, feature_tap=True, sn_vector=last.sn_vector)
+    layers.append(Layer("dense", f"fc{len(net.hidden)}", (width,), (1,), **sn))
     return layers
 
 

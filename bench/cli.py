@@ -13,7 +13,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from . import registry  # noqa: E402
-from .specs import DATASETS, FLOAT32_PRECISIONS, SpecError  # noqa: E402
+from .specs import CONVENTIONS, DATASETS, FLOAT32_PRECISIONS, SpecError  # noqa: E402
 
 FRAMEWORK_CHOICES = ("torch", "tensorflow", "both")
 
@@ -24,7 +24,8 @@ class UsageError(Exception):
 
 # None: the profile's own choice (registry.profile_experiments: mnist and gan,vae; the ci profile's matrix)
 RUN_DEFAULTS = {"profile": "quick", "dataset": None, "framework": "both", "models": None, "seeds": "0", "steps": None,
-                "device": "cpu", "float32_precision": "full", "data_dir": None, "no_metrics": False}
+                "device": "cpu", "float32_precision": "full", "data_dir": None, "no_metrics": False,
+                "convention": "torch"}
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -125,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="float32 matmuls/convolutions on GPUs: full IEEE float32 (default) or tf32, which "
                         "PyTorch's cuDNN and TensorFlow use by default on Ampere and newer; every record "
                         "says which ran")
+    r.add_argument("--convention", default=None,
+                   help=f"a peer library's conventions, set on every experiment of the run (bench/registry.py "
+                        f"CONVENTION_PRESETS; README, \"Peer conventions\"): {', '.join(CONVENTIONS)} "
+                        "(default torch, genbench's own); each record's spec says which")
     r.add_argument("--data-dir", type=Path, default=None,
                    help="your own dataset copy: IDX folder (gz or not), Keras mnist.npz, or torchvision root")
     r.add_argument("--fresh", action="store_true",
@@ -260,13 +265,17 @@ def cmd_run(a) -> int:
     if opts["framework"] not in FRAMEWORK_CHOICES:
         raise UsageError(f"--framework {opts['framework']!r} is not one of {', '.join(FRAMEWORK_CHOICES)}")
     frameworks = ("torch", "tensorflow") if opts["framework"] == "both" else (opts["framework"],)
+    if opts["convention"] not in CONVENTIONS:
+        raise UsageError(f"--convention {opts['convention']!r} is not one of {', '.join(CONVENTIONS)}"
+                         + registry.did_you_mean(str(opts["convention"]), CONVENTIONS))
     models = _models(str(opts["models"])) if opts["models"] else None
     seeds, steps = _seeds(opts["seeds"]), _steps(opts["steps"])
     profile, metrics = opts["profile"], not opts["no_metrics"]
     data_dir = Path(opts["data_dir"]) if opts["data_dir"] else None
     device = _resolve_device(opts["device"])
     specs = registry.profile_experiments(profile, models, datasets, seeds, steps,
-                                         float32_precision=opts["float32_precision"])
+                                         float32_precision=opts["float32_precision"],
+                                         convention=opts["convention"])
     _preflight_data(specs, data_dir, metrics)
     out = out or Path("results/runs") / f"{profile}-{time.strftime('%Y%m%d-%H%M%S')}"
     options = {**opts, "data_dir": str(data_dir.resolve()) if data_dir else None, "steps": steps}

@@ -347,7 +347,7 @@ def random_weights(spec: ExperimentSpec, rng: np.random.Generator) -> dict:
         a = rng.standard_normal(shape) * 0.1
         if name.endswith(".running_var"):
             a = 0.5 + rng.random(shape)
-        elif name.endswith(".u"):
+        elif name.endswith((".u", ".v")):
             a = a / np.linalg.norm(a)
         elif name.endswith(".weight") and len(shape) == 1:  # batch-norm scale
             a = 1.0 + a

@@ -53,8 +53,9 @@ def initial_weights(spec: ExperimentSpec, rng: np.random.Generator) -> dict[str,
                 out[prefix + "running_mean"] = np.zeros(c)
                 out[prefix + "running_var"] = np.ones(c)
             if layer.spectral_norm:
-                u = rng.normal(size=(layer.out_shape[0],))
-                out[prefix + "u"] = u / np.linalg.norm(u)
+                (n,) = layer.buffers[layer.sn_buffer]
+                u = rng.normal(size=(n,))
+                out[prefix + layer.sn_buffer] = u / np.linalg.norm(u)
     return {k: v.astype(dtype) for k, v in out.items()}
 
 

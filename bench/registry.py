@@ -167,6 +167,15 @@ def _tf_batch_norm(spec: ExperimentSpec) -> dict:
             for k, v in (("bn_momentum", 1.0 - 0.99), ("bn_eps", 1e-3), ("bn_variance", "biased"))}
 
 
+def _spectral_norm(**kw) -> dict:
+    """Spectral-norm settings on every net (they act only where spectral_norm is on). TF-GAN's
+    compute_spectral_norm keeps the input-side vector and normalizes with tf.nn.l2_normalize,
+    x / sqrt(max(sum x^2, 1e-12)) = x / max(||x||, 1e-6); Keras 3's SpectralNormalization keeps
+    the output side, as torch, and normalizes with ops.normalize, x / max(||x||, 1e-7). Both
+    divide by sigma (TF-GAN's equality_constrained=True default): sn_form stays "equality"."""
+    return {f"{n}.{k}": v for n in ("generator", "discriminator", "encoder") for k, v in kw.items()}
+
+
 def _optimizers(spec: ExperimentSpec, adam: dict, rmsprop: dict) -> dict:
     out = {}
     for name in ("g_optimizer", "d_optimizer"):
@@ -191,19 +200,22 @@ def _tfgan(spec: ExperimentSpec) -> ExperimentSpec:
     # RMSPropOptimizer (eps 1e-10 inside the sqrt, mean square starting at 1)
     opts = _optimizers(spec, {"adam_eps": "epsilon_hat", "eps": 1e-8},
                        {"rmsprop_eps_placement": "inside", "rmsprop_initial_ms": 1.0, "eps": 1e-10})
-    return spec.with_(gp_form="divide", **_smoothing(spec, "tfgan", 0.25), **_tf_batch_norm(spec), **opts)
+    return spec.with_(gp_form="divide", **_smoothing(spec, "tfgan", 0.25), **_tf_batch_norm(spec), **opts,
+                      **_spectral_norm(sn_vector="input", sn_eps=1e-6))
 
 
 def _keras(spec: ExperimentSpec) -> ExperimentSpec:
     # Keras 3: Adam epsilon hat 1e-7; RMSprop eps 1e-7 inside the sqrt, velocity starting at 0
     opts = _optimizers(spec, {"adam_eps": "epsilon_hat", "eps": 1e-7},
                        {"rmsprop_eps_placement": "inside", "rmsprop_initial_ms": 0.0, "eps": 1e-7})
-    return spec.with_(**_smoothing(spec, "keras"), **_tf_batch_norm(spec), **opts)
+    return spec.with_(**_smoothing(spec, "keras"), **_tf_batch_norm(spec), **opts, **_spectral_norm(sn_eps=1e-7))
 
 
 def _torch_like(spec: ExperimentSpec) -> ExperimentSpec:
     # torchgan and mimicry train with torch.optim and torch.nn.BatchNorm, subtract the GP target,
-    # and smooth one side (torchgan's MinimaxDiscriminatorLoss(label_smoothing)): genbench's own
+    # and smooth one side (torchgan's MinimaxDiscriminatorLoss(label_smoothing)): genbench's own.
+    # torchgan's SpectralNorm2d keeps u (output side) in torch's order, as genbench's default
+    # (its x / (||x|| + 1e-12) differs from max(||x||, eps) only by ~1e-12 relative)
     return spec.with_(**_smoothing(spec, "one"))
 
 

@@ -50,6 +50,13 @@ GP_FORMS = ("subtract", "divide", "one_sided")
 BN_VARIANCES = ("unbiased", "biased")  # what the batch-norm running variance stores
 RMSPROP_EPS_PLACEMENTS = ("outside", "inside")
 ADAM_EPS = ("torch", "epsilon_hat")
+# spectral norm (bench/arch.py): divide by sigma ("equality", Miyato 2018, torch, Keras) or by
+# max(1, sigma) ("at_most_one", TF-GAN's spectral_normalize(equality_constrained=False))
+SN_FORMS = ("equality", "at_most_one")
+# the singular vector the power iteration keeps between steps: "output" (u, rows = output units;
+# torch, Keras 3, torchgan, compare_gan singular_value="right") or "input" (v, the input side;
+# TF-GAN's compute_spectral_norm, compare_gan's default singular_value="left")
+SN_VECTORS = ("output", "input")
 CONVENTIONS = ("torch", "tfgan", "keras", "torchgan", "mimicry")  # presets: bench/registry.py
 DTYPES = ("float32", "float64")
 # float32 matmuls and convolutions: "full" IEEE float32, or "tf32" (10-bit mantissa inputs), which
@@ -134,7 +141,9 @@ class NetSpec:
     dropout: float = 0.0
     spectral_norm: bool = False
     sn_power_iterations: int = 1
-    sn_eps: float = 1e-12
+    sn_eps: float = 1e-12  # normalize(x) = x / max(||x||, sn_eps), torch's F.normalize
+    sn_form: str = "equality"  # equality: W / sigma; at_most_one: W / max(1, sigma) (TF-GAN option)
+    sn_vector: str = "output"  # the stored singular vector: output side u (torch) or input side v (TF-GAN)
 
     def validate(self, name: str) -> None:
         _choice(f"{name}.activation", self.activation, ("leaky_relu", "relu"))
@@ -145,6 +154,10 @@ class NetSpec:
             raise SpecError(f"{name}.bn_momentum must be in (0, 1], got {self.bn_momentum}")
         if self.sn_power_iterations < 1:
             raise SpecError(f"{name}.sn_power_iterations must be >= 1")
+        _choice(f"{name}.sn_form", self.sn_form, SN_FORMS)
+        _choice(f"{name}.sn_vector", self.sn_vector, SN_VECTORS)
+        if self.sn_eps <= 0:
+            raise SpecError(f"{name}.sn_eps must be > 0")
         if not self.hidden or any(h <= 0 for h in self.hidden):
             raise SpecError(f"{name}.hidden must be a non-empty tuple of positive widths")
 

@@ -145,12 +145,27 @@ def test_rerun_reuses_finished_records(smoke_run, capsys):
     (["run", "--models", "vae+spectral-norm"], "does not apply to vae"),
     (["run", "--models", "gan+magic"], "unknown stabilizer 'magic'"),
     (["run", "--seeds", "a,b"], "--seeds takes integers"),
+    (["run", "--convention", "tfgann"], "--convention 'tfgann' is not one of"),
     (["gate", "/nonexistent", "--baseline", "x.json"], "has no records/ folder"),
 ])
 def test_bad_input_is_one_clear_line(capsys, argv, message):
     code, out = genbench(*argv, capsys=capsys)
     assert code == 2
     assert message in out.err and len(out.err.strip().splitlines()) == 1
+
+
+def test_convention_sets_the_peer_preset_on_every_experiment_and_records_it(tmp_path, capsys):
+    code, _ = genbench("run", "--profile", "smoke", "--dataset", "ring8", "--models", "gan+spectral-norm,wgan-gp",
+                       "--framework", "torch", "--steps", 2, "--no-metrics", "--no-progress",
+                       "--convention", "tfgan", "--out", tmp_path, capsys=capsys)
+    assert code == 0
+    specs = {r["experiment"]: r["spec"] for r in records.read_records(tmp_path)}
+    assert set(specs) == {"gan+spectral-norm", "wgan-gp"}
+    assert all(s["convention"] == "tfgan" for s in specs.values())
+    assert specs["wgan-gp"]["gp_form"] == "divide"
+    assert specs["gan+spectral-norm"]["discriminator"]["sn_vector"] == "input"
+    manifest = records.read_manifest(tmp_path)
+    assert manifest["invocations"][-1]["options"]["convention"] == "tfgan"
 
 
 def test_diverging_run_is_recorded_and_matrix_goes_on(tmp_path, monkeypatch):

@@ -46,6 +46,7 @@ class Peer:
 
 class Modules:
     def __init__(self, framework):
+        self.framework = framework
         self.L = importlib.import_module(f"impls.{framework}.losses")
         self.S = importlib.import_module(f"impls.{framework}.stabilizers")
 
@@ -265,7 +266,123 @@ def mimicry_cases():
             for name, loss, index, want in rows]
 
 
-CASES = tfgan_cases() + tfgan_gp_cases() + keras_cases() + [KERAS_NO_REDUCTION] + torchgan_cases() + mimicry_cases()
+# -- spectral norm: TF-GAN's stored vector and its at-most-one form, Keras' layer -----------------
+TFGAN_SN = "tensorflow/gan tensorflow_gan/python/features/spectral_normalization_test.py"
+KERAS_SN = "keras-team/keras keras/src/layers/normalization/spectral_normalization_test.py"
+TFGAN_SN_EPS = 1e-6  # tf.nn.l2_normalize: x / sqrt(max(sum x^2, 1e-12)) = x / max(||x||, 1e-6)
+KERAS_SN_EPS = 1e-7  # keras.ops.normalize: x * min(rsqrt(sum x^2), 1 / epsilon()), epsilon 1e-7
+
+
+def _tf_layout(kind, canonical):
+    """A canonical weight in the peers' (Keras) kernel layout: dense (in, out), conv (kh, kw, C_in, C_out)."""
+    return canonical.T if kind == "dense" else np.transpose(canonical, (2, 3, 1, 0))
+
+
+def _spectral(kind, w, vec, n_iter, eps, form="equality", vector="output"):
+    """The twin's spectral_normalize on a canonical weight, training mode; the result canonical."""
+    def fn(m, t):
+        if m.framework == "torch":
+            return m.S.spectral_normalize(t(w), t(vec), kind, n_iter, eps, True, form=form, vector=vector)
+        import tensorflow as tf
+
+        out = m.S.spectral_normalize(t(_tf_layout(kind, w)), tf.Variable(t(vec)), kind, n_iter, eps, True,
+                                     form=form, vector=vector)
+        return tf.transpose(out) if kind == "dense" else tf.transpose(out, (3, 2, 0, 1))
+    return fn
+
+
+def np_tfgan_spectral_normalize(kernel, u, rounds, equality_constrained=True):
+    """TF-GAN's spectral_normalize (compute_spectral_norm, training=True) re-implemented in NumPy
+    on its own layout: w = kernel.reshape(-1, C_out), u (rest,) the persisted vector."""
+    def l2n(x):
+        return x / np.sqrt(max(np.sum(x * x), 1e-12))
+    w = kernel.reshape(-1, kernel.shape[-1])
+    for _ in range(rounds):
+        v = l2n(w.T @ u)
+        u = l2n(w @ v)
+    sigma = u @ w @ v
+    if not equality_constrained:
+        sigma = max(1.0, sigma)
+    return kernel / sigma
+
+
+def _svd_normalized(w):
+    return w / np.linalg.svd(w.reshape(w.shape[0], -1), compute_uv=False)[0]
+
+
+_SN_RNG = np.random.default_rng(20)
+# _testLayerHelper: w_initial = np.random.randn(*w_shape) * 10 (unseeded in the peer; seeded here),
+# 1000 forward passes, then assertAllClose(w_initial / s[0], w_after, rtol=1e-4, atol=1e-4)
+SN_FC = _SN_RNG.standard_normal((3, 300)) * 10  # canonical (out, in) of the peer's (300, 3) kernel
+SN_CONV = _SN_RNG.standard_normal((3, 3, 3, 3)) * 10  # canonical (C_out, C_in, kh, kw)
+SN_SMALL = _SN_RNG.standard_normal((4, 6)) * 0.05  # sigma < 1
+SN_V_FC = _SN_RNG.standard_normal(300)
+SN_V_CONV = _SN_RNG.standard_normal(27)
+SN_V_SMALL = _SN_RNG.standard_normal(6)
+
+
+def _np_ref(kind, w, v, rounds, equality_constrained=True):
+    """np_tfgan_spectral_normalize on the peer's layout, returned in the canonical one. The
+    persisted vector is given canonically (C_in, kh, kw order) and permuted to TF-GAN's (kh, kw, C_in)."""
+    k = _tf_layout(kind, w)
+    u = v if kind == "dense" else np.transpose(v.reshape(w.shape[1:]), (1, 2, 0)).reshape(-1)
+    out = np_tfgan_spectral_normalize(k, u, rounds, equality_constrained)
+    return out.T if kind == "dense" else np.transpose(out, (3, 2, 0, 1))
+
+
+def _tol(want, rtol, atol):
+    return atol + rtol * float(np.max(np.abs(want)))
+
+
+def sn_cases():
+    """(case, planted): planted is the same computation with the option under test flipped."""
+    out = []
+    for test, kind, w, v in (("testFC_Layers", "dense", SN_FC, SN_V_FC), ("testConv2D_Layers", "conv", SN_CONV, SN_V_CONV)):
+        # the SVD reference of the peer's test: 1000 rounds, rtol = atol = 1e-4 (independent: NumPy SVD)
+        want = _svd_normalized(w)
+        case = Peer(f"tfgan-SpectralNormalizationTest-{test}", TFGAN_SN + " (want: NumPy SVD, as the test)",
+                    _spectral(kind, w, v, 1000, TFGAN_SN_EPS, vector="input"), want.tolist(),
+                    _tol(want, 1e-4, 1e-4), 1.0)
+        out.append((case, None))
+        # one round from a given vector: NumPy re-implementation of compute_spectral_norm (no literal)
+        want1 = _np_ref(kind, w, v, 1)
+        case = Peer(f"tfgan-compute_spectral_norm-one_round-{kind}",
+                    "tensorflow/gan tensorflow_gan/python/features/spectral_normalization.py (NumPy re-implementation)",
+                    _spectral(kind, w, v, 1, TFGAN_SN_EPS, vector="input"), want1.tolist(), 1e-12, 1.0)
+        u0 = w.reshape(w.shape[0], -1) @ v  # the output-side vector the input-side one implies
+        out.append((case, _spectral(kind, w, u0 / np.linalg.norm(u0), 1, TFGAN_SN_EPS, vector="output")))
+    # spectral_normalize(equality_constrained=False): w / max(1, sigma) (NumPy re-implementation)
+    for name, kind, w, v in (("sigma_below_one", "dense", SN_SMALL, SN_V_SMALL),
+                             ("sigma_above_one", "conv", SN_CONV, SN_V_CONV)):
+        want = _np_ref(kind, w, v, 1, equality_constrained=False)
+        case = Peer(f"tfgan-spectral_normalize-equality_constrained_False-{name}",
+                    "tensorflow/gan tensorflow_gan/python/features/spectral_normalization.py (NumPy re-implementation)",
+                    _spectral(kind, w, v, 1, TFGAN_SN_EPS, form="at_most_one", vector="input"), want.tolist(),
+                    1e-12, 1.0)
+        out.append((case, _spectral(kind, w, v, 1, TFGAN_SN_EPS, form="equality", vector="input")
+                    if name == "sigma_below_one" else None))
+    # test_apply_layer: Conv2D(1, (2, 2)) with a kernel of ones on an image of ones, power_iterations=8,
+    # training=True: 4 / sigma = 2.0, assertAllClose (rtol = atol = 1e-6). The output is the sum of the
+    # normalized kernel; vector_u (TruncatedNormal) has one element here, so any non-zero start gives 2.
+    case = Peer("keras-SpectralNormalizationTest-test_apply_layer", KERAS_SN,
+                lambda m, t: _sum(m, _spectral("conv", np.ones((1, 1, 2, 2)), np.array([0.3]), 8,
+                                               KERAS_SN_EPS)(m, t)), 2.0, 1e-6 + 2e-6, 4.0)
+    out.append((case, lambda m, t: _sum(m, t(np.ones((1, 1, 2, 2))))))  # no normalization: 4
+    return out
+
+
+def _sum(m, x):
+    if m.framework == "torch":
+        return x.sum()
+    import tensorflow as tf
+
+    return tf.reduce_sum(x)
+
+
+SN_CASES = sn_cases()
+
+CASES = (tfgan_cases() + tfgan_gp_cases() + keras_cases() + [KERAS_NO_REDUCTION] + torchgan_cases()
+         + mimicry_cases() + [c for c, _ in SN_CASES])
 
 
 def evaluate(case, framework, dtype):
@@ -285,6 +402,38 @@ def test_peer_literal(case, framework):
     assert np.all(np.abs(got32 - got64) <= f32_tol), (
         f"{case.id}: float32 {got32} vs float64 {got64}, tolerance {f32_tol:.2e}")
     assert np.all(np.abs(got32 - want) <= case.tol + f32_tol)
+
+
+@pytest.mark.parametrize("case, planted", [cp for cp in SN_CASES if cp[1] is not None],
+                         ids=[str(c) for c, p in SN_CASES if p is not None])
+def test_spectral_norm_bounds_catch_a_planted_error(case, planted, framework):
+    """The other option (or none) misses the peer's value by more than the case's tolerance:
+    the output-side iteration for TF-GAN's stored input-side vector, W / sigma for W / max(1, sigma)
+    below 1, an unnormalized kernel for Keras' layer."""
+    want = np.asarray(case.want, np.float64)
+    got = evaluate(case.__class__(**{**case.__dict__, "fn": planted}), framework, "float64")
+    assert np.max(np.abs(got - want)) > case.tol, case.id
+
+
+def test_spectral_norm_of_a_zero_kernel_is_finite_at_most_one_and_nan_equality(framework):
+    """TF-GAN's equality_constrained=False divides 0 by max(1, 0) = 1; the equality form gives 0 / 0."""
+    zero, v = np.zeros((4, 6)), SN_V_SMALL
+    at_most = evaluate(Peer("zero", "", _spectral("dense", zero, v, 1, TFGAN_SN_EPS, "at_most_one", "input"),
+                            0.0, 0.0, 1.0), framework, "float64")
+    assert np.all(at_most == 0.0)
+    equality = evaluate(Peer("zero", "", _spectral("dense", zero, v, 1, TFGAN_SN_EPS, "equality", "input"),
+                             0.0, 0.0, 1.0), framework, "float64")
+    assert np.all(np.isnan(equality))
+
+
+def test_spectral_norm_options_are_validated():
+    from bench.specs import ExperimentSpec, NetSpec, SpecError
+
+    for field, bad in (("sn_form", "at_most"), ("sn_vector", "left")):
+        with pytest.raises(SpecError, match=f"discriminator.{field}='{bad}' is not one of"):
+            ExperimentSpec("x", discriminator=NetSpec(**{field: bad}))
+    d = NetSpec()
+    assert (d.sn_form, d.sn_vector) == ("equality", "output")  # torch's, unchanged
 
 
 def test_every_peer_case_names_its_source_and_ids_are_unique():
@@ -443,6 +592,10 @@ def test_presets_set_the_conventions_together_and_record_their_name():
     assert tfgan.targets == (0.875, 0.0)  # TF-GAN's discriminator losses: label_smoothing=0.25
     assert (tfgan.d_optimizer.rmsprop_eps_placement, tfgan.d_optimizer.rmsprop_initial_ms) == ("inside", 1.0)
     assert (tfgan.generator.bn_variance, tfgan.generator.bn_eps) == ("biased", 1e-3)
+    sn = registry.experiment("dcgan", ("spectral-norm",), profile="smoke", convention="tfgan").discriminator
+    assert (sn.sn_vector, sn.sn_form, sn.sn_eps) == ("input", "equality", TFGAN_SN_EPS)
+    keras_sn = registry.experiment("dcgan", ("spectral-norm",), profile="smoke", convention="keras").discriminator
+    assert (keras_sn.sn_vector, keras_sn.sn_form, keras_sn.sn_eps) == ("output", "equality", KERAS_SN_EPS)
     keras = registry.experiment("wgan-gp", profile="smoke", convention="keras")
     assert (keras.g_optimizer.adam_eps, keras.g_optimizer.eps) == ("epsilon_hat", 1e-7)
     smooth = registry.experiment("gan", ("label-smoothing-two",), profile="smoke", convention="keras")
@@ -455,7 +608,7 @@ def test_presets_set_the_conventions_together_and_record_their_name():
 
 # -- the twins still agree under every peer setting that changes training --------------------------
 PRESET_CASES = [("dcgan", ("batch-norm",), "tfgan"), ("dcgan", ("batch-norm",), "keras"),
-                ("wgan-gp", (), "tfgan"), ("lsgan", (), "keras")]
+                ("wgan-gp", (), "tfgan"), ("lsgan", (), "keras"), ("dcgan", ("spectral-norm",), "tfgan")]
 
 
 @pytest.mark.equivalence

@@ -29,10 +29,10 @@ def tf_shape(layer, pname, canonical_shape):
 
 
 class Net(tf.Module):
-    def __init__(self, layers, dtype=tf.float32, sn_iterations=1, sn_eps=1e-12, name=None):
+    def __init__(self, layers, dtype=tf.float32, sn_iterations=1, sn_eps=1e-12, name=None, sn_form="equality"):
         super().__init__(name=name)
         self.layers = layers
-        self.sn_iterations, self.sn_eps = sn_iterations, sn_eps
+        self.sn_iterations, self.sn_eps, self.sn_form = sn_iterations, sn_eps, sn_form
         self.training = True
         self.vars = {}  # canonical "<layer>.<param>" -> tf.Variable in the TF layout
         for layer in layers:
@@ -49,8 +49,9 @@ class Net(tf.Module):
         w = self.vars[f"{layer.name}.weight"]
         if not layer.spectral_norm:
             return w
-        return stabilizers.spectral_normalize(w, self.vars[f"{layer.name}.u"], layer.kind,
-                                              self.sn_iterations, self.sn_eps, update=self.training)
+        return stabilizers.spectral_normalize(w, self.vars[f"{layer.name}.{layer.sn_buffer}"], layer.kind,
+                                              self.sn_iterations, self.sn_eps, update=self.training,
+                                              form=self.sn_form, vector=layer.sn_vector)
 
     def __call__(self, x, masks=None, cond=None):
         features, mask_i = None, 0

@@ -25,8 +25,10 @@ def _normalize(v, eps):
     return v / tf.maximum(tf.norm(v), eps)
 
 
-def spectral_normalize(kernel, u, kind, n_iter, eps, update):
+def spectral_normalize(kernel, u, kind, n_iter, eps, update, form="equality", vector="output"):
     w_mat = spectral_matrix(kernel, kind)
+    if vector == "input":
+        w_mat = tf.transpose(w_mat)
     w_const = tf.stop_gradient(w_mat)
     u_new = tf.convert_to_tensor(u)
     for _ in range(n_iter if update else 0):
@@ -38,6 +40,8 @@ def spectral_normalize(kernel, u, kind, n_iter, eps, update):
         v = _normalize(tf.linalg.matvec(w_const, u_new, transpose_a=True), eps)
     v = tf.stop_gradient(v)
     sigma = tf.tensordot(tf.stop_gradient(u_new), tf.linalg.matvec(w_mat, v), 1)
+    if form == "at_most_one":  # tf.maximum(1., sigma)'s gradient: at sigma = 1 it goes to the 1
+        sigma = tf.where(sigma > 1.0, sigma, tf.ones_like(sigma))
     return kernel / sigma
 
 

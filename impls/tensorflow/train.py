@@ -92,7 +92,8 @@ class Trainer:
         with tf.device(self.device):
             self.nets = {
                 name: Net(layers, self.dtype, self._net_spec(name).sn_power_iterations,
-                          self._net_spec(name).sn_eps, name=name)
+                          self._net_spec(name).sn_eps, name=name,
+                          sn_form=self._net_spec(name).sn_form)
                 for name, layers in arch.networks(spec).items()
             }
             self.set_weights(initial_weights(spec, np.random.default_rng(spec.seed)))

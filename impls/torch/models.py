@@ -24,13 +24,13 @@ class LayerState(nn.Module):
 
 class Net(nn.Module):
     def __init__(self, layers, dtype=torch.float32, sn_iterations=1, sn_eps=1e-12,
-                 memory_format=torch.contiguous_format):
+                 memory_format=torch.contiguous_format, sn_form="equality"):
         super().__init__()
         self.layers = layers
         # channels_last: conv inputs in NHWC memory order (oneDNN's native layout, no
         # reorders); shapes, indexing and the canonical weights stay NCHW
         self.memory_format = memory_format
-        self.sn_iterations, self.sn_eps = sn_iterations, sn_eps
+        self.sn_iterations, self.sn_eps, self.sn_form = sn_iterations, sn_eps, sn_form
         self.state = nn.ModuleDict(
             {layer.name: LayerState(layer, dtype) for layer in layers if layer.params or layer.buffers}
         )
@@ -39,7 +39,8 @@ class Net(nn.Module):
         if not layer.spectral_norm:
             return s.weight
         return stabilizers.spectral_normalize(
-            s.weight, s.u, layer.kind, self.sn_iterations, self.sn_eps, update=self.training
+            s.weight, getattr(s, layer.sn_buffer), layer.kind, self.sn_iterations, self.sn_eps,
+            update=self.training, form=self.sn_form, vector=layer.sn_vector
         )
 
     def forward(self, x, masks=None, cond=None):

@@ -16,15 +16,21 @@ def spectral_matrix(weight, kind):
     return weight.reshape(weight.shape[0], -1)
 
 
-def spectral_normalize(weight, u, kind, n_iter, eps, update):
+def spectral_normalize(weight, u, kind, n_iter, eps, update, form="equality", vector="output"):
     """Return weight / sigma; with update=True run n_iter power iterations and store u.
 
     u and v are constants for autograd (as in torch.nn.utils.parametrizations.spectral_norm);
-    the gradient flows through sigma = u . W v.
+    the gradient flows through sigma = u . W v. vector="input": `u` is the stored right
+    singular vector v (TF-GAN), the same iteration on W^T. form="at_most_one": weight /
+    max(1, sigma) (TF-GAN's equality_constrained=False), no gradient through sigma below 1.
     """
     w_mat = spectral_matrix(weight, kind)
+    if vector == "input":
+        w_mat = w_mat.t()
     u_new, v = _power_iteration(w_mat.detach(), u, n_iter if update else 0, eps, update)
     sigma = torch.dot(u_new, w_mat @ v)
+    if form == "at_most_one":  # as tf.maximum(1., sigma): at sigma = 1 the gradient goes to the 1
+        sigma = torch.where(sigma > 1.0, sigma, torch.ones_like(sigma))
     return weight / sigma
 
 

@@ -166,7 +166,8 @@ class Trainer:
         self.memory_format = torch.channels_last if variant == "channels_last" else torch.contiguous_format
         self.nets = {
             name: Net(layers, self.dtype, self._net_spec(name).sn_power_iterations,
-                      self._net_spec(name).sn_eps, self.memory_format).to(self.device)
+                      self._net_spec(name).sn_eps, self.memory_format,
+                      sn_form=self._net_spec(name).sn_form).to(self.device)
             for name, layers in arch.networks(spec).items()
         }
         if variant == "channels_last":  # set_weights copies into these, keeping their layout
