@@ -39,7 +39,7 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums;
 .missing{color:#999}.note{color:#555;font-style:italic}
 figure{display:inline-block;margin:.4em .8em .4em 0;vertical-align:top}
 figcaption{font-size:.8em;color:#444;max-width:420px}
-img.grid{image-rendering:pixelated;width:260px}img.fig{max-width:100%}
+img.grid{image-rendering:pixelated;width:260px}img.strip{image-rendering:pixelated;width:560px}img.fig{max-width:100%}
 .pair{display:flex;gap:1em;flex-wrap:wrap;align-items:flex-start}
 #image-check{display:none}
 """
@@ -216,7 +216,7 @@ def latent_section(run_dir: Path, groups: dict) -> str:
         uri = rf.latent_figure(exp_dir / "latents.npz", key[0])
         parts += [f"<h3>{esc(title)}</h3>", '<div class="pair">',
                   img(uri, "latent means coloured by class", "fig") if uri else '<p class="missing">no latents.npz</p>',
-                  img(rf.file_uri(exp_dir / "interpolation.png"), "interpolation between two test images"),
+                  img(rf.file_uri(exp_dir / "interpolation.png"), "interpolation between two test images", "strip"),
                   "</div>"]
     return "<h2>VAE latents</h2>" + ("\n".join(parts) or '<p class="missing">no VAE latents in this folder</p>')
 
@@ -231,18 +231,17 @@ def final_grid(run_dir: Path, groups: dict, name, ds, fw) -> tuple[str | None, s
 
 def pairs_section(run_dir: Path, groups: dict, doc: dict | None) -> str:
     parts = ["<h2>Unregularized vs regularized</h2>"]
-    seen = set()
+    pairs: dict[tuple, list] = {}  # (control, treatment, framework, dataset) -> the claims comparing them
     for c in (doc or {}).get("claims", []):
         for r in c.get("rows", []):
-            key = (r.get("control"), r.get("treatment"), r.get("framework"), r.get("dataset"))
-            if not r.get("control") or key in seen:
-                continue
-            seen.add(key)
-            pics = [img(*final_grid(run_dir, groups, n, key[3], key[2])) for n in key[:2]]
-            parts.append(f"<h3>claim {esc(c.get('claim', ''))}: {esc(key[0])} vs {esc(key[1])}, "
-                         f"{esc(FRAMEWORK_TITLE.get(key[2], key[2]))}, {esc(key[3])}</h3><div class=\"pair\">"
-                         + "".join(pics) + "</div>")
-    if not seen:
+            if r.get("control"):
+                claims = pairs.setdefault((r["control"], r.get("treatment"), r.get("framework"), r.get("dataset")), [])
+                claims += [] if c.get("claim") in claims else [c.get("claim")]
+    for (control, treatment, fw, ds), claims in pairs.items():
+        pics = [img(*final_grid(run_dir, groups, n, ds, fw)) for n in (control, treatment)]
+        parts.append(f"<h3>{esc(control)} vs {esc(treatment)}, {esc(FRAMEWORK_TITLE.get(fw, fw))}, {esc(ds)} "
+                     f"({'claims' if len(claims) > 1 else 'claim'} {esc(', '.join(map(str, claims)))})</h3><div class=\"pair\">" + "".join(pics) + "</div>")
+    if not pairs:
         parts.append('<p class="missing">no study comparisons with a control in this folder</p>')
     parts.append("<h2>PyTorch vs TensorFlow</h2>")
     both = sorted({(n, d) for n, d, _ in groups}, key=lambda k: _sort_key(k[0], k[1], ""))
