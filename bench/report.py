@@ -39,7 +39,7 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums;
 .missing{color:#999}.note{color:#555;font-style:italic}
 figure{display:inline-block;margin:.4em .8em .4em 0;vertical-align:top}
 figcaption{font-size:.8em;color:#444;max-width:420px}
-img.grid{image-rendering:pixelated;width:260px}img.strip{image-rendering:pixelated;width:560px}img.fig{max-width:100%}
+img.grid{image-rendering:pixelated;width:260px}img.interp{image-rendering:pixelated;width:360px}img.fig{max-width:100%}
 .pair{display:flex;gap:1em;flex-wrap:wrap;align-items:flex-start}
 #image-check{display:none}
 """
@@ -194,7 +194,8 @@ def group_section(run_dir: Path, key: tuple, seeds: dict[int, dict]) -> str:
     parts = [f'<h3 id="{esc(f"{name}__{ds}__{fw}")}">{esc(title)}</h3><p>{esc(statuses)}</p>']
     curves = {s: rf.read_losses(run_dir / r["id"] / "losses.csv") for s, r in seeds.items()}
     uri = rf.loss_figure(curves, f"{title}: losses")
-    parts.append(img(uri, f"loss curves of seeds {', '.join(map(str, seeds))}; shaded: the final window", "fig")
+    parts.append(img(uri, f"loss curves of seeds {', '.join(map(str, seeds))}; shaded: the final window (the last "
+                     f"{rf.FINAL_WINDOW} steps, which the final losses and the oscillation metric use)", "fig")
                  if uri else '<p class="missing">no losses.csv</p>')
     first_seed, first = next(iter(seeds.items()))
     exp_dir = run_dir / first["id"]
@@ -216,7 +217,7 @@ def latent_section(run_dir: Path, groups: dict) -> str:
         uri = rf.latent_figure(exp_dir / "latents.npz", key[0])
         parts += [f"<h3>{esc(title)}</h3>", '<div class="pair">',
                   img(uri, "latent means coloured by class", "fig") if uri else '<p class="missing">no latents.npz</p>',
-                  img(rf.file_uri(exp_dir / "interpolation.png"), "interpolation between two test images", "strip"),
+                  img(rf.file_uri(exp_dir / "interpolation.png"), "interpolation between two test images", "interp"),
                   "</div>"]
     return "<h2>VAE latents</h2>" + ("\n".join(parts) or '<p class="missing">no VAE latents in this folder</p>')
 

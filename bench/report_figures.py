@@ -133,9 +133,10 @@ def claim_errorbars(claim: dict, records: list[dict]) -> str | None:
                 if not n:
                     continue
                 x = i + (-0.12 if role == "treatment" else 0.12)
+                label = f"{role}: {name}"
                 ax.errorbar([x], [mean], yerr=[[mean - lo], [hi - mean]], fmt="o", capsize=4, color=colours[role],
-                            label=None if role in seen else f"{role}", ms=5)
-                seen.add(role)
+                            label=None if label in seen else label, ms=5)
+                seen.add(label)
         ax.set_xticks(range(len(entries)), [e[0] for e in entries], fontsize=7)
         better = entries[0][2]
         ax.set_title(f"{metric}" + (f" ({better} is better)" if better else ""), fontsize=9)
