@@ -2,8 +2,10 @@
 
 Optional data and GPUs (bench/optional.py): a test that needs a dataset names it with the
 ``needs_data("fashion-mnist")`` marker or takes a ``dataset`` parameter; a test that needs CUDA
-is marked ``gpu``. Where the thing is absent the test skips with the line that says how to get
-it, or fails under GENBENCH_REQUIRE_DATA=1 / GENBENCH_REQUIRE_GPU=1 (CI sets the first).
+is marked ``gpu``; one that drives headless chromium is marked ``browser``. Where the thing is
+absent the test skips with the line that says how to get it, or fails under
+GENBENCH_REQUIRE_DATA=1 / GENBENCH_REQUIRE_GPU=1 / GENBENCH_REQUIRE_BROWSER=1 (CI sets the first
+and the last).
 """
 
 import os
@@ -69,13 +71,16 @@ def pytest_runtest_setup(item):
         optional.need_dataset(dataset)
     if "gpu" in item.keywords:
         optional.need_gpu()
+    if "browser" in item.keywords:
+        optional.need_browser()
 
 
 def pytest_terminal_summary(terminalreporter):
     """One line per kind of absence, so a green run says what it did not cover."""
     skipped = terminalreporter.stats.get("skipped", [])
     for prefix, variable in ((optional.SKIP_PREFIX_DATA, "GENBENCH_REQUIRE_DATA"),
-                             (optional.SKIP_PREFIX_GPU, "GENBENCH_REQUIRE_GPU")):
+                             (optional.SKIP_PREFIX_GPU, "GENBENCH_REQUIRE_GPU"),
+                             (optional.SKIP_PREFIX_BROWSER, "GENBENCH_REQUIRE_BROWSER")):
         reasons = [r.longrepr[2] for r in skipped if isinstance(r.longrepr, tuple)
                    and str(r.longrepr[2]).startswith("Skipped: " + prefix)]
         if reasons:

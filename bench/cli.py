@@ -1,5 +1,5 @@
-"""The `genbench` command line: run, study, list, data, gate, baseline, tables, eval, train-evaluator,
-equivalence. Defaults come from bench/registry.py, the single place that defines them."""
+"""The `genbench` command line: run, study, list, data, gate, baseline, tables, report, eval,
+train-evaluator, equivalence. Defaults come from bench/registry.py, the single place that defines them."""
 
 from __future__ import annotations
 
@@ -200,6 +200,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("tables", help="re-render results.md/comparison.md of a run folder")
     t.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+
+    rp = sub.add_parser("report", help="write RUN_DIR/report.html: one self-contained page of a run's results",
+                        description="Write RUN_DIR/report.html, one HTML file with every image embedded (no "
+                                    "network, no other file needed): the study's verdicts (RUN_DIR/study/"
+                                    "verdicts.json, when present) with effects, 95%% intervals and error bars "
+                                    "over seeds; per experiment group the loss curves of every seed and the "
+                                    "sample grids; VAE latents (t-SNE, PCA, interpolation); unregularized vs "
+                                    "regularized and PyTorch vs TensorFlow grids side by side. Prints the "
+                                    "path written.",
+                        epilog="exit status: 0 written; 1 the file could not be written; 2 bad input (no such "
+                               "folder, no records in it, an unreadable verdicts file).")
+    rp.add_argument("run_dir", type=Path, metavar="RUN_DIR")
 
     e = sub.add_parser("eval", help="score a sample set (npz with an 'images' array) against a dataset",
                        description="Fidelity (FID, KID, precision/recall, classifier score) and class "
@@ -535,6 +547,13 @@ def cmd_tables(a) -> int:
     return 0
 
 
+def cmd_report(a) -> int:
+    from .report import write_report
+
+    print(write_report(a.run_dir))
+    return 0
+
+
 def cmd_eval(a) -> int:
     from .metrics import eval_samples_file
 
@@ -556,8 +575,9 @@ def cmd_equivalence(a) -> int:
     return equivalence.main(a)  # prints progress and the table; exit 1 if any case is out of tolerance
 
 
-COMMANDS = {"run": cmd_run, "study": cmd_study, "list": cmd_list, "data": cmd_data, "gate": cmd_gate, "baseline": cmd_baseline,
-            "tables": cmd_tables, "eval": cmd_eval, "train-evaluator": cmd_train_evaluator,
+COMMANDS = {"run": cmd_run, "study": cmd_study, "list": cmd_list, "data": cmd_data, "gate": cmd_gate,
+            "baseline": cmd_baseline, "tables": cmd_tables, "report": cmd_report, "eval": cmd_eval,
+            "train-evaluator": cmd_train_evaluator,
             "equivalence": cmd_equivalence}
 
 

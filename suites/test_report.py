@@ -1,0 +1,323 @@
+"""`genbench report`: the self-contained HTML page of a run folder and a study's verdicts.
+
+A tiny fake run folder (records written by the project's own writer, PNG grids from
+bench/plots.py, losses.csv, latents.npz) and a schema-1 verdicts.json; no training. The page is
+parsed with the standard library's html.parser; the browser test opens it in headless chromium
+(skips without chromium, fails under GENBENCH_REQUIRE_BROWSER=1)."""
+
+import base64
+import csv
+import io
+import json
+import math
+import subprocess
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench import cli, optional, plots, records, report
+from bench import report_figures as rf
+
+FRAMEWORKS = ("torch", "tensorflow")
+SEEDS = (0, 1, 2)
+GAN_PAIR = ("dcgan+spectral-norm", "dcgan")
+CLAIM_TITLES = ["VAE: the ELBO, reconstruction and KL converge", "Spectral norm lowers DCGAN's FID",
+                "Spectral norm covers more classes", "Spectral norm steadies the discriminator loss",
+                "Gradient penalty on the 2-D ring covers more modes", "Weight decay changes little",
+                "Label smoothing lowers FID"]
+
+
+# -- the fake run folder ---------------------------------------------------------------------
+def _record(run_dir: Path, name: str, dataset: str, fw: str, seed: int, metrics: dict, family="gan",
+            status="ok") -> dict:
+    rid = f"{name}__{dataset}__{fw}__s{seed}__0123abcd"
+    rec = {"schema_version": records.SCHEMA_VERSION, "id": rid, "experiment": name, "dataset": dataset,
+           "framework": fw, "seed": seed, "status": status, "steps_done": 300,
+           "spec": {"name": name, "dataset": dataset, "seed": seed, "steps": 300, "family": family},
+           "metrics": metrics, "final_losses": {}, "timing": {"wall_s": 1.5, "ms_per_step": 5.0},
+           "versions": {"genbench": "0.1.0", "python": "3.11"}, "git_revision": "abc123def456"}
+    records.write_record(run_dir / "records" / f"{rid}.json", rec)
+    exp = run_dir / rid
+    rng = np.random.default_rng(seed)
+    for k in (1, 2):
+        plots.save_grid(rng.integers(0, 256, (16, 8, 8), dtype=np.uint8), exp / f"samples_epoch{k}.png", nrow=4)
+    plots.save_grid(rng.integers(0, 256, (16, 8, 8), dtype=np.uint8), exp / "samples_final.png", nrow=4)
+    terms = ("loss", "recon", "kl") if family == "vae" else ("d_loss", "g_loss")
+    with open(exp / "losses.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["step", "wall_s", *terms])
+        for step in range(300):
+            w.writerow([step, 0.01 * step, *(float(np.exp(-step / 80) + 0.05 * rng.standard_normal()) for _ in terms)])
+    if family == "vae":
+        labels = np.repeat(np.arange(3), 20)
+        means = rng.standard_normal((60, 4)) + 3.0 * labels[:, None]
+        records.save_arrays(exp / "latents.npz", means=means, labels=labels)
+        plots.save_grid(rng.integers(0, 256, (10, 8, 8), dtype=np.uint8), exp / "interpolation.png", nrow=10)
+    return rec
+
+
+def _row(fw, ds, metric, better, treatment, control, effect, ci, verdict, note=""):
+    return {"framework": fw, "dataset": ds, "metric": metric, "better": better, "treatment": treatment,
+            "control": control, "effect": effect, "ci": ci, "n": [3, 3 if control else 0], "seeds": list(SEEDS),
+            "steps": 300, "verdict": verdict, "note": note}
+
+
+def verdicts_doc() -> dict:
+    """A schema-1 verdicts.json of 7 claims, as bench/study.py writes it."""
+    claims = []
+    effects = [(0.12, [-0.03, 0.27]), (-1.5, [-3.25, 0.25]), (0.034, [0.012, 0.056]), (2.0, [1.0, 3.0])]
+    for i, title in enumerate(CLAIM_TITLES, start=1):
+        rows, verdict = [], {}
+        for j, fw in enumerate(FRAMEWORKS):
+            effect, ci = effects[(i + j) % len(effects)]
+            v = "supported" if ci[0] > 0 else "contradicted" if ci[1] < 0 else "inconclusive"
+            if i == 1:
+                rows.append(_row(fw, "mnist", "test_elbo", "higher", "vae", None, effect, ci, v, "one group"))
+            else:
+                rows.append(_row(fw, "mnist", "fid", "lower", *GAN_PAIR, effect, ci, v))
+            verdict[f"{fw}/mnist"] = v
+        if i == 5:
+            rows.append(_row("torch", "ring8", "modes_covered", "higher", "gan+gradient-penalty", "gan",
+                             0.5, [0.25, 0.75], "supported"))
+            verdict["torch/ring8"] = "supported"
+        claims.append({"claim": i, "title": title, "rows": rows, "verdict": verdict,
+                       "frameworks_agree": {"mnist": verdict["torch/mnist"] == verdict["tensorflow/mnist"]}})
+    return {"schema": 1, "claims": claims, "budgets": {"steps": 300, "seeds": 3},
+            "cost": [{"model": "dcgan", "framework": "torch", "runs": 3, "steps": 300, "wall_s_per_run": 1.5}]}
+
+
+def make_run(run_dir: Path, verdicts: bool = True) -> Path:
+    for fw in FRAMEWORKS:
+        for seed in SEEDS:
+            _record(run_dir, GAN_PAIR[0], "mnist", fw, seed, {"fid": 20.0 + seed, "classes_covered": 9.0})
+            _record(run_dir, GAN_PAIR[1], "mnist", fw, seed, {"fid": 30.0 + 2 * seed, "classes_covered": 8.0})
+            _record(run_dir, "vae", "mnist", fw, seed, {"test_elbo": -100.0 - seed}, family="vae")
+    if verdicts:
+        records.atomic_write_text(run_dir / "study" / "verdicts.json", json.dumps(verdicts_doc(), indent=2))
+    return run_dir
+
+
+# -- parsing the page ------------------------------------------------------------------------
+class Page(HTMLParser):
+    """Tables by id ({"head": rows, "body": rows}, a row a list of [text, class] cells), every
+    <img> src, and every script src, stylesheet link or frame (there should be none)."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.tables, self.images, self.external = {}, [], []
+        self.ids, self._table, self._row, self._cell = set(), None, None, None
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if a.get("id"):
+            self.ids.add(a["id"])
+        if tag == "table":
+            self._table = self.tables.setdefault(a.get("id") or f"table{len(self.tables)}", {"head": [], "body": []})
+            self._part = "body"
+        elif tag in ("thead", "tbody"):
+            self._part = tag[1:]
+        elif tag == "tr" and self._table is not None:
+            self._row = []
+            self._table[self._part].append(self._row)
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = ["", a.get("class") or ""]
+            self._row.append(self._cell)
+        elif tag == "img":
+            self.images.append(a.get("src", ""))
+        if tag in ("script", "link", "iframe") and (a.get("src") or a.get("href")):
+            self.external.append((tag, a.get("src") or a.get("href")))
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self._table = None
+        elif tag == "tr":
+            self._row = None
+        elif tag in ("td", "th"):
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell[0] += data
+
+    def body_rows(self, table_id):
+        return [[c[0] for c in row] for row in self.tables[table_id]["body"]]
+
+
+@pytest.fixture(scope="module")
+def run_with_study(tmp_path_factory):
+    run_dir = make_run(tmp_path_factory.mktemp("run"))
+    t0 = time.perf_counter()
+    path = report.write_report(run_dir)
+    return run_dir, path, time.perf_counter() - t0
+
+
+@pytest.fixture(scope="module")
+def page(run_with_study):
+    return Page(run_with_study[1].read_text(encoding="utf-8"))
+
+
+# -- the page --------------------------------------------------------------------------------
+def test_one_verdict_row_per_claim_with_coloured_cells(page):
+    rows = page.tables["verdicts"]
+    assert len(rows["head"]) == 1
+    header = [c[0] for c in rows["head"][0]]
+    assert header[:2] == ["claim", "title"] and header[-1] == "frameworks agree"
+    assert header[2:-1] == ["torch/mnist", "tensorflow/mnist", "torch/ring8"]  # by dataset, then framework
+    body = rows["body"]
+    assert len(body) == len(CLAIM_TITLES)
+    doc = verdicts_doc()
+    for row, claim in zip(body, doc["claims"]):
+        assert row[0][0] == str(claim["claim"]) and row[1][0] == claim["title"]
+        for cell, key in zip(row[2:-1], header[2:-1]):
+            want = claim["verdict"].get(key)
+            assert cell[0] == (want or "\u2014")
+            assert cell[1] == (want if want else "missing")
+
+
+def test_detail_rows_carry_the_verdict_numbers_as_formatted(page):
+    rows = page.body_rows("verdict-rows")
+    doc_rows = [(c["claim"], r) for c in verdicts_doc()["claims"] for r in c["rows"]]
+    assert len(rows) == len(doc_rows)
+    for cells, (claim, r) in zip(rows, doc_rows):
+        assert cells[0] == str(claim)
+        assert cells[1:3] == [r["framework"], r["dataset"]]
+        assert cells[6] == rf.effect_text(r["effect"], r["ci"])
+        assert cells[7] == " / ".join(map(str, r["n"]))
+        assert cells[8] == ",".join(map(str, r["seeds"]))
+        assert cells[10] == r["verdict"]
+    effects = [c[6] for c in rows]
+    assert "+0.12 [\u22120.03, +0.27]" in effects
+    assert "\u22121.50 [\u22123.25, +0.25]" in effects
+    assert "+0.034 [+0.012, +0.056]" in effects  # small effects keep two significant digits
+
+
+def test_every_image_is_an_embedded_png_that_decodes(page):
+    from PIL import Image
+
+    plt = plots._plt()
+    assert len(page.images) >= 20
+    for src in page.images:
+        assert src.startswith("data:image/png;base64,"), src[:60]
+        data = base64.b64decode(src.split(",", 1)[1], validate=True)
+        assert data.startswith(rf.PNG_SIGNATURE)
+        with Image.open(io.BytesIO(data)) as im:
+            im.verify()
+        assert plt.imread(io.BytesIO(data), format="png").size > 0
+    assert page.external == []  # nothing fetched: no script src, stylesheet link or frame
+
+
+def test_the_page_has_every_section_and_bounded_figures(run_with_study, page):
+    run_dir, path, seconds = run_with_study
+    text = path.read_text(encoding="utf-8")
+    for heading in ("Verdicts", "Means over seeds", "Experiments", "VAE latents", "Unregularized vs regularized",
+                    "PyTorch vs TensorFlow", "Budgets", "Cost"):
+        assert f">{heading}</h" in text
+    assert "image-check" in page.ids
+    # one loss figure per group (3 models x 2 frameworks), 3 epoch/final grids of seed 0 per group,
+    # one error-bar figure per claim with data here, one latent figure + interpolation per VAE group,
+    # final grids: 6 unregularized-vs-regularized pairs... bounded by groups and claims, not by seeds
+    groups = 3 * len(FRAMEWORKS)
+    assert len(page.images) <= groups * 4 + len(CLAIM_TITLES) + 2 * len(FRAMEWORKS) + 2 * 2 * 3 + 2 * 3
+    assert "t-SNE" not in text or "latent means coloured by class" in text
+    assert "records</th><td>18: 18 ok" in text and "abc123def456" in text and "0.1.0" in text
+    assert str(run_dir.resolve()) in text
+    assert seconds < 60, f"report took {seconds:.1f} s"
+    header = page.body_rows("header")
+    assert [r[0] for r in header][:3] == ["run folder", "records", "generated"]
+
+
+def test_t_interval_over_seeds():
+    from scipy import stats
+
+    mean, lo, hi, n = rf.t_interval([20.0, 21.0, 22.0])
+    half = stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3)
+    assert (mean, n) == (21.0, 3) and lo == pytest.approx(21 - half) and hi == pytest.approx(21 + half)
+    assert rf.t_interval([5.0]) == (5.0, 5.0, 5.0, 1)
+    assert rf.t_interval([float("nan")])[3] == 0
+
+
+def test_number_format():
+    assert rf.effect_text(0.12, [-0.03, 0.27]) == "+0.12 [\u22120.03, +0.27]"
+    assert rf.effect_text(12.345, [1, 20]) == "+12.35 [+1.00, +20.00]"
+    assert rf.effect_text(None, None) == "n/a [n/a, n/a]"
+
+
+# -- without a study, unreadable records, the command line -----------------------------------
+def test_without_verdicts_the_page_says_so(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    _record(run_dir, "gan", "mnist", "torch", 0, {"fid": 40.0})
+    (run_dir / "records" / "broken__mnist__torch__s1__deadbeef.json").write_text("{trunc")
+    (run_dir / "records" / "superseded").mkdir()
+    (run_dir / "records" / "superseded" / "gan__mnist__torch__s0__00000000.json").write_text("{}")
+    code = cli.main(["report", str(run_dir)])
+    out = capsys.readouterr()
+    assert code == 0
+    path = run_dir / "report.html"
+    assert out.out.strip() == str(path)
+    text = path.read_text(encoding="utf-8")
+    assert "no study verdicts in this folder" in text
+    assert "broken__mnist__torch__s1__deadbeef.json" in text  # listed as unreadable, left out
+    assert "records</th><td>1: 1 ok" in text
+    p = Page(text)
+    assert "verdicts" not in p.tables and p.images and all(s.startswith("data:image/png;base64,") for s in p.images)
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "bad-verdicts"])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, case):
+    run_dir = tmp_path / "run"
+    if case == "empty":
+        (run_dir / "records").mkdir(parents=True)
+    elif case == "bad-verdicts":
+        _record(run_dir, "gan", "mnist", "torch", 0, {"fid": 40.0})
+        records.atomic_write_text(run_dir / "study" / "verdicts.json", json.dumps({"schema": 2, "claims": []}))
+    code = cli.main(["report", str(run_dir)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("genbench report: error:") and err.count("\n") == 1
+    assert not (run_dir / "report.html").exists()
+
+
+def test_help_explains(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["report", "--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    assert "RUN_DIR" in text and "report.html" in text and "verdicts.json" in text
+
+
+def test_absent_browser_skips_or_fails(monkeypatch):
+    monkeypatch.setattr(optional, "browser", lambda: None)
+    monkeypatch.delenv("GENBENCH_REQUIRE_BROWSER", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="chromium not installed: apt-get install -y chromium"):
+        optional.need_browser()
+    monkeypatch.setenv("GENBENCH_REQUIRE_BROWSER", "1")
+    with pytest.raises(pytest.fail.Exception, match="GENBENCH_REQUIRE_BROWSER=1, and chromium is not installed"):
+        optional.need_browser()
+
+
+# -- in a browser ----------------------------------------------------------------------------
+def _chromium(*args, timeout=60):
+    cmd = [optional.browser(), "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)  # stderr: harmless noise
+
+
+@pytest.mark.browser
+def test_chromium_decodes_every_image_and_shows_every_claim(run_with_study, tmp_path):
+    run_dir, path, _ = run_with_study
+    url = path.resolve().as_uri()
+    done = _chromium("--dump-dom", url)
+    assert done.returncode == 0, done.stderr[-2000:]
+    dom = Page(done.stdout)
+    check_text = done.stdout.split('id="image-check">', 1)[1].split("</pre>", 1)[0]
+    check = json.loads(check_text.replace("&quot;", '"'))
+    assert check["images"] == len(Page(path.read_text(encoding="utf-8")).images) > 0
+    assert check["decoded"] == check["images"], check
+    assert check["verdict_rows"] == len(CLAIM_TITLES) == len(dom.body_rows("verdicts"))
+    shot = run_dir / "report.png"
+    done = _chromium(f"--screenshot={shot}", "--window-size=1280,2000", url)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert shot.stat().st_size > 0 and shot.read_bytes().startswith(rf.PNG_SIGNATURE)
