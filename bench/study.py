@@ -216,7 +216,7 @@ def _welch(a, b) -> tuple[float, float, float]:
     diff = float(np.mean(a) - np.mean(b))
     if len(a) < 2 or len(b) < 2:
         return diff, float("nan"), float("nan")
-    if np.std(a) == 0 and np.std(b) == 0:
+    if np.ptp(a) == 0 and np.ptp(b) == 0:  # no spread at all: the difference is exact
         return diff, diff, diff
     ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
     return diff, float(ci.low), float(ci.high)

@@ -1,0 +1,140 @@
+"""The study's statistics and rules (bench/study.py), against references computed here.
+
+- The Welch interval from its textbook formula (Welch-Satterthwaite degrees of freedom, NumPy
+  moments, the t quantile from scipy.stats.t), not from scipy's ttest_ind that the code uses;
+- the loss-curve metrics from curves whose answer is known in closed form;
+- the verdict rules on effects whose intervals sit above, below and across zero;
+- `verdicts` on a fake run folder of records written with the project's own record writer,
+  whose groups differ by construction.
+"""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from bench import records, study
+from bench.cli import main as genbench
+
+
+def welch_by_hand(a, b, level=0.95):
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    half = stats.t.ppf(0.5 + level / 2, dof) * math.sqrt(va + vb)
+    d = a.mean() - b.mean()
+    return d, d - half, d + half
+
+
+def test_welch_interval_equals_the_textbook_formula():
+    a, b = [1.0, 2.5, 2.0, 3.1], [0.2, 0.9, 0.4]
+    got = study._welch(a, b)
+    assert got == pytest.approx(welch_by_hand(a, b), rel=1e-10)
+
+
+def test_t_interval_equals_the_textbook_formula():
+    v = [0.3, 0.5, 0.45, 0.2, 0.35]
+    m, lo, hi = study._t_interval(v)
+    half = stats.t.ppf(0.975, 4) * np.std(v, ddof=1) / math.sqrt(5)
+    assert (m, lo, hi) == pytest.approx((np.mean(v), np.mean(v) - half, np.mean(v) + half), rel=1e-12)
+
+
+@pytest.mark.parametrize("kind,effect,lo,hi,margin,want", [
+    ("diff", 1.0, 0.2, 1.8, 0, "supported"),
+    ("diff", -1.0, -1.8, -0.2, 0, "contradicted"),
+    ("diff", 0.5, -0.1, 1.1, 0, "inconclusive"),
+    ("one", 0.5, float("nan"), float("nan"), 0, "inconclusive"),  # one seed: no interval
+    ("flat", 0.01, -0.02, 0.04, 0.05, "supported"),
+    ("flat", 0.2, 0.1, 0.3, 0.05, "contradicted"),
+    ("flat", 0.04, 0.0, 0.08, 0.05, "inconclusive"),
+])
+def test_verdict_rules(kind, effect, lo, hi, margin, want):
+    assert study.row_verdict(kind, effect, lo, hi, margin) == want
+
+
+def test_claim_verdict_combines_rows():
+    assert study.claim_verdict(["supported", "supported"]) == "supported"
+    assert study.claim_verdict(["supported", "inconclusive"]) == "inconclusive"
+    assert study.claim_verdict(["supported", "contradicted"]) == "contradicted"
+    assert study.claim_verdict([]) == "inconclusive"
+
+
+def test_loss_curve_metrics_known_answers():
+    n = 1000
+    t = np.arange(n, dtype=float)
+    # exponential decay to a floor: dropped by (first - floor)/first, flat at the end
+    curve = 100.0 + 400.0 * np.exp(-t / 50.0)
+    first, last = curve[:10].mean(), curve[-100:].mean()
+    assert study.relative_drop(curve) == pytest.approx((first - last) / first, rel=1e-12)
+    assert abs(study.relative_drift(curve)) < 1e-6
+    # a straight line still moving: the last tenth's mean is 100 below the tenth before, against
+    # |mean(first 10) - mean(last 100)| = |-4.5 + 949.5| = 945 overall
+    assert study.relative_drift(-t) == pytest.approx(-100.0 / 945.0, rel=1e-12)
+    assert study.relative_drop(np.exp(t / n)) < 0  # a rising curve "dropped" by a negative share
+    # oscillation: a smooth ramp has none; a ramp plus +-1 alternation over a spread of 10
+    ramp = np.linspace(0.0, 10.0, n)
+    assert study.oscillation_index(ramp) < 1e-9
+    jag = ramp + np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
+    w = n // 50
+    smooth = np.convolve(jag, np.ones(w) / w, mode="valid")
+    spread = np.percentile(smooth, 95) - np.percentile(smooth, 5)
+    assert study.oscillation_index(jag) == pytest.approx(1.0 / spread, rel=1e-3)
+    assert study.oscillation_index(3.0 * jag) == pytest.approx(study.oscillation_index(jag), rel=1e-12)  # scale-free
+
+
+def fake_study(tmp_path, values, metric="fid"):
+    """records for {spec name: [metric value per seed]}, both frameworks, mnist."""
+    for name, vals in values.items():
+        for fw in ("torch", "tensorflow"):
+            for seed, v in enumerate(vals):
+                rid = f"{name}__mnist__{fw}__s{seed}__00000000"
+                rec = {"id": rid, "experiment": name, "dataset": "mnist", "framework": fw, "seed": seed,
+                       "status": "ok", "spec": {"steps": 100}, "metrics": {metric: v, "class_kl": 0.1},
+                       "timing": {"wall_s": 10.0, "ms_per_step": 5.0}, "steps_done": 100}
+                records.write_record(tmp_path / "records" / f"{rid}.json", rec)
+    return tmp_path
+
+
+def test_verdicts_on_a_fake_study(tmp_path):
+    run = fake_study(tmp_path, {"dcgan": [100.0, 110.0, 105.0], "dcgan+spectral-norm": [60.0, 64.0, 61.0]})
+    result = study.write_verdicts(run)
+    c4 = next(c for c in result["claims"] if c["claim"] == 4)
+    fid = [r for r in c4["rows"] if r["metric"] == "fid"]
+    assert len(fid) == 2 and {r["framework"] for r in fid} == {"torch", "tensorflow"}
+    d, lo, hi = welch_by_hand([100.0, 110.0, 105.0], [60.0, 64.0, 61.0])  # control - treatment: lower is better
+    for r in fid:
+        assert r["effect"] == pytest.approx(d) and r["ci"] == pytest.approx([lo, hi])
+        assert r["verdict"] == "supported" and r["n"] == [3, 3] and r["seeds"] == [0, 1, 2]
+    # equal class KL in both groups: no difference, so that row (and with it the claim) is inconclusive
+    assert c4["verdict"] == {"tensorflow/mnist": "inconclusive", "torch/mnist": "inconclusive"}
+    assert c4["frameworks_agree"] == {"mnist": True}
+    saved = json.loads((run / "study" / "verdicts.json").read_text())
+    assert saved["schema"] == study.SCHEMA and len(saved["claims"]) == 7
+    assert "| 4. Spectral normalization" in (run / "study" / "verdicts.md").read_text()
+    # a planted swap of treatment and control turns the verdict round
+    worse = fake_study(tmp_path / "swap", {"dcgan+spectral-norm": [100.0, 110.0, 105.0], "dcgan": [60.0, 64.0, 61.0]})
+    rows = [r for c in study.verdicts(worse)["claims"] if c["claim"] == 4 for r in c["rows"] if r["metric"] == "fid"]
+    assert {r["verdict"] for r in rows} == {"contradicted"}
+
+
+def test_study_matrix_and_budgets():
+    specs = study.study_specs(("ring8", "mnist"), seeds=(0, 1), budget="small")
+    names = [(s.dataset, s.name) for s in specs]
+    assert len(specs) == 2 * (len(study.MIXTURE_MODELS) + len(study.IMAGE_MODELS))
+    assert names[0] == ("ring8", "gan") and names[-1] == ("mnist", "wgan-gp")
+    steps = {s.name: s.steps for s in specs if s.dataset == "mnist"}
+    assert steps["dcgan"] == study.BUDGETS["small"]["dcgan"] and steps["vae"] == study.BUDGETS["small"]["vae"]
+    with pytest.raises(Exception, match="unknown budget"):
+        study.study_specs(budget="huge")
+
+
+def test_study_command_bad_input_and_verdicts_only(tmp_path, capsys):
+    assert genbench(["study", "--datasets", "mnistt", "--out", str(tmp_path)]) == 2
+    assert "did you mean 'mnist'" in capsys.readouterr().err
+    assert genbench(["study", "--shard", "2/2", "--out", str(tmp_path)]) == 2
+    assert genbench(["study", "--verdicts-only", "--out", str(tmp_path / "empty")]) == 2
+    run = fake_study(tmp_path / "run", {"vae": [1.0, 2.0, 3.0]})
+    assert genbench(["study", "--verdicts-only", "--out", str(run)]) == 0
+    assert (run / "study" / "verdicts.json").exists()
