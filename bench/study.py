@@ -118,16 +118,29 @@ DERIVED = {
 }
 
 
-def metric_value(rec: dict, metric: str, run_dir) -> float:
+CURVES_FILE = "curves.json"  # study/curves.json: the loss-curve metrics, kept with the records
+
+
+def metric_value(rec: dict, metric: str, run_dir, curves: dict | None = None) -> float:
     """One record's value of a study metric: a record metric, a derived one (DERIVED), or a
-    loss-curve one ("oscillation:d_loss") read from the experiment's losses.csv."""
+    loss-curve one ("oscillation:d_loss") read from the experiment's losses.csv. `curves`
+    ({record id: {metric: value}}, study/curves.json) caches the loss-curve values, so that a
+    study's verdicts can be recomputed from its committed records without the loss logs."""
     if rec.get("status") not in ("ok", "diverged"):
         return float("nan")
     if ":" in metric:
+        cached = (curves or {}).get(rec["id"], {})
+        if metric in cached:
+            return float(cached[metric])
         kind, term = metric.split(":", 1)
         path = Path(run_dir) / rec["id"] / "losses.csv"
-        curves = read_losses(path) if path.exists() else {}
-        return CURVE_METRICS[kind](curves[term]) if term in curves else float("nan")
+        if not path.exists():
+            return float("nan")
+        series = read_losses(path)
+        value = CURVE_METRICS[kind](series[term]) if term in series else float("nan")
+        if curves is not None:
+            curves.setdefault(rec["id"], {})[metric] = value
+        return value
     m = rec.get("metrics") or {}
     try:
         return float(DERIVED[metric](m)) if metric in DERIVED else float(m.get(metric, float("nan")))
@@ -248,15 +261,15 @@ def row_verdict(kind: str, effect: float, lo: float, hi: float, margin: float = 
     return "supported" if lo > 0 else "contradicted" if hi < 0 else "inconclusive"
 
 
-def evaluate_row(row: Row, groups: dict, run_dir) -> dict | None:
+def evaluate_row(row: Row, groups: dict, run_dir, curves: dict | None = None) -> dict | None:
     """groups: {spec name: [records]} of one framework and dataset. None if the row's groups
     are absent (not part of this run)."""
     treat = groups.get(row.treatment, [])
     ctrl = groups.get(row.control, []) if row.control else []
     if not treat or (row.control and not ctrl):
         return None
-    tv = [metric_value(r, row.metric, run_dir) for r in treat]
-    cv = [metric_value(r, row.metric, run_dir) for r in ctrl]
+    tv = [metric_value(r, row.metric, run_dir, curves) for r in treat]
+    cv = [metric_value(r, row.metric, run_dir, curves) for r in ctrl]
     t_ok, c_ok = [v for v in tv if math.isfinite(v)], [v for v in cv if math.isfinite(v)]
     sign = -1.0 if row.better == "lower" else 1.0
     if row.kind == "diff":
@@ -291,9 +304,15 @@ def claim_verdict(verdicts: list[str]) -> str:
     return "supported" if verdicts and all(v == "supported" for v in verdicts) else "inconclusive"
 
 
-def verdicts(run_dir) -> dict:
+def read_curves(run_dir) -> dict:
+    path = Path(run_dir) / "study" / CURVES_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def verdicts(run_dir, curves: dict | None = None) -> dict:
     """Every claim's rows and verdicts from the records of a study run folder."""
     recs = [r for r in records.read_records(run_dir)]
+    curves = read_curves(run_dir) if curves is None else curves
     cells: dict[tuple, dict[str, list]] = {}
     for r in recs:
         cells.setdefault((r["framework"], r["dataset"]), {}).setdefault(r["experiment"], []).append(r)
@@ -305,7 +324,7 @@ def verdicts(run_dir) -> dict:
             for row in claim.rows:
                 if ds not in row.datasets:
                     continue
-                got = evaluate_row(row, groups, run_dir)
+                got = evaluate_row(row, groups, run_dir, curves)
                 if got is not None:
                     cell_rows.append({"framework": fw, "dataset": ds, **got})
             if cell_rows:
@@ -373,8 +392,10 @@ def verdicts_markdown(result: dict) -> str:
 
 def write_verdicts(run_dir) -> dict:
     """run_dir/study/verdicts.json and verdicts.md, atomically; returns the result."""
-    result = verdicts(run_dir)
+    curves = read_curves(run_dir)
+    result = verdicts(run_dir, curves)
     folder = Path(run_dir) / "study"
+    records.atomic_write_text(folder / CURVES_FILE, json.dumps(records.jsonable(curves), indent=0, sort_keys=True))
     records.atomic_write_text(folder / "verdicts.json", json.dumps(records.jsonable(result), indent=1) + "\n")
     records.atomic_write_text(folder / "verdicts.md", verdicts_markdown(result))
     return result

@@ -138,3 +138,24 @@ def test_study_command_bad_input_and_verdicts_only(tmp_path, capsys):
     run = fake_study(tmp_path / "run", {"vae": [1.0, 2.0, 3.0]})
     assert genbench(["study", "--verdicts-only", "--out", str(run)]) == 0
     assert (run / "study" / "verdicts.json").exists()
+
+
+def test_loss_curve_rows_are_kept_in_curves_json_and_recomputed_without_the_logs(tmp_path):
+    run = fake_study(tmp_path, {"dcgan": [1.0, 1.0, 1.0], "wgan-gp": [1.0, 1.0, 1.0]})
+    rng = np.random.default_rng(0)
+    for rec in records.read_records(run):
+        n = 400
+        if rec["experiment"] == "dcgan":  # BCE: jitter around a constant
+            d = 1.2 + 0.1 * rng.standard_normal(n)
+        else:  # Wasserstein: a long smooth move with a little noise
+            d = -np.linspace(0, 5, n) + 0.01 * rng.standard_normal(n)
+        (run / rec["id"]).mkdir()
+        rows = "\n".join(f"{i + 1},{0.01 * i},{v}" for i, v in enumerate(d))
+        (run / rec["id"] / "losses.csv").write_text("step,wall_s,d_loss\n" + rows + "\n")
+    first = study.write_verdicts(run)
+    c2 = next(c for c in first["claims"] if c["claim"] == 2)
+    assert c2["verdict"] == {"tensorflow/mnist": "supported", "torch/mnist": "supported"}
+    for rec in records.read_records(run):
+        (run / rec["id"] / "losses.csv").unlink()
+    again = study.verdicts(run)
+    assert json.dumps(records.jsonable(again)) == json.dumps(records.jsonable(first))
