@@ -22,7 +22,7 @@ class UsageError(Exception):
     """Bad input from the command line: printed as one line, exit code 2."""
 
 
-# None: the profile's own choice (registry.profile_experiments: mnist and gan,vae; the ci profile's matrix)
+# None: the profile's own choice (registry.profile_experiments: mnist and dcgan,vae; the ci profile's matrix)
 RUN_DEFAULTS = {"profile": "quick", "dataset": None, "framework": "both", "models": None, "seeds": "0", "steps": None,
                 "device": "cpu", "float32_precision": "full", "data_dir": None, "no_metrics": False,
                 "convention": "torch"}
@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmark and regression suite for twin PyTorch/TensorFlow generative models.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Start with `genbench data` (which datasets are installed), `genbench list` (the catalog) "
-               "and `genbench run` (quick profile, MNIST, both frameworks, models gan and vae).",
+               "and `genbench run` (quick profile, MNIST, both frameworks, models dcgan and vae).",
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--models", default=None,
                    help="comma-separated models, each optionally with stabilizers joined by '+', e.g. "
                         "'gan,dcgan+spectral-norm,vae+dropout'; 'all' = every model bare; 'matrix' = the "
-                        "study's seed matrix (default: gan,vae). `genbench list` shows the catalog")
+                        "study's seed matrix (default: dcgan,vae). `genbench list` shows the catalog")
     r.add_argument("--seeds", default=None, help="seeds, e.g. '0,1,2' or '0-4' (default 0)")
     r.add_argument("--steps", default=None, help="override the profile's step budget (>= 1)")
     r.add_argument("--out", type=Path, default=None,

@@ -25,7 +25,7 @@ def genbench(*argv, capsys=None):
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("smoke")
-    code = cli.main(["run", "--profile", "smoke", "--out", str(out), "--no-progress"])
+    code = cli.main(["run", "--profile", "smoke", "--models", "gan,vae", "--out", str(out), "--no-progress"])
     assert code == 0
     return out
 
@@ -134,7 +134,8 @@ def test_gate_bad_baseline_is_a_clear_error(smoke_run, tmp_path, capsys, content
 
 def test_rerun_reuses_finished_records(smoke_run, capsys):
     before = {p.name: p.stat().st_mtime_ns for p in (smoke_run / "records").iterdir()}
-    code, out = genbench("run", "--profile", "smoke", "--out", smoke_run, "--no-progress", capsys=capsys)
+    code, out = genbench("run", "--profile", "smoke", "--models", "gan,vae", "--out", smoke_run, "--no-progress",
+                         capsys=capsys)
     assert code == 0 and out.out.count("reused") == 4
     assert before == {p.name: p.stat().st_mtime_ns for p in (smoke_run / "records").iterdir()}
 
@@ -192,8 +193,8 @@ def test_diverging_run_is_recorded_and_matrix_goes_on(tmp_path, monkeypatch):
             return trainer
 
     monkeypatch.setattr(impls, "load", lambda fw: Poisoned(fw))
-    code = cli.main(["run", "--profile", "smoke", "--framework", "torch", "--out", str(tmp_path),
-                     "--no-progress", "--no-metrics"])
+    code = cli.main(["run", "--profile", "smoke", "--models", "gan,vae", "--framework", "torch", "--out",
+                     str(tmp_path), "--no-progress", "--no-metrics"])
     assert code == 0
     status = {r["experiment"]: (r["status"], r["steps_done"]) for r in records.read_records(tmp_path)}
     assert status == {"gan": ("diverged", 3), "vae": ("ok", 20)}
