@@ -171,14 +171,20 @@ ABLATION_METRICS = ("fid", "classes_covered", "class_kl", "modes_covered", "high
 
 def ablation_table(recs: list[dict]) -> tuple[str, str] | None:
     """Stabilizer ablation: each 'model+stabilizer' row next to its bare 'model' (same dataset,
-    framework), metric by metric, mean over seeds. None when the run has no such pairs."""
+    framework), metric by metric, mean over the seeds that did not diverge (a diverged seed's
+    metrics are NaN or absent: it is counted in the `diverged` column, never averaged)."""
     rows = [flat_row(r) for r in recs]
-    means: dict[tuple, dict[str, float]] = {}
+    means: dict[tuple, dict[str, list]] = {}
     for r in rows:
         key = (r["experiment"], r["dataset"], r["framework"])
         for m in ABLATION_METRICS:
-            if m in r:
+            if m in r and (m == "diverged" or r["status"] != "diverged"):
                 means.setdefault(key, {}).setdefault(m, []).append(as_float(r[m]))
+
+    def mean(values) -> float:
+        finite = [v for v in values if math.isfinite(v)]
+        return float(np.mean(finite)) if finite else float("nan")
+
     out = []
     for (exp, ds, fw), vals in sorted(means.items()):
         base = (exp.split("+")[0], ds, fw)
@@ -187,7 +193,7 @@ def ablation_table(recs: list[dict]) -> tuple[str, str] | None:
         line = {"experiment": exp, "dataset": ds, "framework": fw}
         for m in ABLATION_METRICS:
             if m in vals and m in means[base]:
-                line[m] = f"{_fmt(float(np.mean(vals[m])))} (bare {_fmt(float(np.mean(means[base][m])))})"
+                line[m] = f"{_fmt(mean(vals[m]))} (bare {_fmt(mean(means[base][m]))})"
         out.append(line)
     if not out:
         return None
