@@ -217,13 +217,12 @@ def test_evaluator_features(benchmark):
 # -- every variant computes what the reference variant computes -----------------------------
 REFERENCE_VARIANT = {"torch": "eager", "tensorflow": "eager"}
 VARIANT_STEPS = 3
-# float32 after 3 steps, fixed tolerances (the size bench/equivalence.py used for float32
-# before its bounds came from each twin's own float32 error): a different kernel (oneDNN
-# NHWC, fused batch norm, Inductor or XLA fusions) sums in another order, about 1e-7
-# relative per product, times fan-in; RMSprop/Adam then amplify a noise-level gradient
-# (a bias before batch norm) by up to lr/eps per step, hence the looser absolute parameter bound.
-LOSS_TOL = {"atol": 1e-5, "rtol": 1e-4}
-PARAM_TOL = {"atol": 3e-4, "rtol": 1e-3}
+# A variant runs other kernels (oneDNN NHWC, fused batch norm, Inductor or XLA fusions) that sum
+# in another order, so in float32 it cannot equal the reference bit for bit. Its bound is the
+# equivalence suite's error model (bench/equivalence.py, docs/equivalence.md): both variants
+# also run in float64 from the same weights and inputs, which gives each one's own float32
+# error; the float32 pair must agree within 2.5 x the larger of the two plus 2 eps32 (relative
+# to the tensor's size), and the float64 pair within the float64 tolerances.
 VARIANT_CASES = (
     ("dcgan", ("batch-norm", "spectral-norm")),  # 4-D batch norm in G and D, SN on conv + dense
     ("gan", ("batch-norm",)),  # 2-D batch norm
@@ -240,8 +239,10 @@ def _variant_cases():
             if variant == REFERENCE_VARIANT[framework]:
                 continue
             for model, stabs in VARIANT_CASES:
-                # torch.compile takes tens of seconds per network on 2 cores
-                marks = (pytest.mark.slow,) if variant == "compile" else ()
+                # torch.compile takes tens of seconds per network on 2 cores, and so does tracing
+                # TensorFlow's graphs of the conv and double-backward models in both dtypes
+                heavy = variant == "compile" or (framework == "tensorflow" and model in ("dcgan", "wgan-gp"))
+                marks = (pytest.mark.slow,) if heavy else ()
                 cases.append(pytest.param(framework, variant, model, stabs, marks=marks,
                                           id=f"{_label(model, stabs)}-{framework}-{variant}"))
     return cases
@@ -283,34 +284,32 @@ def _gauge(spec):
     return out
 
 
-def _close(a, b, atol, rtol):
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(np.max(np.abs(a - b), initial=0.0)), atol + rtol * float(np.max(np.abs(b), initial=0.0))
-
-
 @pytest.mark.parametrize("framework,variant,model,stabilizers", _variant_cases())
 def test_variant_matches_reference_variant(framework, variant, model, stabilizers):
     import impls
+    from bench.equivalence import assert_twins_close
 
     backend = impls.load(framework)
-    spec = _small(registry.experiment(model, stabilizers, steps=VARIANT_STEPS))
-    ref_losses, ref_weights = _trajectory(backend, spec, REFERENCE_VARIANT[framework])
-    losses, weights = _trajectory(backend, spec, variant)
+    ref, got = {}, {}
+    for dtype in ("float32", "float64"):
+        spec = _small(registry.experiment(model, stabilizers, steps=VARIANT_STEPS)).with_(dtype=dtype)
+        ref[dtype] = _trajectory(backend, spec, REFERENCE_VARIANT[framework])
+        got[dtype] = _trajectory(backend, spec, variant)
     where = f"{spec.name} {framework}/{variant} vs {REFERENCE_VARIANT[framework]}"
-    for step, (got, want) in enumerate(zip(losses, ref_losses), 1):
-        assert got.keys() == want.keys(), f"{where} step {step}: loss terms differ"
-        for key in want:
-            diff, bound = _close(got[key], want[key], **LOSS_TOL)
-            assert diff <= bound, f"{where} step {step}: {key} differs, abs {diff:.3g} > {bound:.3g}"
-    assert weights.keys() == ref_weights.keys()
     gauge = _gauge(spec)
-    for name in ref_weights:
-        assert weights[name].shape == ref_weights[name].shape, f"{where}: {name} shape"
-        if name in gauge:
-            assert np.all(np.isfinite(weights[name])), f"{where}: {name} is not finite"
-            continue
-        diff, bound = _close(weights[name], ref_weights[name], **PARAM_TOL)
-        assert diff <= bound, f"{where} after {VARIANT_STEPS} steps: {name} differs, max abs {diff:.3g} > {bound:.3g}"
+    for dtype in ("float32", "float64"):
+        assert got[dtype][1].keys() == ref[dtype][1].keys(), f"{where} {dtype}: weight names differ"
+        assert [g.keys() for g in got[dtype][0]] == [r.keys() for r in ref[dtype][0]], f"{where}: loss terms differ"
+        for name in gauge:
+            assert np.all(np.isfinite(got[dtype][1][name])), f"{where} {dtype}: {name} is not finite"
+
+    def params(which, dtype):
+        return {k: v for k, v in which[dtype][1].items() if k not in gauge}
+
+    assert_twins_close("losses", (got["float32"][0], ref["float32"][0], got["float64"][0], ref["float64"][0]),
+                       context=where)
+    assert_twins_close("params", (params(got, "float32"), params(ref, "float32"), params(got, "float64"),
+                                  params(ref, "float64")), context=f"{where} after {VARIANT_STEPS} steps")
 
 
 def test_registry_names_each_backends_variants():
