@@ -217,7 +217,7 @@ def test_evaluator_features(benchmark):
 # -- every variant computes what the reference variant computes -----------------------------
 REFERENCE_VARIANT = {"torch": "eager", "tensorflow": "eager"}
 VARIANT_STEPS = 3
-# float32 after 3 steps, fixed tolerances (the size bench/equivalence.py used for float32
+# float32 after 3 steps, fixed tolerances (the size bench/equivalence/__init__.py used for float32
 # before its bounds came from each twin's own float32 error): a different kernel (oneDNN
 # NHWC, fused batch norm, Inductor or XLA fusions) sums in another order, about 1e-7
 # relative per product, times fan-in; RMSprop/Adam then amplify a noise-level gradient
@@ -271,7 +271,7 @@ def _gauge(spec):
     the batch mean, so such a bias has an exactly zero gradient: in float32 its gradient is
     rounding noise, different for each kernel, which RMSprop and Adam scale up by as much as
     lr / eps. It wanders without changing any loss or other weight, so it is only required to
-    be finite (bench/equivalence.py gives it a tolerance of its own across the twins)."""
+    be finite (bench/equivalence/__init__.py gives it a tolerance of its own across the twins)."""
     from bench import arch
 
     out = set()
