@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import arch, randomness, registry
-from ..specs import NUM_CLASSES, OPTIMIZERS, ExperimentSpec
+from ..specs import OPTIMIZERS, ExperimentSpec
 
 # Small widths keep a case under a second on one CPU core; the layer kinds, the depth and
 # every code path stay those of the catalog model (dcgan needs exactly two widths per net).
@@ -88,20 +88,14 @@ def default_cases(full=False) -> list[Case]:
 def batch(spec: ExperimentSpec, step: int) -> dict:
     """The real batch of one train_step: uniform images in the data range, labels 0..9."""
     rng = np.random.default_rng([DATA_SEED, step])
-    n = randomness.real_batches_per_step(spec) * spec.batch_size
-    lo, hi = spec.data_range if spec.is_image else (-2.0, 2.0)
-    x = rng.uniform(lo, hi, (n,) + spec.data_shape).astype(spec.dtype)
-    return {"x": x, "y": rng.integers(0, NUM_CLASSES, n)}
+    return randomness.random_batch(spec, rng, randomness.real_batches_per_step(spec) * spec.batch_size)
 
 
 def probes(spec: ExperimentSpec) -> dict:
     """Fixed inputs for the forward checks (evaluation mode)."""
     rng = np.random.default_rng(PROBE_SEED)
-    b = spec.batch_size
-    lo, hi = spec.data_range if spec.is_image else (-2.0, 2.0)
-    return {"z": rng.standard_normal((b, spec.latent_dim)).astype(spec.dtype),
-            "x": rng.uniform(lo, hi, (b,) + spec.data_shape).astype(spec.dtype),
-            "y": rng.integers(0, NUM_CLASSES, b)}
+    z = rng.standard_normal((spec.batch_size, spec.latent_dim)).astype(spec.dtype)  # drawn first
+    return {"z": z, **randomness.random_batch(spec, rng, spec.batch_size)}
 
 
 def random_weights(spec: ExperimentSpec, rng: np.random.Generator) -> dict:
