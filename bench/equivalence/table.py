@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 
+from ..records import atomic_write_text
 from .bounds import FLOAT32_MODEL, TOLERANCES
 from .cases import default_cases, parse_case
 from .running import run_case
@@ -57,15 +57,9 @@ def tolerance_rows() -> list[dict]:
     return rows
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_table(rows, out_dir="results/tables") -> list[Path]:
     """Write equivalence.md (tolerances + one row per case x dtype) and equivalence.csv into
-    out_dir, each through a temporary file and os.replace. Returns [md path, csv path]."""
+    out_dir, each atomically (records.atomic_write_text). Returns [md path, csv path]."""
     from tabulate import tabulate
 
     out = Path(out_dir)
@@ -95,13 +89,13 @@ def write_table(rows, out_dir="results/tables") -> list[Path]:
           tabulate(tolerance_rows(), headers="keys", tablefmt="github"), "",
           "## Cases", "", tabulate(table, headers=list(COLUMNS), tablefmt="github"), ""]
     md_path, csv_path = out / "equivalence.md", out / "equivalence.csv"
-    _atomic_write(md_path, "\n".join(md))
+    atomic_write_text(md_path, "\n".join(md))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(COLUMNS), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for r in rows:
         writer.writerow({c: r.get(c, "") for c in COLUMNS})
-    _atomic_write(csv_path, buf.getvalue())
+    atomic_write_text(csv_path, buf.getvalue())
     return [md_path, csv_path]
 
 
