@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import csv
-import os
-from pathlib import Path
+import io
 
 import numpy as np
+
+from .records import atomic_write_bytes
 
 
 def _plt():
@@ -32,25 +33,18 @@ def tile(images: np.ndarray, nrow: int = 8) -> np.ndarray:
 
 
 def _save_png(path, array_or_fig):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
+    """Render a uint8 array (gray) or a figure to PNG and write it atomically."""
     plt = _plt()
+    buf = io.BytesIO()
     try:
         if isinstance(array_or_fig, np.ndarray):
-            plt.imsave(tmp, array_or_fig, cmap="gray", vmin=0, vmax=255)
+            plt.imsave(buf, array_or_fig, cmap="gray", vmin=0, vmax=255, format="png")
         else:
-            array_or_fig.savefig(tmp, dpi=100, bbox_inches="tight")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
+            array_or_fig.savefig(buf, dpi=100, bbox_inches="tight", format="png")
     finally:
         if not isinstance(array_or_fig, np.ndarray):
             plt.close(array_or_fig)
-    return path
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def save_grid(images_uint8: np.ndarray, path, nrow: int = 8):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import arch
-from .specs import G_NEEDS_REAL, ExperimentSpec
+from .specs import G_NEEDS_REAL, NUM_CLASSES, ExperimentSpec
 
 
 def initial_weights(spec: ExperimentSpec, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -127,3 +127,11 @@ def step_noise(spec: ExperimentSpec, rng: np.random.Generator, batch: int | None
 def real_batches_per_step(spec: ExperimentSpec) -> int:
     """How many real batches one train_step consumes (n_critic critic steps for GANs)."""
     return spec.n_critic if spec.family == "gan" else 1
+
+
+def random_batch(spec: ExperimentSpec, rng: np.random.Generator, n: int) -> dict:
+    """n made-up real samples for tests and the equivalence suite (not a dataset): images
+    uniform in the spec's data range (points uniform in [-2, 2]^2), then labels 0..9."""
+    lo, hi = spec.data_range if spec.is_image else (-2.0, 2.0)
+    x = rng.uniform(lo, hi, (n,) + spec.data_shape).astype(spec.dtype)
+    return {"x": x, "y": rng.integers(0, NUM_CLASSES, n)}

@@ -233,13 +233,13 @@ def with_convention(spec: ExperimentSpec, convention: str) -> ExperimentSpec:
 
 
 PROFILES = {
-    # steps per experiment; metric sample counts for the runner
-    "smoke": {"steps": 20, "n_eval": 500, "grid_every": 10},
-    "ci": {"steps": 1000, "n_eval": 2000, "grid_every": 1000},
-    "quick": {"steps": 3000, "n_eval": 2000, "grid_every": 1000},
-    "full": {"steps": 20000, "n_eval": 10000, "grid_every": 2000},
+    # steps per experiment; metric sample count (n_eval) for the runner
+    "smoke": {"steps": 20, "n_eval": 500},
+    "ci": {"steps": 1000, "n_eval": 2000},
+    "quick": {"steps": 3000, "n_eval": 2000},
+    "full": {"steps": 20000, "n_eval": 10000},
     # `genbench study`: each model's steps come from the study's budget (bench/study.py)
-    "study": {"steps": 3000, "n_eval": 2000, "grid_every": 1000},
+    "study": {"steps": 3000, "n_eval": 2000},
 }
 
 # The CI profile's own matrix (`genbench run --profile ci` without --models/--dataset): small

@@ -15,12 +15,11 @@ import argparse
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from tabulate import tabulate
 
+from .records import atomic_write_text
 from .registry import DEFAULT_VARIANT, VARIANTS
 
 TARGET_MODEL = "dcgan"
@@ -200,22 +199,6 @@ def render_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write to a temporary file in the same folder, then rename over the target."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would outlive the rename
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_tables(json_path, md_path) -> tuple[Path, Path]:
     json_path, md_path = Path(json_path), Path(md_path)
     data = json.loads(json_path.read_text())
@@ -224,8 +207,8 @@ def write_tables(json_path, md_path) -> tuple[Path, Path]:
         raise SystemExit(f"{json_path}: no benchmark carries the extra_info of suites/test_timing.py "
                          f"(was it written with --benchmark-enable?)")
     csv_path = md_path.with_suffix(".csv")
-    atomic_write(md_path, render_markdown(data, rows, source=f"`{json_path.as_posix()}`"))
-    atomic_write(csv_path, render_csv(rows))
+    atomic_write_text(md_path, render_markdown(data, rows, source=f"`{json_path.as_posix()}`"))
+    atomic_write_text(csv_path, render_csv(rows))
     return md_path, csv_path
 
 

@@ -57,12 +57,6 @@ def small(spec):
     return spec.with_(batch_size=BATCH, **widths)
 
 
-def random_batch(spec, rng, n):
-    lo, hi = spec.data_range if spec.is_image else (-2.0, 2.0)
-    return {"x": rng.uniform(lo, hi, (n,) + spec.data_shape).astype(spec.dtype),
-            "y": rng.integers(0, NUM_CLASSES, n)}
-
-
 def build(backend, framework, spec, bare):
     # TF: the runner's default variant (tf.function) for the bare models; eager for the
     # stabilizer variants, where a trace per spec would cost more than the steps
@@ -85,7 +79,7 @@ def test_trains_a_few_steps(framework, backend, model, stabilizers):
     want_terms = LOSS_TERMS[spec.family] | ({"gp"} if spec.uses_gp else set())
     for step in range(spec.steps):
         n = spec.batch_size * randomness.real_batches_per_step(spec)
-        out = trainer.train_step(random_batch(spec, rng, n), randomness.step_noise(spec, rng))
+        out = trainer.train_step(randomness.random_batch(spec, rng, n), randomness.step_noise(spec, rng))
         assert set(out) == want_terms, f"{spec.name} step {step}: terms {sorted(out)}"
         bad = {k: v for k, v in out.items() if not np.isfinite(v)}
         assert not bad, f"{spec.name} step {step}: non-finite losses {bad}"
@@ -104,7 +98,7 @@ def test_trains_a_few_steps(framework, backend, model, stabilizers):
         lo, hi = spec.data_range
         assert lo <= samples.min() and samples.max() <= hi
     if spec.has_encoder:
-        x = random_batch(spec, rng, N_SAMPLES)["x"]
+        x = randomness.random_batch(spec, rng, N_SAMPLES)["x"]
         mean, logvar = trainer.encode(x, y)
         assert mean.shape == logvar.shape == (N_SAMPLES, spec.latent_dim)
         assert np.all(np.isfinite(mean)) and np.all(np.isfinite(logvar))

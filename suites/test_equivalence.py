@@ -2,7 +2,7 @@
 
 The reference for each twin is the other framework, never the code under test: both start from
 weights exported by one and imported by the other, and consume identically seeded harness
-randomness (bench/equivalence.py says what is compared and why each bound is that size; float32
+randomness (bench/equivalence/__init__.py says what is compared and why each bound is that size; float32
 bounds come from each twin's own float32-vs-float64 error). By default the one-axis-at-a-time
 cases run 5 steps in float64 and float32, and a 1 % error planted in either twin's optimizer
 updates must fail every default float32 case within one step (131 tests, about 65 s of CPU time

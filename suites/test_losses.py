@@ -17,6 +17,8 @@ from scipy import special, stats
 from bench.specs import GAN_LOSSES, ExperimentSpec
 from impls import FRAMEWORKS
 
+from helpers import as_numpy, as_tensor
+
 # float64 throughout: rounding is ~1e-16 relative. The stable BCE form max(l, 0) - l t
 # cancels two terms of size |l|, so its absolute error is ~|l| * 2^-52 (< 1e-13 for
 # |l| <= 60); the atol covers that, the rtol covers summation order.
@@ -29,23 +31,6 @@ HYPOTHESIS = settings(max_examples=30, deadline=None,
 
 
 # -- framework helpers ------------------------------------------------------------------------
-def as_tensor(framework, a, dtype="float64"):
-    a = np.ascontiguousarray(a, dtype=dtype)
-    if framework == "torch":
-        import torch
-
-        return torch.as_tensor(a)
-    import tensorflow as tf
-
-    return tf.constant(a)
-
-
-def as_numpy(t):
-    if hasattr(t, "detach"):
-        return t.detach().cpu().numpy()
-    return np.asarray(t.numpy())
-
-
 def value_and_grad(framework, fn, a, dtype="float64"):
     """fn(x) and d fn / dx at x = a, for a scalar-valued fn written in framework ops."""
     if framework == "torch":

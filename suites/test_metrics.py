@@ -226,6 +226,56 @@ def test_mixture_hand_counted_case():
     assert got["mode_kl"] == pytest.approx((2 / 3) * math.log(8 * 2 / 3) + (1 / 3) * math.log(8 / 3))
 
 
+
+def _mixture_metrics_by_hand(points, dataset, min_count=1):
+    """The NumPy broadcast that mixture_metrics used before it called scikit-learn."""
+    centers, std = data.mixture_centers(dataset)
+    x = np.asarray(points, np.float64)
+    finite = np.all(np.isfinite(x), axis=1)
+    d2 = np.sum((x[:, None, :] - centers[None, :, :]) ** 2, axis=2)
+    nearest = np.argmin(np.where(finite[:, None], d2, np.inf), axis=1)
+    dist = np.sqrt(d2[np.arange(len(x)), nearest])
+    hq = finite & (dist <= 3.0 * std)
+    counts = np.bincount(nearest[hq], minlength=len(centers))
+    p = counts[counts > 0] / max(counts.sum(), 1)
+    kl = float(np.sum(p * np.log(p * len(counts)))) if counts.sum() else float(np.log(len(centers)))
+    return {"modes_covered": float(np.sum(counts >= min_count)),
+            "high_quality_share": float(np.mean(hq)), "mode_kl": kl}
+
+
+@pytest.mark.parametrize("dataset", ["ring8", "grid25"])
+def test_mixture_metrics_match_the_broadcast_on_ties_and_the_threshold(dataset):
+    """Nearest centers come from scikit-learn: the first of equally near centers wins, and a
+    point exactly 3 std from its center is high quality, as in the plain NumPy computation."""
+    centers, std = data.mixture_centers(dataset)
+    rng = np.random.default_rng(11)
+    spread = [centers[rng.integers(0, len(centers), 4000)] + s * std * rng.standard_normal((4000, 2))
+              for s in (1.0, 2.0, 3.0, 30.0)]
+    ties = ((centers[:, None] + centers[None]) / 2).reshape(-1, 2)  # midpoints between centers
+    edge = np.concatenate([centers + [3 * std, 0], centers - [0, 3 * std], centers + 3 * std * np.array([0.6, 0.8])])
+    odd = np.array([[0.0, 0.0], [np.nan, 1.0], [np.inf, 0.0], [-1.0, 3.0]])
+    for pts in (*spread, ties, edge, odd, np.concatenate([*spread, ties, edge, odd])):
+        for min_count in (1, 5):
+            want = _mixture_metrics_by_hand(pts, dataset, min_count)
+            got = mixture_metrics(pts, dataset, min_count)
+            assert got["modes_covered"] == want["modes_covered"]
+            assert got["high_quality_share"] == want["high_quality_share"]
+            assert got["mode_kl"] == pytest.approx(want["mode_kl"], rel=1e-12, abs=1e-15)
+
+
+def test_kl_to_uniform_matches_the_sum_by_hand():
+    """kl_to_uniform is scipy.stats.entropy against uniform: sum p log(K p) over p > 0."""
+    rng = np.random.default_rng(12)
+    for counts in ([1, 2, 3], [0, 5, 0, 5], [10], [0, 0, 7], rng.integers(0, 50, 1000),
+                   rng.integers(0, 3, 25), [1e-300, 1.0]):
+        c = np.asarray(counts, np.float64)
+        p = c[c > 0] / c.sum()
+        assert kl_to_uniform(counts) == pytest.approx(float(np.sum(p * np.log(p * len(c)))),
+                                                      rel=1e-12, abs=1e-15)
+    with pytest.raises(ValueError):
+        kl_to_uniform([0, 0])
+
+
 # -- Stacked MNIST --------------------------------------------------------------------------
 def test_stacked_mnist_real_digits_cover_nearly_all_modes():
     n = 6000

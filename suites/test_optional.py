@@ -9,7 +9,7 @@ from bench import optional
 def no_fashion(monkeypatch, tmp_path):
     from bench import data
 
-    monkeypatch.setattr(data, "FASHION_MNIST_DIR", tmp_path / "absent")
+    monkeypatch.setattr(data.loading, "FASHION_MNIST_DIR", tmp_path / "absent")
     optional.missing_dataset.cache_clear()
     yield
     optional.missing_dataset.cache_clear()

@@ -76,7 +76,7 @@ def train_on(framework, spec, device, weights, steps=GPU_STEPS):
     twin.set_weights({k: v.astype(spec.dtype) for k, v in weights.items()})
     rng = np.random.default_rng(20241)
     losses = [twin.train_step(batch(spec, s), randomness.step_noise(spec, rng)) for s in range(steps)]
-    gauge = gauge_names(spec)  # rounding-noise biases before batch norm: see bench/equivalence.py
+    gauge = gauge_names(spec)  # rounding-noise biases before batch norm: see bench/equivalence/__init__.py
     return {"losses": losses, "params": {k: v for k, v in twin.get_weights().items() if k not in gauge}}
 
 

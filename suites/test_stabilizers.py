@@ -15,21 +15,12 @@ from bench.randomness import dropout_masks, initial_weights
 from bench.specs import GP_EPSILON, ExperimentSpec, NetSpec, OptimizerSpec
 from impls import FRAMEWORKS
 
+from helpers import as_numpy, as_tensor
+
 
 # -- framework helpers ------------------------------------------------------------------------
 def module(framework, name):
     return importlib.import_module(f"impls.{framework}.{name}")
-
-
-def as_tensor(framework, a, dtype="float64"):
-    a = np.ascontiguousarray(a, dtype=dtype)
-    if framework == "torch":
-        import torch
-
-        return torch.as_tensor(a)
-    import tensorflow as tf
-
-    return tf.constant(a)
 
 
 def as_variable(framework, a, trainable=True):
@@ -43,12 +34,6 @@ def as_variable(framework, a, trainable=True):
     import tensorflow as tf
 
     return tf.Variable(a)
-
-
-def as_numpy(t):
-    if hasattr(t, "detach"):
-        return t.detach().cpu().numpy()
-    return np.asarray(t.numpy())
 
 
 def nchw_to_framework(framework, x):

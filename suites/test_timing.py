@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 
 from bench import flops, registry
-from bench.randomness import real_batches_per_step, step_noise
+from bench.randomness import random_batch, real_batches_per_step, step_noise
 from impls import FRAMEWORKS
 
 BATCH = 64
@@ -100,12 +100,6 @@ def _threads(framework):
     return tf.config.threading.get_intra_op_parallelism_threads() or "default"
 
 
-def _random_batch(spec, rng, n):
-    lo, hi = spec.data_range if spec.is_image else (-2.0, 2.0)
-    x = rng.uniform(lo, hi, (n,) + spec.data_shape).astype(spec.dtype)
-    return {"x": x, "y": rng.integers(0, 10, n)}
-
-
 def _run_benchmark(benchmark, fn):
     """Time fn: the first call (trace/compile) apart, then calibrated pedantic rounds."""
     t0 = time.perf_counter()
@@ -140,7 +134,7 @@ def test_train_step(benchmark, framework, variant, model, stabilizers, device, g
     spec = registry.experiment(model, stabilizers, batch_size=BATCH, steps=1)
     trainer = backend.build(spec, device=device, variant=variant)
     rng = np.random.default_rng(0)
-    batch = _random_batch(spec, rng, BATCH * real_batches_per_step(spec))
+    batch = random_batch(spec, rng, BATCH * real_batches_per_step(spec))
     noises = [step_noise(spec, rng) for _ in range(3)]  # drawn up front: not timed
     sync, calls = _synchronizer(framework, device), [0]
 
@@ -219,7 +213,7 @@ REFERENCE_VARIANT = {"torch": "eager", "tensorflow": "eager"}
 VARIANT_STEPS = 3
 # A variant runs other kernels (oneDNN NHWC, fused batch norm, Inductor or XLA fusions) that sum
 # in another order, so in float32 it cannot equal the reference bit for bit. Its bound is the
-# equivalence suite's error model (bench/equivalence.py, docs/equivalence.md): both variants
+# equivalence suite's error model (bench/equivalence/, docs/equivalence.md): both variants
 # also run in float64 from the same weights and inputs, which gives each one's own float32
 # error; the float32 pair must agree within 2.5 x the larger of the two plus 2 eps32 (relative
 # to the tensor's size), and the float64 pair within the float64 tolerances.
@@ -262,7 +256,7 @@ def _trajectory(backend, spec, variant):
     rng = np.random.default_rng(7)
     losses = []
     for _ in range(VARIANT_STEPS):
-        batch = _random_batch(spec, rng, spec.batch_size * real_batches_per_step(spec))
+        batch = random_batch(spec, rng, spec.batch_size * real_batches_per_step(spec))
         losses.append(trainer.train_step(batch, step_noise(spec, rng)))
     return losses, trainer.get_weights()
 
@@ -272,7 +266,7 @@ def _gauge(spec):
     the batch mean, so such a bias has an exactly zero gradient: in float32 its gradient is
     rounding noise, different for each kernel, which RMSprop and Adam scale up by as much as
     lr / eps. It wanders without changing any loss or other weight, so it is only required to
-    be finite (bench/equivalence.py gives it a tolerance of its own across the twins)."""
+    be finite (bench/equivalence/__init__.py gives it a tolerance of its own across the twins)."""
     from bench import arch
 
     out = set()
