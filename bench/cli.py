@@ -16,6 +16,8 @@ from . import registry  # noqa: E402
 from .specs import CONVENTIONS, DATASETS, FLOAT32_PRECISIONS, SpecError  # noqa: E402
 
 FRAMEWORK_CHOICES = ("torch", "tensorflow", "both")
+EQUIVALENCE_DTYPES = ("float64", "float32")
+TF_VARIANTS = ("eager", "function", "xla")  # impls/tensorflow/train.py VARIANTS (not imported: TensorFlow is slow to load)
 
 
 class UsageError(Exception):
@@ -226,10 +228,27 @@ def build_parser() -> argparse.ArgumentParser:
     te.add_argument("--epochs", type=int, default=None)
     te.add_argument("--seed", type=int, default=0)
 
-    q = sub.add_parser("equivalence", help="PyTorch vs TensorFlow step-by-step equivalence table")
+    q = sub.add_parser(
+        "equivalence", help="PyTorch vs TensorFlow step-by-step equivalence table",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train both twins of each case from the same weights on the same harness randomness and "
+                    "compare every loss, gradient and parameter at every step; write equivalence.md and "
+                    "equivalence.csv into --out and print the table. The committed reference tables are "
+                    "regenerated only on purpose: `genbench equivalence --out results/tables`.",
+        epilog="exit status: 0 every case within tolerance; 1 a case out of tolerance (or a file could not "
+               "be written); 2 bad input (unknown case, dtype or variant); 130 interrupted.")
     q.add_argument("--full", action="store_true", help="every model x stabilizer (slow), not one axis at a time")
-    q.add_argument("--steps", type=int, default=5)
-    q.add_argument("--out", type=Path, default=Path("results/tables"))
+    q.add_argument("--cases", default=None, metavar="CASES",
+                   help="comma-separated cases instead of the default set: a model with stabilizers joined by "
+                        "'+' and optionally '@' an optimizer kind, e.g. 'gan,dcgan+batch-norm,vae@rmsprop'")
+    q.add_argument("--dtypes", default=None,
+                   help=f"comma-separated, from {', '.join(EQUIVALENCE_DTYPES)} (default both)")
+    q.add_argument("--tf-variant", default="eager", metavar="VARIANT",
+                   help=f"how the TensorFlow twin runs: {'|'.join(TF_VARIANTS)} (default eager)")
+    q.add_argument("--steps", default="5", help="optimizer steps per case (default 5)")
+    q.add_argument("--out", type=Path, default=None,
+                   help="folder for equivalence.md/.csv (default results/runs/equivalence-<timestamp>; "
+                        "`--out results/tables` rewrites the committed reference tables)")
     return p
 
 
@@ -569,10 +588,54 @@ def cmd_train_evaluator(a) -> int:
     return 0
 
 
+def _equivalence_cases(text: str | None, full: bool) -> list | None:
+    """'gan,dcgan+batch-norm@adam' -> [Case, ...] (each checked against the catalog); None: the default set."""
+    if text is None:
+        return None
+    if full:
+        raise UsageError("--cases and --full: choose one (--full is the whole model x stabilizer product)")
+    from .equivalence import parse_case
+
+    tokens = [t.strip() for t in text.split(",") if t.strip()]
+    if not tokens:
+        raise UsageError(f"--cases {text!r} names no case; e.g. 'gan,dcgan+batch-norm'")
+    cases = []
+    for tok in tokens:
+        case = parse_case(tok)
+        try:
+            case.spec()
+        except (SpecError, ValueError) as e:
+            raise UsageError(f"--cases {tok!r}: {e}") from None
+        cases.append(case)
+    return cases
+
+
+def _equivalence_dtypes(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    dtypes = tuple(d.strip() for d in text.split(",") if d.strip())
+    bad = [d for d in dtypes if d not in EQUIVALENCE_DTYPES]
+    if bad or not dtypes:
+        raise UsageError(f"--dtypes {text!r}: each must be one of {', '.join(EQUIVALENCE_DTYPES)}")
+    if len(set(dtypes)) != len(dtypes):
+        raise UsageError(f"--dtypes {text!r}: a dtype appears twice")
+    return dtypes
+
+
 def cmd_equivalence(a) -> int:
+    cases = _equivalence_cases(a.cases, a.full)
+    dtypes = _equivalence_dtypes(a.dtypes)
+    if a.tf_variant not in TF_VARIANTS:
+        raise UsageError(f"--tf-variant {a.tf_variant!r} is not one of {', '.join(TF_VARIANTS)}"
+                         + registry.did_you_mean(a.tf_variant, TF_VARIANTS))
+    steps = _steps(a.steps)
+    out = a.out or Path("results/runs") / f"equivalence-{time.strftime('%Y%m%d-%H%M%S')}"
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder")
     from . import equivalence
 
-    return equivalence.main(a)  # prints progress and the table; exit 1 if any case is out of tolerance
+    # prints progress and the table; exit 1 if any case is out of tolerance
+    return equivalence.main(full=a.full, cases=cases, dtypes=dtypes, steps=steps, out=out, variant=a.tf_variant)
 
 
 COMMANDS = {"run": cmd_run, "study": cmd_study, "list": cmd_list, "data": cmd_data, "gate": cmd_gate,

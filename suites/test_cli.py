@@ -148,6 +148,14 @@ def test_rerun_reuses_finished_records(smoke_run, capsys):
     (["run", "--seeds", "a,b"], "--seeds takes integers"),
     (["run", "--convention", "tfgann"], "--convention 'tfgann' is not one of"),
     (["gate", "/nonexistent", "--baseline", "x.json"], "has no records/ folder"),
+    (["equivalence", "--cases", "gan,dcgann"], "--cases 'dcgann': unknown model 'dcgann'"),
+    (["equivalence", "--cases", "vae+spectral-norm"], "does not apply to vae"),
+    (["equivalence", "--cases", "gan@sgd"], "optimizer 'sgd' is not one of"),
+    (["equivalence", "--cases", "gan", "--full"], "--cases and --full: choose one"),
+    (["equivalence", "--dtypes", "float16"], "--dtypes 'float16': each must be one of float64, float32"),
+    (["equivalence", "--dtypes", "float64,float64"], "a dtype appears twice"),
+    (["equivalence", "--tf-variant", "graph"], "--tf-variant 'graph' is not one of eager, function, xla"),
+    (["equivalence", "--steps", "0"], "--steps must be >= 1"),
 ])
 def test_bad_input_is_one_clear_line(capsys, argv, message):
     code, out = genbench(*argv, capsys=capsys)
@@ -219,3 +227,27 @@ def test_records_are_written_atomically(tmp_path, monkeypatch):
 def test_nan_in_record_round_trips():
     assert not divergence.losses_diverged({"a": 1.0}) and divergence.losses_diverged({"a": float("inf")})
     assert math.isnan(records.as_float(records.jsonable(float("nan"))))
+
+
+def test_equivalence_writes_a_run_folder_unless_told_otherwise(tmp_path, monkeypatch):
+    """The committed tables (results/tables) are written only with an explicit --out; the flags
+    reach bench.equivalence.main as parsed values."""
+    from bench import equivalence
+
+    calls = []
+    monkeypatch.setattr(equivalence, "main", lambda **kw: calls.append(kw) or 0)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["equivalence", "--cases", "gan,dcgan+batch-norm@adam", "--dtypes", "float32",
+                     "--tf-variant", "xla", "--steps", "2"]) == 0
+    kw = calls[-1]
+    assert str(kw["out"]).startswith("results/runs/equivalence-") and kw["variant"] == "xla"
+    assert [c.label for c in kw["cases"]] == ["gan", "dcgan+batch-norm@adam"]
+    assert kw["dtypes"] == ("float32",) and kw["steps"] == 2
+    assert cli.main(["equivalence", "--out", "results/tables"]) == 0
+    assert calls[-1]["out"] == Path("results/tables") and calls[-1]["cases"] is None
+
+
+def test_equivalence_variants_are_the_tensorflow_twins_variants():
+    from impls.tensorflow.train import VARIANTS
+
+    assert cli.TF_VARIANTS == VARIANTS
