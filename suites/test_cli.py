@@ -54,6 +54,52 @@ def test_data_lists_sources(capsys):
     assert "mnist" in out.out and "fashion-mnist" in out.out
 
 
+def test_data_exits_1_when_no_dataset_is_installed(capsys, monkeypatch):
+    from bench import data
+
+    real = data.sources
+
+    def nothing(data_dir=None):
+        return [{**r, "present": False, "used": False, "valid": False} for r in real(data_dir)]
+
+    monkeypatch.setattr(data, "sources", nothing)
+    code, out = genbench("data", capsys=capsys)
+    assert code == 1 and "no image dataset has a valid source" in out.err
+    assert "mnist" in out.out
+
+
+def test_baseline_out_is_a_file(smoke_run, tmp_path, capsys):
+    code, out = genbench("baseline", smoke_run, "--out", tmp_path, capsys=capsys)
+    assert code == 2 and "is a folder" in out.err and len(out.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["run", "study", "list", "data", "gate", "baseline", "tables", "report",
+                                     "eval", "train-evaluator", "equivalence"])
+def test_every_command_documents_its_exit_status(command, capsys):
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "exit status" in text and "130 interrupted" in text
+
+
+@pytest.mark.parametrize("command", ["run", "study", "data", "eval", "train-evaluator"])
+def test_every_command_that_reads_data_takes_data_dir(command):
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    assert any("--data-dir" in a.option_strings for a in sub._actions)
+
+
+def test_train_evaluator_takes_seed_or_seeds_and_passes_data_dir(tmp_path, monkeypatch):
+    from bench import metrics
+
+    calls = []
+    monkeypatch.setattr(metrics, "train_evaluator_main", lambda dataset, **kw: calls.append(kw) or {})
+    assert cli.main(["train-evaluator", "--dataset", "mnist", "--seeds", "3", "--data-dir", str(tmp_path)]) == 0
+    assert calls[-1]["seed"] == 3 and calls[-1]["data_dir"] == tmp_path
+    assert cli.main(["train-evaluator", "--dataset", "mnist", "--seed", "4"]) == 0
+    assert calls[-1]["seed"] == 4 and calls[-1]["data_dir"] is None
+
+
 def test_smoke_run_writes_records_grids_and_tables(smoke_run):
     recs = records.read_records(smoke_run)
     assert {(r["experiment"], r["framework"]) for r in recs} == {
