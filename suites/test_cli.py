@@ -73,6 +73,14 @@ def test_baseline_out_is_a_file(smoke_run, tmp_path, capsys):
     assert code == 2 and "is a folder" in out.err and len(out.err.strip().splitlines()) == 1
 
 
+def test_top_level_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    assert all(c in text for c in cli.COMMANDS) and "130 interrupted" in text
+
+
 @pytest.mark.parametrize("command", ["run", "study", "list", "data", "gate", "baseline", "tables", "report",
                                      "eval", "train-evaluator", "equivalence"])
 def test_every_command_documents_its_exit_status(command, capsys):
