@@ -7,7 +7,8 @@ from .. import registry
 
 FRAMEWORK_CHOICES = ("torch", "tensorflow", "both")
 EQUIVALENCE_DTYPES = ("float64", "float32")
-TF_VARIANTS = ("eager", "function", "xla")  # impls/tensorflow/train.py VARIANTS (not imported: TensorFlow is slow to load)
+# impls/tensorflow/train.py VARIANTS, not imported from there: TensorFlow is slow to load
+TF_VARIANTS = ("eager", "function", "xla")
 
 
 class UsageError(Exception):

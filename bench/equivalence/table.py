@@ -104,7 +104,8 @@ def main(args=None, **kwargs) -> int:
     """`genbench equivalence`: args is an argparse Namespace or None; keyword arguments win.
     Options: full, cases (tokens like 'dcgan+spectral-norm@adam'), dtypes, steps, out
     (or out_dir; default results/runs/equivalence-<timestamp>: the committed reference tables in
-    results/tables are written only when asked for), variant. Prints the table; exit code 1 when any row is out of tolerance."""
+    results/tables are written only when asked for), variant. Prints the table; exit code 1
+    when any row is out of tolerance."""
     opts = {**(vars(args) if args is not None else {}), **kwargs}
     cases = opts.get("cases") or default_cases(full=bool(opts.get("full")))
     dtypes = tuple(opts.get("dtypes") or ("float64", "float32"))
