@@ -34,11 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "plus framework, variant, device, profile and evaluation budget), evaluates a trained "
                     "one from its saved state, and retrains the rest; a record of another configuration "
                     "of the same experiment moves to records/superseded/, an unreadable one to "
-                    "records/corrupt/. Nothing is deleted.",
+                    "records/corrupt/. Nothing is deleted. There is no checkpoint during training: an "
+                    "experiment stopped while training is trained again from step 0.",
         epilog="exit status: 0 every experiment ok (or diverged: a result, shown in the tables); 1 an "
                "experiment failed in training or evaluation (metrics_failed), or a file could not be "
                "written (disk full); 2 bad input (nothing trained); 130 interrupted (Ctrl-C: finished "
-               "work is kept, --resume continues).")
+               "work is kept, --resume continues; an experiment stopped during training starts again from step 0).")
     r.add_argument("--profile", choices=tuple(registry.PROFILES), default=None,
                    help="budget: " + "; ".join(f"{k} = {v['steps']} steps" for k, v in registry.PROFILES.items())
                    + " (default quick)")
