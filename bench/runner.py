@@ -1,8 +1,9 @@
 """Train one experiment for its budget and write what it learned: a plain loop, top to bottom.
 
 Per experiment, under RUN_DIR/<experiment id>/: losses.csv (every loss term, every step),
-samples_epoch<k>.png (a grid from a fixed noise seed at each epoch end and at the end),
-loss_curves.png, state.npz (the trained weights); and RUN_DIR/records/<experiment id>.json
+samples_epoch<k>.png (a grid from a fixed noise seed at each epoch end), samples_final.png,
+loss_curves.png, state.npz (the trained weights), and for encoder models on images latents.npz,
+latent_pca.png and interpolation.png; and RUN_DIR/records/<experiment id>.json
 (identity hash, spec, status, final losses, metrics, timings, timestamps, command, versions,
 device, git revision), written atomically. The id and the identity rule: bench/records.py.
 

@@ -203,7 +203,8 @@ def ablation_table(recs: list[dict]) -> tuple[str, str] | None:
 
 
 def render(run_dir) -> dict[str, Path]:
-    """Write results.{md,csv} and comparison.{md,csv} into run_dir from its records."""
+    """Write report.md, results.{md,csv}, comparison.{md,csv} and (when the run pairs a model with
+    its stabilized variants) ablation.{md,csv} into run_dir from its records."""
     run_dir = Path(run_dir)
     recs = read_records(run_dir)
     if not recs:

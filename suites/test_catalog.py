@@ -4,7 +4,8 @@ right shapes.
 
 compare_gan style: the default selection is one axis at a time (each model bare, each
 stabilizer on one representative model); the rest of the model x stabilizer product is
-marked `slow` (it runs by default and in `tox -e quality`; `-m "not slow"` skips it).
+marked `slow`: the default `pytest` leaves it out (pyproject.toml's addopts deselects `slow`),
+`tox -e quality` and `pytest -m slow` run it.
 Widths and batch are shrunk: this checks that things fit together, not what they learn.
 """
 

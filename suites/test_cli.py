@@ -54,6 +54,60 @@ def test_data_lists_sources(capsys):
     assert "mnist" in out.out and "fashion-mnist" in out.out
 
 
+def test_data_exits_1_when_no_dataset_is_installed(capsys, monkeypatch):
+    from bench import data
+
+    real = data.sources
+
+    def nothing(data_dir=None):
+        return [{**r, "present": False, "used": False, "valid": False} for r in real(data_dir)]
+
+    monkeypatch.setattr(data, "sources", nothing)
+    code, out = genbench("data", capsys=capsys)
+    assert code == 1 and "no image dataset has a valid source" in out.err
+    assert "mnist" in out.out
+
+
+def test_baseline_out_is_a_file(smoke_run, tmp_path, capsys):
+    code, out = genbench("baseline", smoke_run, "--out", tmp_path, capsys=capsys)
+    assert code == 2 and "is a folder" in out.err and len(out.err.strip().splitlines()) == 1
+
+
+def test_top_level_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    assert all(c in text for c in cli.COMMANDS) and "130 interrupted" in text
+
+
+@pytest.mark.parametrize("command", ["run", "study", "list", "data", "gate", "baseline", "tables", "report",
+                                     "eval", "train-evaluator", "equivalence"])
+def test_every_command_documents_its_exit_status(command, capsys):
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "exit status" in text and "130 interrupted" in text
+
+
+@pytest.mark.parametrize("command", ["run", "study", "data", "eval", "train-evaluator"])
+def test_every_command_that_reads_data_takes_data_dir(command):
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    assert any("--data-dir" in a.option_strings for a in sub._actions)
+
+
+def test_train_evaluator_takes_seed_or_seeds_and_passes_data_dir(tmp_path, monkeypatch):
+    from bench import metrics
+
+    calls = []
+    monkeypatch.setattr(metrics, "train_evaluator_main", lambda dataset, **kw: calls.append(kw) or {})
+    assert cli.main(["train-evaluator", "--dataset", "mnist", "--seeds", "3", "--data-dir", str(tmp_path)]) == 0
+    assert calls[-1]["seed"] == 3 and calls[-1]["data_dir"] == tmp_path
+    assert cli.main(["train-evaluator", "--dataset", "mnist", "--seed", "4"]) == 0
+    assert calls[-1]["seed"] == 4 and calls[-1]["data_dir"] is None
+
+
 def test_smoke_run_writes_records_grids_and_tables(smoke_run):
     recs = records.read_records(smoke_run)
     assert {(r["experiment"], r["framework"]) for r in recs} == {
@@ -148,6 +202,14 @@ def test_rerun_reuses_finished_records(smoke_run, capsys):
     (["run", "--seeds", "a,b"], "--seeds takes integers"),
     (["run", "--convention", "tfgann"], "--convention 'tfgann' is not one of"),
     (["gate", "/nonexistent", "--baseline", "x.json"], "has no records/ folder"),
+    (["equivalence", "--cases", "gan,dcgann"], "--cases 'dcgann': unknown model 'dcgann'"),
+    (["equivalence", "--cases", "vae+spectral-norm"], "does not apply to vae"),
+    (["equivalence", "--cases", "gan@sgd"], "optimizer 'sgd' is not one of"),
+    (["equivalence", "--cases", "gan", "--full"], "--cases and --full: choose one"),
+    (["equivalence", "--dtypes", "float16"], "--dtypes 'float16': each must be one of float64, float32"),
+    (["equivalence", "--dtypes", "float64,float64"], "a dtype appears twice"),
+    (["equivalence", "--tf-variant", "graph"], "--tf-variant 'graph' is not one of eager, function, xla"),
+    (["equivalence", "--steps", "0"], "--steps must be >= 1"),
 ])
 def test_bad_input_is_one_clear_line(capsys, argv, message):
     code, out = genbench(*argv, capsys=capsys)
@@ -219,3 +281,27 @@ def test_records_are_written_atomically(tmp_path, monkeypatch):
 def test_nan_in_record_round_trips():
     assert not divergence.losses_diverged({"a": 1.0}) and divergence.losses_diverged({"a": float("inf")})
     assert math.isnan(records.as_float(records.jsonable(float("nan"))))
+
+
+def test_equivalence_writes_a_run_folder_unless_told_otherwise(tmp_path, monkeypatch):
+    """The committed tables (results/tables) are written only with an explicit --out; the flags
+    reach bench.equivalence.main as parsed values."""
+    from bench import equivalence
+
+    calls = []
+    monkeypatch.setattr(equivalence, "main", lambda **kw: calls.append(kw) or 0)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["equivalence", "--cases", "gan,dcgan+batch-norm@adam", "--dtypes", "float32",
+                     "--tf-variant", "xla", "--steps", "2"]) == 0
+    kw = calls[-1]
+    assert str(kw["out"]).startswith("results/runs/equivalence-") and kw["variant"] == "xla"
+    assert [c.label for c in kw["cases"]] == ["gan", "dcgan+batch-norm@adam"]
+    assert kw["dtypes"] == ("float32",) and kw["steps"] == 2
+    assert cli.main(["equivalence", "--out", "results/tables"]) == 0
+    assert calls[-1]["out"] == Path("results/tables") and calls[-1]["cases"] is None
+
+
+def test_equivalence_variants_are_the_tensorflow_twins_variants():
+    from impls.tensorflow.train import VARIANTS
+
+    assert cli.TF_VARIANTS == VARIANTS

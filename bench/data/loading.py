@@ -226,7 +226,8 @@ def clear_cache() -> None:
 def sources(data_dir: str | os.PathLike | None = None) -> list[dict]:
     """One row per place a dataset can come from, with whether it is there and whether it is sound.
 
-    Rows: ``{"dataset", "source", "path", "present", "used", "detail"}``. ``detail`` is
+    Rows: ``{"dataset", "source", "path", "present", "used", "valid", "detail"}``: ``valid``
+    when the source is the one load() uses and it passes every check. ``detail`` is
     e.g. ``"60000 train / 10000 test, sha256 ok"`` or the one-line error with its fix.
     """
     rows = []
@@ -259,7 +260,7 @@ def sources(data_dir: str | os.PathLike | None = None) -> list[dict]:
         used_taken = False  # load() takes the first source that is present, sound or not
         for name, path, src, error in candidates:
             row = {"dataset": dataset, "source": name, "path": path, "present": src is not None,
-                   "used": src is not None and not used_taken, "detail": error}
+                   "used": src is not None and not used_taken, "valid": False, "detail": error}
             if src is not None:
                 used_taken = True
                 try:
@@ -267,6 +268,7 @@ def sources(data_dir: str | os.PathLike | None = None) -> list[dict]:
                 except DataError as e:
                     row["detail"] = str(e)
                 else:
+                    row["valid"] = row["used"]
                     row["detail"] = (
                         f"{len(splits['train'])} train / {len(splits['test'])} test, sha256 ok"
                     )
@@ -274,11 +276,12 @@ def sources(data_dir: str | os.PathLike | None = None) -> list[dict]:
     return rows
 
 
-def format_sources(data_dir: str | os.PathLike | None = None) -> str:
-    """The table that ``genbench data`` prints: every source, present or not, and which is used."""
+def format_sources(data_dir: str | os.PathLike | None = None, rows: list[dict] | None = None) -> str:
+    """The table that ``genbench data`` prints: every source, present or not, and which is used
+    (`rows`: sources(data_dir) when already computed)."""
     from tabulate import tabulate
 
-    rows = sources(data_dir)
+    rows = sources(data_dir) if rows is None else rows
     table = [
         [r["dataset"], r["source"], "*" if r["used"] else "", "yes" if r["present"] else "no",
          r["path"], r["detail"]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from pathlib import Path
 
 from ..records import atomic_write_text
@@ -102,11 +103,14 @@ def write_table(rows, out_dir="results/tables") -> list[Path]:
 def main(args=None, **kwargs) -> int:
     """`genbench equivalence`: args is an argparse Namespace or None; keyword arguments win.
     Options: full, cases (tokens like 'dcgan+spectral-norm@adam'), dtypes, steps, out
-    (or out_dir), variant. Prints the table; exit code 1 when any row is out of tolerance."""
+    (or out_dir; default results/runs/equivalence-<timestamp>: the committed reference tables in
+    results/tables are written only when asked for), variant. Prints the table; exit code 1
+    when any row is out of tolerance."""
     opts = {**(vars(args) if args is not None else {}), **kwargs}
     cases = opts.get("cases") or default_cases(full=bool(opts.get("full")))
     dtypes = tuple(opts.get("dtypes") or ("float64", "float32"))
-    out = opts.get("out_dir") or opts.get("out") or "results/tables"
+    out = (opts.get("out_dir") or opts.get("out")
+           or Path("results/runs") / f"equivalence-{time.strftime('%Y%m%d-%H%M%S')}")
     rows = run_equivalence(cases, dtypes, int(opts.get("steps") or 5), tf_variant=opts.get("variant", "eager"),
                            progress=lambda r: print(f"{'ok ' if r['ok'] else 'FAIL'} {r['case']} [{r['dtype']}]"
                                                     + (f": {r['error']}" if r["error"] else ""), flush=True))

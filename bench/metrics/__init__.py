@@ -194,11 +194,11 @@ def eval_samples_file(path, dataset: str, reference: str = "test", quick: bool =
 
 
 def train_evaluator_main(dataset: str, epochs: int | None = None, seed: int = 0,
-                         out_dir=None) -> dict:
+                         out_dir=None, data_dir=None) -> dict:
     """``genbench train-evaluator``: train, save weights + json, report against the target.
 
     Returns the json record plus "meets_target" (bool)."""
-    meta = train_evaluator(dataset, epochs=epochs, seed=seed, out_dir=out_dir)
+    meta = train_evaluator(dataset, epochs=epochs, seed=seed, out_dir=out_dir, data_dir=data_dir)
     target = ACCURACY_TARGETS[dataset]
     ok = meta["test_accuracy"] >= target
     print(f"{dataset}: test accuracy {meta['test_accuracy']:.4f} "

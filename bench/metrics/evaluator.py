@@ -218,12 +218,13 @@ def _shift_batch(x: np.ndarray, rng: np.random.Generator, max_shift: int = 2) ->
 def train_evaluator(dataset: str, epochs: int | None = None, seed: int = 0,
                     out_dir: Path | str | None = None, batch_size: int = 128, lr: float = 2e-3,
                     max_shift: int | None = None, max_train: int | None = None,
-                    verbose: bool = True) -> dict:
+                    verbose: bool = True, data_dir=None) -> dict:
     """Train the evaluator on the train split, test on the test split, save weights + json.
 
     epochs and max_shift default to the dataset's RECIPES entry. Returns the json record:
     sha256, test_accuracy, epochs, seed, torch version, timings. `max_train` trains on a
-    prefix of the train split (for tests of this function only).
+    prefix of the train split (for tests of this function only). `data_dir` is your own copy
+    of the dataset (as for `genbench run --data-dir`).
     """
     import torch
 
@@ -233,7 +234,7 @@ def train_evaluator(dataset: str, epochs: int | None = None, seed: int = 0,
     epochs = RECIPES[dataset]["epochs"] if epochs is None else epochs
     max_shift = RECIPES[dataset]["max_shift"] if max_shift is None else max_shift
     out_dir = Path(out_dir) if out_dir is not None else EVALUATOR_DIR
-    train, test = load(dataset, "train"), load(dataset, "test")
+    train, test = load(dataset, "train", data_dir), load(dataset, "test", data_dir)
     x_train = as_uint8_images(train.images)
     y_train = np.asarray(train.labels, np.int64)
     if max_train is not None:
