@@ -159,3 +159,13 @@ def test_loss_curve_rows_are_kept_in_curves_json_and_recomputed_without_the_logs
         (run / rec["id"] / "losses.csv").unlink()
     again = study.verdicts(run)
     assert json.dumps(records.jsonable(again)) == json.dumps(records.jsonable(first))
+
+
+def test_a_record_written_by_another_shard_after_the_scan_is_reused(tmp_path):
+    from bench.cli.run import _current_record
+
+    run = fake_study(tmp_path, {"vae": [1.0]})
+    rid = "vae__mnist__torch__s0__00000000"
+    rec = _current_record(run, rid, existing={})  # not in the start-of-run scan, but on disk now
+    assert rec is not None and rec["id"] == rid
+    assert _current_record(run, "vae__mnist__torch__s9__00000000", existing={}) is None

@@ -230,12 +230,19 @@ def cmd_study(a) -> int:
 
 
 def _current_record(out: Path, eid: str, existing: dict) -> dict | None:
-    """The record under this id: in records/, or, moved there by a run of another
-    configuration, in records/superseded/ (then it moves back)."""
+    """The record under this id: in records/ (as scanned when the run started, or written
+    since by another process into the same folder, e.g. another --shard), or, moved there by a
+    run of another configuration, in records/superseded/ (then it moves back)."""
     from .. import records
 
     if eid in existing:
         return existing[eid]
+    fresh = out / "records" / f"{eid}.json"
+    if fresh.exists():
+        try:
+            return records.read_record(fresh)
+        except records.RecordError:
+            return None
     old = out / "records" / records.SUPERSEDED_DIR / f"{eid}.json"
     if old.exists():
         try:
