@@ -22,9 +22,10 @@ from pathlib import Path
 
 from . import report_figures as rf
 from .records import RecordError, atomic_write_text, now_iso, scan_records
+from .study import SCHEMA, STUDY_DIR, VERDICTS_FILE
 
-VERDICTS = Path("study") / "verdicts.json"
-VERDICT_SCHEMA = 1
+VERDICTS = Path(STUDY_DIR) / VERDICTS_FILE
+VERDICT_SCHEMA = SCHEMA
 FRAMEWORK_ORDER = ("torch", "tensorflow")
 FRAMEWORK_TITLE = {"torch": "PyTorch", "tensorflow": "TensorFlow"}
 DATASET_ORDER = ("mnist", "fashion-mnist", "stacked-mnist", "ring8", "grid25")

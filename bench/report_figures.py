@@ -79,18 +79,16 @@ def effect_text(effect, ci) -> str:
 
 
 def t_interval(values) -> tuple[float, float, float, int]:
-    """(mean, lo, hi, n): the two-sided 95% t interval of the mean; lo = hi = mean when n = 1."""
-    v = np.asarray([x for x in values if math.isfinite(x)], np.float64)
-    n = len(v)
-    if n == 0:
-        return float("nan"), float("nan"), float("nan"), 0
-    mean = float(v.mean())
-    if n == 1:
-        return mean, mean, mean, 1
-    from scipy import stats
+    """(mean, lo, hi, n) of the finite values: the two-sided 95% t interval of the mean
+    (metrics.stability.seed_spread); lo = hi = mean when n = 1."""
+    from .metrics.stability import seed_spread
 
-    half = float(stats.t.ppf(0.975, n - 1) * v.std(ddof=1) / math.sqrt(n))
-    return mean, mean - half, mean + half, n
+    v = [x for x in values if math.isfinite(x)]
+    if not v:
+        return float("nan"), float("nan"), float("nan"), 0
+    got = seed_spread(v, confidence=0.95)
+    half = 0.0 if len(v) == 1 else got["ci_half_width"]
+    return got["mean"], got["mean"] - half, got["mean"] + half, len(v)
 
 
 def group_metric(records: list[dict], name: str, dataset: str, framework: str, metric: str) -> list[float]:

@@ -121,6 +121,7 @@ DERIVED = {
 }
 
 
+STUDY_DIR, VERDICTS_FILE = "study", "verdicts.json"  # RUN_DIR/study/verdicts.json
 CURVES_FILE = "curves.json"  # study/curves.json: the loss-curve metrics, kept with the records
 
 
@@ -214,14 +215,11 @@ CLAIMS = (
 
 # -- statistics ---------------------------------------------------------------------------------
 def _t_interval(values) -> tuple[float, float, float]:
-    from scipy import stats
+    """mean and its Student t 95 % interval (NaN bounds with one value)."""
+    from .metrics.stability import seed_spread
 
-    v = np.asarray(values, np.float64)
-    mean = float(np.mean(v))
-    if len(v) < 2:
-        return mean, float("nan"), float("nan")
-    half = float(stats.t.ppf(0.975, len(v) - 1) * np.std(v, ddof=1) / math.sqrt(len(v)))
-    return mean, mean - half, mean + half
+    got = seed_spread(values, confidence=0.95)
+    return got["mean"], got["mean"] - got["ci_half_width"], got["mean"] + got["ci_half_width"]
 
 
 def _welch(a, b) -> tuple[float, float, float]:
@@ -308,13 +306,13 @@ def claim_verdict(verdicts: list[str]) -> str:
 
 
 def read_curves(run_dir) -> dict:
-    path = Path(run_dir) / "study" / CURVES_FILE
+    path = Path(run_dir) / STUDY_DIR / CURVES_FILE
     return json.loads(path.read_text()) if path.exists() else {}
 
 
 def verdicts(run_dir, curves: dict | None = None) -> dict:
     """Every claim's rows and verdicts from the records of a study run folder."""
-    recs = [r for r in records.read_records(run_dir)]
+    recs = records.read_records(run_dir)
     curves = read_curves(run_dir) if curves is None else curves
     cells: dict[tuple, dict[str, list]] = {}
     for r in recs:
@@ -397,8 +395,8 @@ def write_verdicts(run_dir) -> dict:
     """run_dir/study/verdicts.json and verdicts.md, atomically; returns the result."""
     curves = read_curves(run_dir)
     result = verdicts(run_dir, curves)
-    folder = Path(run_dir) / "study"
+    folder = Path(run_dir) / STUDY_DIR
     records.atomic_write_text(folder / CURVES_FILE, json.dumps(records.jsonable(curves), indent=0, sort_keys=True))
-    records.atomic_write_text(folder / "verdicts.json", json.dumps(records.jsonable(result), indent=1) + "\n")
+    records.atomic_write_text(folder / VERDICTS_FILE, json.dumps(records.jsonable(result), indent=1) + "\n")
     records.atomic_write_text(folder / "verdicts.md", verdicts_markdown(result))
     return result
