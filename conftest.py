@@ -1,6 +1,6 @@
 """Shared pytest options and fixtures for the genbench suites.
 
-Optional data and GPUs (bench/optional.py): a test that needs a dataset names it with the
+Optional data and GPUs (bench/core/optional.py): a test that needs a dataset names it with the
 ``needs_data("fashion-mnist")`` marker or takes a ``dataset`` parameter; a test that needs CUDA
 is marked ``gpu``; one that drives headless chromium is marked ``browser``. Where the thing is
 absent the test skips with the line that says how to get it, or fails under
@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 import numpy as np
 import pytest
 
-from bench import optional
+from bench.core import optional
 from impls import FRAMEWORKS
 
 

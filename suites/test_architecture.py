@@ -1,7 +1,7 @@
 """The architecture of every catalog model, stated by hand, and a NumPy forward pass of each family.
 
 The equivalence suite compares the two twins with each other; both read the layer lists of
-bench/arch.py, so a mistake in those lists (a missing batch norm, a kernel of 3, a slope of
+bench/core/arch.py, so a mistake in those lists (a missing batch norm, a kernel of 3, a slope of
 0.01) would pass it. Here the reference is written out in the test from the README catalog and
 the papers it cites, never derived from arch.py:
 
@@ -17,14 +17,14 @@ Sources: Kingma & Welling 2014 (VAE, reparameterization z = mean + exp(logvar / 
 Radford et al. 2016 (DCGAN: strided convolutions, batch norm everywhere except the generator
 output and the discriminator input, tanh output); Miyato et al. 2018 (spectral norm: one power
 iteration per training forward pass, W / sigma with sigma = u . W v); Ioffe & Szegedy 2015
-(batch norm; momentum and unbiased running variance in the PyTorch convention of bench/specs.py).
+(batch norm; momentum and unbiased running variance in the PyTorch convention of bench/core/specs.py).
 """
 
 import numpy as np
 import pytest
 
-from bench import arch, registry
-from bench.randomness import step_noise
+from bench.core import arch, registry
+from bench.core.randomness import step_noise
 
 # -- the catalog, written out ------------------------------------------------------------------
 IMG = (1, 28, 28)
@@ -381,7 +381,7 @@ def _channel(a, ndim):
 
 
 class BN:
-    """Batch norm, PyTorch convention (bench/specs.py): in training, normalise with the biased
+    """Batch norm, PyTorch convention (bench/core/specs.py): in training, normalise with the biased
     batch variance over (N, H, W) and move the running statistics by momentum 0.1 towards the
     batch mean and the *unbiased* batch variance; in evaluation, use the running statistics."""
 

@@ -15,8 +15,8 @@
 import numpy as np
 import pytest
 
-from bench import data, registry
-from bench.randomness import real_batches_per_step, step_noise
+from bench.core import data, registry
+from bench.core.randomness import real_batches_per_step, step_noise
 
 
 def build64(backend, spec):

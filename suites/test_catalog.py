@@ -12,8 +12,8 @@ Widths and batch are shrunk: this checks that things fit together, not what they
 import numpy as np
 import pytest
 
-from bench import randomness, registry
-from bench.specs import NUM_CLASSES
+from bench.core import randomness, registry
+from bench.core.specs import NUM_CLASSES
 
 STEPS = 2
 BATCH = 8

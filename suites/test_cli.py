@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import cli, divergence, records
+from bench import cli
+from bench.core import divergence
+from bench.runs import records
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE_BASELINE = ROOT / "results" / "baselines" / "smoke.json"
@@ -55,7 +57,7 @@ def test_data_lists_sources(capsys):
 
 
 def test_data_exits_1_when_no_dataset_is_installed(capsys, monkeypatch):
-    from bench import data
+    from bench.core import data
 
     real = data.sources
 
@@ -285,8 +287,8 @@ def test_nan_in_record_round_trips():
 
 def test_equivalence_writes_a_run_folder_unless_told_otherwise(tmp_path, monkeypatch):
     """The committed tables (results/tables) are written only with an explicit --out; the flags
-    reach bench.equivalence.main as parsed values."""
-    from bench import equivalence
+    reach bench.checks.equivalence.main as parsed values."""
+    from bench.checks import equivalence
 
     calls = []
     monkeypatch.setattr(equivalence, "main", lambda **kw: calls.append(kw) or 0)

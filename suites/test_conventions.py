@@ -3,14 +3,14 @@
 For each one: the defaults as the real classes report them (torch.nn, torch.optim,
 keras.layers, keras.optimizers), a difference under those defaults that is far above rounding,
 and the spec's explicit setting, run through the TensorFlow twin's code, agreeing with PyTorch
-to float64 rounding. bench/conventions.py does the measuring; the thresholds and their reasons
+to float64 rounding. bench/checks/conventions.py does the measuring; the thresholds and their reasons
 are here.
 """
 
 import pytest
 
-from bench import conventions
-from bench.specs import NetSpec, OptimizerSpec
+from bench.checks import conventions
+from bench.core.specs import NetSpec, OptimizerSpec
 
 pytestmark = pytest.mark.equivalence
 

@@ -1,4 +1,4 @@
-"""Tests for bench.data: the real loaders, every --data-dir layout, every error, the synthetic sets,
+"""Tests for bench.core.data: the real loaders, every --data-dir layout, every error, the synthetic sets,
 the scaling helpers and the training batch iterator."""
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import data, optional
-from bench.data import DataError
+from bench.core import data, optional
+from bench.core.data import DataError
 
-# Independent references (published with the datasets, not computed by bench.data).
+# Independent references (published with the datasets, not computed by bench.core.data).
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 MNIST_TRAIN_FIRST_LABELS = [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]

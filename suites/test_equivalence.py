@@ -2,14 +2,14 @@
 
 The reference for each twin is the other framework, never the code under test: both start from
 weights exported by one and imported by the other, and consume identically seeded harness
-randomness (bench/equivalence/__init__.py says what is compared and why each bound is that size; float32
+randomness (bench/checks/equivalence/__init__.py says what is compared and why each bound is that size; float32
 bounds come from each twin's own float32-vs-float64 error). By default the one-axis-at-a-time
 cases run 5 steps in float64 and float32, and a 1 % error planted in either twin's optimizer
 updates must fail every default float32 case within one step (131 tests, about 65 s of CPU time
 for the whole file with OMP_NUM_THREADS=1). The full model x stabilizer x optimizer
 x dtype product (308 runs, about 9 minutes with OMP_NUM_THREADS=1) is marked `slow` and runs under
 `tox -e quality` or `pytest -m equivalence`; `tox -e isa` runs this file once per
-instruction-set level (bench/isa_sweep.py).
+instruction-set level (bench/checks/isa_sweep.py).
 """
 
 import csv
@@ -20,9 +20,9 @@ import os
 import numpy as np
 import pytest
 
-from bench import equivalence as eq
-from bench import registry
-from bench.randomness import step_noise
+from bench.checks import equivalence as eq
+from bench.core import registry
+from bench.core.randomness import step_noise
 
 pytestmark = pytest.mark.equivalence
 
@@ -150,7 +150,7 @@ def test_gauge_tensors_are_the_biases_batch_norm_cancels(backends):
 
 # -- trajectories ------------------------------------------------------------------------------
 def _log_row(row):
-    """With GENBENCH_EQUIVALENCE_LOG=FILE, append the case's row as one JSON line (bench.isa_sweep
+    """With GENBENCH_EQUIVALENCE_LOG=FILE, append the case's row as one JSON line (bench.checks.isa_sweep
     reads the worst ratio to the bound from it)."""
     path = os.environ.get("GENBENCH_EQUIVALENCE_LOG")
     if path:

@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from bench import cli, gate, registry
-from bench.runner import run_experiment
-from bench.specs import ExperimentSpec
+from bench import cli
+from bench.checks import gate
+from bench.core import registry
+from bench.runs.runner import run_experiment
+from bench.core.specs import ExperimentSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 CI_BASELINE = ROOT / "results" / "baselines" / "ci.json"

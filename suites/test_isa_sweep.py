@@ -1,7 +1,7 @@
-"""bench/isa_sweep.py without running the suite: each level's environment, the skip on a CPU
+"""bench/checks/isa_sweep.py without running the suite: each level's environment, the skip on a CPU
 that lacks a level's instructions, the junit counts and the table."""
 
-from bench import isa_sweep
+from bench.checks import isa_sweep
 
 
 def test_each_level_sets_its_variables_and_clears_the_callers():

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import special, stats
 
-from bench.specs import GAN_LOSSES, ExperimentSpec
+from bench.core.specs import GAN_LOSSES, ExperimentSpec
 from impls import FRAMEWORKS
 
 from helpers import as_numpy, as_tensor

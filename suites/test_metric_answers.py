@@ -18,7 +18,7 @@ import math
 import numpy as np
 import pytest
 
-from bench import data
+from bench.core import data
 from bench.metrics import class_coverage, feature_metrics, fidelity_metrics, mixture_metrics
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import linalg, stats
 
-from bench import data
+from bench.core import data
 from bench.metrics import (EvaluatorError, SamplesFileError, anomaly_auroc, class_coverage,
                            denoising_psnr, eval_samples_file, feature_metrics,
                            fidelity_metrics, is_diverged, iwae_nll, kl_to_uniform,
@@ -504,9 +504,9 @@ LATENT = {"latent_silhouette", "pixel_silhouette", "interp_jump"}
 ])
 def test_metrics_for_each_family(model, dataset, keys):
     import impls
-    from bench import registry
+    from bench.core import registry
     from bench.metrics import metrics_for
-    from bench.specs import NetSpec
+    from bench.core.specs import NetSpec
 
     changes = {}
     if dataset == "ring8":

@@ -8,8 +8,8 @@ per-sample reconstruction NLL, on real MNIST test images the model never trained
 import numpy as np
 import pytest
 
-from bench import data, registry
-from bench.randomness import real_batches_per_step, step_noise
+from bench.core import data, registry
+from bench.core.randomness import real_batches_per_step, step_noise
 
 
 def small(model, **kw):

@@ -2,12 +2,12 @@
 
 import pytest
 
-from bench import optional
+from bench.core import optional
 
 
 @pytest.fixture
 def no_fashion(monkeypatch, tmp_path):
-    from bench import data
+    from bench.core import data
 
     monkeypatch.setattr(data.loading, "FASHION_MNIST_DIR", tmp_path / "absent")
     optional.missing_dataset.cache_clear()

@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from bench.specs import smoothed_targets
+from bench.core.specs import smoothed_targets
 
 FLOAT32_FACTOR = 8.0  # a 4-term float32 sum and one transcendental per term: a few ulps of S
 EPS32 = float(np.finfo(np.float32).eps)
@@ -427,7 +427,7 @@ def test_spectral_norm_of_a_zero_kernel_is_finite_at_most_one_and_nan_equality(f
 
 
 def test_spectral_norm_options_are_validated():
-    from bench.specs import ExperimentSpec, NetSpec, SpecError
+    from bench.core.specs import ExperimentSpec, NetSpec, SpecError
 
     for field, bad in (("sn_form", "at_most"), ("sn_vector", "left")):
         with pytest.raises(SpecError, match=f"discriminator.{field}='{bad}' is not one of"):
@@ -491,7 +491,7 @@ def _peer_steps(opt, keras_api, n=3):
     import tensorflow as tf
 
     if keras_api:
-        from bench.conventions import _keras
+        from bench.checks.conventions import _keras
 
         v = _keras().Variable(np.ones(len(GRADS)), dtype="float64")
         for i in range(n):
@@ -509,8 +509,8 @@ def f32(x):
 
 
 def test_keras_rmsprop_is_eps_inside_the_sqrt(framework):
-    from bench.conventions import _keras
-    from bench.specs import OptimizerSpec
+    from bench.checks.conventions import _keras
+    from bench.core.specs import OptimizerSpec
 
     k = _keras().optimizers.RMSprop(learning_rate=1e-3)
     peer = _peer_steps(k, keras_api=True)
@@ -523,7 +523,7 @@ def test_keras_rmsprop_is_eps_inside_the_sqrt(framework):
 def test_tf1_rmsprop_starts_the_mean_square_at_one(framework):
     import tensorflow as tf
 
-    from bench.specs import OptimizerSpec
+    from bench.core.specs import OptimizerSpec
 
     peer = _peer_steps(tf.compat.v1.train.RMSPropOptimizer(1e-3), keras_api=False)  # decay 0.9, eps 1e-10
     o = OptimizerSpec(kind="rmsprop", lr=f32(1e-3), rho=f32(0.9), eps=f32(1e-10),
@@ -539,8 +539,8 @@ def test_adam_epsilon_hat(framework, peer):
     from a float32 b2^t is off by ~6e-8 / 1e-3 relative at t = 1, ~3e-5 in sqrt(1 - b2^t)."""
     import tensorflow as tf
 
-    from bench.conventions import _keras
-    from bench.specs import OptimizerSpec
+    from bench.checks.conventions import _keras
+    from bench.core.specs import OptimizerSpec
 
     if peer == "keras":
         k = _keras().optimizers.Adam(learning_rate=1e-3)
@@ -558,7 +558,7 @@ def test_adam_epsilon_hat(framework, peer):
 def test_keras_batch_norm_with_the_biased_variance_and_its_momentum(framework):
     """Keras BatchNormalization() defaults: momentum 0.99 of the old value (0.01 of the batch in
     the spec's torch convention), epsilon 1e-3, biased moving variance."""
-    from bench.conventions import _keras
+    from bench.checks.conventions import _keras
 
     bn = _keras().layers.BatchNormalization(dtype="float64")
     x = 0.3 + 0.05 * np.random.default_rng(0).standard_normal((16, 4))
@@ -583,7 +583,7 @@ def test_keras_batch_norm_with_the_biased_variance_and_its_momentum(framework):
 
 # -- presets -----------------------------------------------------------------------------------
 def test_presets_set_the_conventions_together_and_record_their_name():
-    from bench import registry
+    from bench.core import registry
 
     plain = registry.experiment("dcgan", profile="smoke")
     assert registry.experiment("dcgan", profile="smoke", convention="torch") == plain
@@ -616,8 +616,8 @@ PRESET_CASES = [("dcgan", ("batch-norm",), "tfgan"), ("dcgan", ("batch-norm",), 
 @pytest.mark.parametrize("model, stabs, convention", PRESET_CASES,
                          ids=[f"{m}{''.join('+' + s for s in st)}@{c}" for m, st, c in PRESET_CASES])
 def test_twins_train_identically_under_peer_presets(model, stabs, convention, dtype):
-    from bench import equivalence as eq
-    from bench import registry
+    from bench.checks import equivalence as eq
+    from bench.core import registry
 
     case = eq.Case(model, stabs)
     spec = registry.with_convention(case.spec(dtype), convention)

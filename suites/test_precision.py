@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 import impls
-from bench import randomness
-from bench.equivalence import TOLERANCES, Case, batch, compare, gauge_names, random_weights
-from bench.specs import ExperimentSpec, SpecError
+from bench.core import randomness
+from bench.checks.equivalence import TOLERANCES, Case, batch, compare, gauge_names, random_weights
+from bench.core.specs import ExperimentSpec, SpecError
 
 TINY = Case("dcgan").spec("float32")
 
@@ -53,8 +53,8 @@ def test_building_a_trainer_pins_the_switches(backend, framework):
 
 
 def test_every_record_says_which_precision_ran(tmp_path):
-    from bench import registry
-    from bench.runner import run_experiment
+    from bench.core import registry
+    from bench.runs.runner import run_experiment
 
     spec = registry.experiment("gan", dataset="ring8", profile="smoke", steps=3)
     rec = run_experiment(spec, "torch", tmp_path, progress=False, metrics=False)
@@ -76,7 +76,7 @@ def train_on(framework, spec, device, weights, steps=GPU_STEPS):
     twin.set_weights({k: v.astype(spec.dtype) for k, v in weights.items()})
     rng = np.random.default_rng(20241)
     losses = [twin.train_step(batch(spec, s), randomness.step_noise(spec, rng)) for s in range(steps)]
-    gauge = gauge_names(spec)  # rounding-noise biases before batch norm: see bench/equivalence/__init__.py
+    gauge = gauge_names(spec)  # rounding-noise biases before batch norm: see bench/checks/equivalence/__init__.py
     return {"losses": losses, "params": {k: v for k, v in twin.get_weights().items() if k not in gauge}}
 
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 import impls
-from bench import data, registry
+from bench.core import data, registry
 from bench.metrics import fidelity_metrics, generate, metrics_for, mixture_metrics, test_elbo
-from bench.randomness import real_batches_per_step, step_noise
-from bench.specs import ExperimentSpec, NetSpec, OptimizerSpec
+from bench.core.randomness import real_batches_per_step, step_noise
+from bench.core.specs import ExperimentSpec, NetSpec, OptimizerSpec
 
 RING_SAMPLES = 2500  # VEEGAN and PacGAN count modes over 2500 samples
 # seed 0 runs by default; the rest belong to the long quality gate

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import cli, records, registry, runner
-from bench.divergence import DIVERGENCE_LIMIT, FINAL_WINDOW
+from bench import cli
+from bench.runs import records, runner
+from bench.core import registry
+from bench.core.divergence import DIVERGENCE_LIMIT, FINAL_WINDOW
 
 STEPS = 6
 BASE = ["run", "--dataset", "ring8", "--framework", "torch", "--profile", "smoke", "--steps", str(STEPS),

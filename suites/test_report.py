@@ -1,7 +1,7 @@
 """`genbench report`: the self-contained HTML page of a run folder and a study's verdicts.
 
 A tiny fake run folder (records written by the project's own writer, PNG grids from
-bench/plots.py, losses.csv, latents.npz) and a schema-1 verdicts.json; no training. The page is
+bench/runs/plots.py, losses.csv, latents.npz) and a schema-1 verdicts.json; no training. The page is
 parsed with the standard library's html.parser; the browser test opens it in headless chromium
 (skips without chromium, fails under GENBENCH_REQUIRE_BROWSER=1)."""
 
@@ -18,8 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import cli, optional, plots, records, report
-from bench import report_figures as rf
+from bench import cli
+from bench.core import optional
+from bench.runs import plots, records, report
+from bench.runs import report_figures as rf
 
 FRAMEWORKS = ("torch", "tensorflow")
 SEEDS = (0, 1, 2)
@@ -66,7 +68,7 @@ def _row(fw, ds, metric, better, treatment, control, effect, ci, verdict, note="
 
 
 def verdicts_doc() -> dict:
-    """A schema-1 verdicts.json of 7 claims, as bench/study.py writes it."""
+    """A schema-1 verdicts.json of 7 claims, as bench/runs/study.py writes it."""
     claims = []
     effects = [(0.12, [-0.03, 0.27]), (-1.5, [-3.25, 0.25]), (0.034, [0.012, 0.056]), (2.0, [1.0, 3.0])]
     for i, title in enumerate(CLAIM_TITLES, start=1):

@@ -10,9 +10,9 @@ import importlib
 import numpy as np
 import pytest
 
-from bench import arch
-from bench.randomness import dropout_masks, initial_weights
-from bench.specs import GP_EPSILON, ExperimentSpec, NetSpec, OptimizerSpec
+from bench.core import arch
+from bench.core.randomness import dropout_masks, initial_weights
+from bench.core.specs import GP_EPSILON, ExperimentSpec, NetSpec, OptimizerSpec
 from impls import FRAMEWORKS
 
 from helpers import as_numpy, as_tensor
@@ -50,7 +50,7 @@ def framework_to_nchw(framework, x):
 
 
 # -- spectral norm --------------------------------------------------------------------------
-# Canonical weights and the matrix spectral norm divides by (bench/arch.py):
+# Canonical weights and the matrix spectral norm divides by (bench/core/arch.py):
 #   dense (out, in)                 -> as is
 #   conv  (C_out, C_in, kh, kw)     -> weight.reshape(C_out, C_in * kh * kw)
 #   convT (C_in, C_out, kh, kw)     -> weight.transpose(1, 0, 2, 3).reshape(C_out, C_in * kh * kw)
@@ -308,7 +308,7 @@ def test_gradient_penalty_is_finite_at_a_zero_gradient(framework, rng, critic, d
 
 # -- weight decay through each twin's optimizer -------------------------------------------
 def numpy_optimizer(o, p0, grads):
-    """The torch.optim formulas (bench/specs.py): Adam with eps on the bias-corrected
+    """The torch.optim formulas (bench/core/specs.py): Adam with eps on the bias-corrected
     sqrt(v_hat), RMSprop with eps outside the root; coupled decay adds wd p to the gradient,
     decoupled decay multiplies p by 1 - lr wd before the update."""
     p, m, v = p0.copy(), np.zeros_like(p0), np.zeros_like(p0)

@@ -1,4 +1,4 @@
-"""The study's statistics and rules (bench/study.py), against references computed here.
+"""The study's statistics and rules (bench/runs/study.py), against references computed here.
 
 - The Welch interval from its textbook formula (Welch-Satterthwaite degrees of freedom, NumPy
   moments, the t quantile from scipy.stats.t), not from scipy's ttest_ind that the code uses;
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bench import records, study
+from bench.runs import records, study
 from bench.cli import main as genbench
 
 

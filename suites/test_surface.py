@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.specs import GAN_LOSSES
+from bench.core.specs import GAN_LOSSES
 from impls import FRAMEWORKS
 
 IMPLS = Path(__file__).resolve().parent.parent / "impls"

@@ -1,10 +1,10 @@
 """Tables, report and gate, checked cell by cell against numbers computed here.
 
 The harness's own outputs have no twin to be compared with. The records are written by hand
-(the fields bench/runner.py writes: id, experiment, dataset, framework, seed, status,
+(the fields bench/runs/runner.py writes: id, experiment, dataset, framework, seed, status,
 steps_done, spec, final_losses, metrics, timing), with a value that differs for every
 experiment, framework, seed and metric, and one seed that diverged. Every table that
-bench.tables.render writes (results, comparison, ablation, report) and every gate verdict is
+bench.runs.tables.render writes (results, comparison, ablation, report) and every gate verdict is
 then compared with NumPy means and sample standard deviations over seeds, cell by cell: the
 PyTorch column must hold PyTorch's numbers, a worse value in each direction must fail the gate
 and a better one pass. CSVs give the exact numbers; markdown cells are compared to their
@@ -21,7 +21,9 @@ import re
 import numpy as np
 import pytest
 
-from bench import gate, registry, tables
+from bench.checks import gate
+from bench.core import registry
+from bench.runs import tables
 
 FRAMEWORKS = ("torch", "tensorflow")
 SEEDS = (0, 1, 2)
@@ -78,7 +80,7 @@ def record_id(exp, fw, seed, dataset="mnist"):
 
 
 def jsonable(x):
-    """NaN as the string "nan", as bench.records writes it."""
+    """NaN as the string "nan", as bench.runs.records writes it."""
     if isinstance(x, float) and not math.isfinite(x):
         return str(x)
     if isinstance(x, dict):

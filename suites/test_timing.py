@@ -3,15 +3,15 @@ what its reference variant computes.
 
 `tox -e bench` (or, in a ready environment,
 ``pytest -m timing --benchmark-enable --benchmark-json=results/runs/benchmark.json`` and then
-``python -m bench.timing_table results/runs/benchmark.json results/tables/timing.md``) times:
+``python -m bench.timing.timing_table results/runs/benchmark.json results/tables/timing.md``) times:
 - one train step of each model, and of each stabilizer that changes the cost of a step, in
   each framework x execution variant (registry.VARIANTS), at batch 64;
 - sampling 1000 latents with each model's default variant;
 - FID and KID on evaluator-sized features, and the evaluator's feature extraction.
 Every benchmark records in `extra_info` what the table needs: framework, variant, model,
-device, images per step, FLOPs per step (bench/flops.py), and from the median step the
+device, images per step, FLOPs per step (bench/timing/flops.py), and from the median step the
 images/s, achieved GFLOP/s and percent of the fp32 GEMM peak measured in the same session
-(bench/peak.py). Traces and compiles are excluded: the first call is timed apart
+(bench/timing/peak.py). Traces and compiles are excluded: the first call is timed apart
 (`first_call_s`) and `benchmark.pedantic` runs warm-up rounds before the timed ones.
 
 No test asserts on a time; the gate is pytest-benchmark's own comparison against
@@ -29,8 +29,9 @@ import time
 import numpy as np
 import pytest
 
-from bench import flops, registry
-from bench.randomness import random_batch, real_batches_per_step, step_noise
+from bench.timing import flops
+from bench.core import registry
+from bench.core.randomness import random_batch, real_batches_per_step, step_noise
 from impls import FRAMEWORKS
 
 BATCH = 64
@@ -66,8 +67,8 @@ def _train_cases():
 # -- fixtures --------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def gemm_peak(device):
-    """The fp32 GEMM peak of this device, measured once per session (bench/peak.py)."""
-    from bench import peak
+    """The fp32 GEMM peak of this device, measured once per session (bench/timing/peak.py)."""
+    from bench.timing import peak
 
     return peak.gemm_peak(device=device)
 
@@ -213,7 +214,7 @@ REFERENCE_VARIANT = {"torch": "eager", "tensorflow": "eager"}
 VARIANT_STEPS = 3
 # A variant runs other kernels (oneDNN NHWC, fused batch norm, Inductor or XLA fusions) that sum
 # in another order, so in float32 it cannot equal the reference bit for bit. Its bound is the
-# equivalence suite's error model (bench/equivalence/, docs/equivalence.md): both variants
+# equivalence suite's error model (bench/checks/equivalence/, docs/equivalence.md): both variants
 # also run in float64 from the same weights and inputs, which gives each one's own float32
 # error; the float32 pair must agree within 2.5 x the larger of the two plus 2 eps32 (relative
 # to the tensor's size), and the float64 pair within the float64 tolerances.
@@ -266,8 +267,8 @@ def _gauge(spec):
     the batch mean, so such a bias has an exactly zero gradient: in float32 its gradient is
     rounding noise, different for each kernel, which RMSprop and Adam scale up by as much as
     lr / eps. It wanders without changing any loss or other weight, so it is only required to
-    be finite (bench/equivalence/__init__.py gives it a tolerance of its own across the twins)."""
-    from bench import arch
+    be finite (bench/checks/equivalence/__init__.py gives it a tolerance of its own across the twins)."""
+    from bench.core import arch
 
     out = set()
     for net, layers in arch.networks(spec).items():
@@ -281,7 +282,7 @@ def _gauge(spec):
 @pytest.mark.parametrize("framework,variant,model,stabilizers", _variant_cases())
 def test_variant_matches_reference_variant(framework, variant, model, stabilizers):
     import impls
-    from bench.equivalence import assert_twins_close
+    from bench.checks.equivalence import assert_twins_close
 
     backend = impls.load(framework)
     ref, got = {}, {}
@@ -319,7 +320,7 @@ def test_registry_names_each_backends_variants():
 
 # -- FLOP counts against hand counts, the table renderer, the peak ---------------------------
 def test_flops_of_one_conv_and_one_dense_layer_by_hand():
-    from bench import arch
+    from bench.core import arch
 
     spec = registry.experiment("dcgan")
     d = {layer.name: layer for layer in arch.networks(spec)["D"]}
@@ -369,7 +370,7 @@ def _fake_benchmark(model, framework, variant, median_s, percent):
 
 
 def test_timing_table_renders_targets(tmp_path):
-    from bench import timing_table
+    from bench.timing import timing_table
 
     data = {"version": "5", "datetime": "now", "machine_info": {}, "commit_info": {}, "benchmarks": [
         _fake_benchmark("dcgan", "torch", "eager", 0.060, 55.0),
@@ -392,7 +393,7 @@ def test_timing_table_renders_targets(tmp_path):
 
 
 def test_gemm_peak_is_measured_and_cached():
-    from bench import peak
+    from bench.timing import peak
 
     first = peak.gemm_peak(sizes=(128,), repeats=2)
     assert first["gflops"] > 0 and first["library"] in first["by_library"]

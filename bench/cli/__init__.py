@@ -1,5 +1,5 @@
 """The `genbench` command line: run, study, list, data, gate, baseline, tables, report, eval,
-train-evaluator, equivalence. Defaults come from bench/registry.py, the single place that defines them.
+train-evaluator, equivalence. Defaults come from bench/core/registry.py, the single place that defines them.
 
 The package: :mod:`.options` (shared choices, defaults, exit codes, list parsers), :mod:`.parser`
 (build_parser), :mod:`.run` (run, study and the experiment matrix), :mod:`.commands` (the other
@@ -12,7 +12,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from ..specs import SpecError  # noqa: E402
+from ..core.specs import SpecError  # noqa: E402
 from .commands import (  # noqa: E402
     cmd_baseline,
     cmd_data,
@@ -50,11 +50,11 @@ COMMANDS = {"run": cmd_run, "study": cmd_study, "list": cmd_list, "data": cmd_da
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     args._command = list(sys.argv) if argv is None else ["genbench", *map(str, argv)]
-    from ..data import DataError
-    from ..gate import BaselineError
+    from ..core.data import DataError
+    from ..checks.gate import BaselineError
     from ..metrics import SamplesFileError
     from ..metrics.evaluator import EvaluatorError
-    from ..records import RecordError, WriteError
+    from ..runs.records import RecordError, WriteError
 
     try:
         return COMMANDS[args.command](args)

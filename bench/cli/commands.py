@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from .. import registry
-from ..specs import SpecError
+from ..core import registry
+from ..core.specs import SpecError
 from .options import EQUIVALENCE_DTYPES, EXIT_FAILED, EXIT_OK, TF_VARIANTS, UsageError, _steps
 
 
@@ -25,7 +25,7 @@ def cmd_list(_a) -> int:
 
 
 def cmd_data(a) -> int:
-    from .. import data
+    from ..core import data
 
     rows = data.sources(a.data_dir)
     print(data.format_sources(a.data_dir, rows=rows))
@@ -37,7 +37,7 @@ def cmd_data(a) -> int:
 
 
 def cmd_gate(a) -> int:
-    from ..gate import gate
+    from ..checks.gate import gate
 
     if not (a.run_dir / "records").is_dir():
         raise UsageError(f"{a.run_dir} has no records/ folder: pass the --out folder of a `genbench run`")
@@ -47,14 +47,14 @@ def cmd_gate(a) -> int:
 
 
 def cmd_baseline(a) -> int:
-    from ..gate import make_baseline
+    from ..checks.gate import make_baseline
 
     if a.out.is_dir():
         raise UsageError(f"--out {a.out} is a folder; `genbench baseline` writes one FILE, "
                          f"e.g. --out {a.out / 'baseline.json'}")
     path = make_baseline(a.run_dir, a.out, alpha=a.alpha, rel_floor=a.rel_floor, abs_floor=a.abs_floor,
                          losses=a.losses, untrained=not a.no_untrained, command=" ".join(sys.argv))
-    from ..gate import baseline_table
+    from ..checks.gate import baseline_table
 
     print(baseline_table(json.loads(path.read_text())))
     print(f"wrote {path}")
@@ -62,7 +62,7 @@ def cmd_baseline(a) -> int:
 
 
 def cmd_tables(a) -> int:
-    from ..tables import render
+    from ..runs.tables import render
 
     for p in render(a.run_dir).values():
         print(p)
@@ -70,7 +70,7 @@ def cmd_tables(a) -> int:
 
 
 def cmd_report(a) -> int:
-    from ..report import write_report
+    from ..runs.report import write_report
 
     print(write_report(a.run_dir))
     return 0
@@ -97,7 +97,7 @@ def _equivalence_cases(text: str | None, full: bool) -> list | None:
         return None
     if full:
         raise UsageError("--cases and --full: choose one (--full is the whole model x stabilizer product)")
-    from ..equivalence import parse_case
+    from ..checks.equivalence import parse_case
 
     tokens = [t.strip() for t in text.split(",") if t.strip()]
     if not tokens:
@@ -135,7 +135,7 @@ def cmd_equivalence(a) -> int:
     out = a.out or Path("results/runs") / f"equivalence-{time.strftime('%Y%m%d-%H%M%S')}"
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file, not a folder")
-    from .. import equivalence
+    from ..checks import equivalence
 
     # prints progress and the table; exit 1 if any case is out of tolerance
     return equivalence.main(full=a.full, cases=cases, dtypes=dtypes, steps=steps, out=out, variant=a.tf_variant)

@@ -3,7 +3,7 @@ parsers of list-valued options (seeds, steps, models)."""
 
 from __future__ import annotations
 
-from .. import registry
+from ..core import registry
 
 FRAMEWORK_CHOICES = ("torch", "tensorflow", "both")
 EQUIVALENCE_DTYPES = ("float64", "float32")

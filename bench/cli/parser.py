@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import registry
-from ..specs import CONVENTIONS, DATASETS, FLOAT32_PRECISIONS
+from ..core import registry
+from ..core.specs import CONVENTIONS, DATASETS, FLOAT32_PRECISIONS
 from .options import EQUIVALENCE_DTYPES, FRAMEWORK_CHOICES, TF_VARIANTS
 
 
@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "PyTorch's cuDNN and TensorFlow use by default on Ampere and newer; every record "
                         "says which ran")
     r.add_argument("--convention", default=None,
-                   help=f"a peer library's conventions, set on every experiment of the run (bench/registry.py "
+                   help=f"a peer library's conventions, set on every experiment of the run (bench/core/registry.py "
                         f"CONVENTION_PRESETS; README, \"Peer conventions\"): {', '.join(CONVENTIONS)} "
                         "(default torch, genbench's own); each record's spec says which")
     r.add_argument("--data-dir", type=Path, default=None,
@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="comma-separated, in run order (default ring8,grid25,mnist,fashion-mnist)")
     st.add_argument("--seeds", default="0-2", help="seeds, e.g. '0-4' (default 0-2; at least 3 for intervals)")
     st.add_argument("--budget", choices=("small", "full"), default="small",
-                    help="steps per model kind (bench/study.py BUDGETS; default small)")
+                    help="steps per model kind (bench/runs/study.py BUDGETS; default small)")
     st.add_argument("--framework", choices=FRAMEWORK_CHOICES, default="both")
     st.add_argument("--shard", default=None, metavar="K/N", help="train only every N-th experiment, from the K-th")
     st.add_argument("--verdicts-only", action="store_true", help="train nothing: verdicts from the records there")

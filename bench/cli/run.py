@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from .. import registry
-from ..specs import CONVENTIONS, DATASETS
+from ..core import registry
+from ..core.specs import CONVENTIONS, DATASETS
 from .options import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, FRAMEWORK_CHOICES, RUN_DEFAULTS, UsageError, _models,
                       _seeds, _steps)
 
@@ -25,7 +25,7 @@ def _run_options(a) -> tuple[dict, Path | None]:
                          f"(or use --out {a.resume} with the options you want)")
     if not a.resume.is_dir():
         raise UsageError(f"--resume {a.resume}: no such run folder")
-    from ..records import MANIFEST, read_manifest
+    from ..runs.records import MANIFEST, read_manifest
 
     manifest = read_manifest(a.resume)
     if manifest is None:
@@ -38,7 +38,7 @@ def _run_options(a) -> tuple[dict, Path | None]:
 def _preflight_data(specs, data_dir, metrics: bool) -> None:
     """Load every image split the matrix needs before anything is trained or written: a
     missing or corrupt dataset is bad input (one line, exit 2), not a failed experiment."""
-    from .. import data
+    from ..core import data
 
     for ds in sorted({s.dataset for s in specs if s.is_image}):
         data.load(ds, "train", data_dir=data_dir)
@@ -97,8 +97,8 @@ def run_matrix(specs, frameworks, out: Path, *, profile: str, device: str, metri
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file, not a run folder")
 
-    from .. import records, tables
-    from ..runner import evaluate_saved, experiment_identity, plan, run_experiment
+    from ..runs import records, tables
+    from ..runs.runner import evaluate_saved, experiment_identity, plan, run_experiment
 
     try:
         records.append_invocation(out, {"command": command, "options": options, "device_used": device,
@@ -195,7 +195,7 @@ def _shard(text: str | None):
 
 
 def cmd_study(a) -> int:
-    from .. import study
+    from ..runs import study
 
     datasets = [d.strip() for d in a.datasets.split(",") if d.strip()]
     for d in datasets:
@@ -218,7 +218,7 @@ def cmd_study(a) -> int:
                           resume_hint=" ".join(a._command))
         if code == EXIT_INTERRUPTED:
             return code
-    from ..records import record_paths
+    from ..runs.records import record_paths
 
     if not record_paths(a.out):
         raise UsageError(f"{a.out}: no records to judge (run `genbench study --out {a.out}` first)")
@@ -233,7 +233,7 @@ def _current_record(out: Path, eid: str, existing: dict) -> dict | None:
     """The record under this id: in records/ (as scanned when the run started, or written
     since by another process into the same folder, e.g. another --shard), or, moved there by a
     run of another configuration, in records/superseded/ (then it moves back)."""
-    from .. import records
+    from ..runs import records
 
     if eid in existing:
         return existing[eid]
@@ -261,7 +261,7 @@ def _current_record(out: Path, eid: str, existing: dict) -> dict | None:
 def _supersede_others(out: Path, eid: str, by_key: dict[tuple, set[str]]) -> None:
     """Move every other record of the same experiment (same name, dataset, framework, seed;
     another identity hash) to records/superseded/: the tables show one configuration of each."""
-    from .. import records
+    from ..runs import records
 
     current = out / "records" / f"{eid}.json"
     if not current.exists():

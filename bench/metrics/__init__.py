@@ -49,7 +49,7 @@ class SamplesFileError(ValueError):
 
 def to_uint8(images, data_range) -> np.ndarray:
     """Float images in data_range (0, 1) or (-1, 1) -> uint8 (N, 1, 28, 28), rounded."""
-    from bench.data import from_model_range
+    from ..core.data import from_model_range
 
     return from_model_range(np.asarray(images), data_range)
 
@@ -78,7 +78,7 @@ def _image_sample_metrics(trainer, spec, rng, n_samples, data_split, quick, data
 
 
 def _vae_metrics(trainer, spec, rng, n_samples, data_split, quick, data_dir) -> dict:
-    from bench.data import load, to_model_range
+    from ..core.data import load, to_model_range
 
     test, train = load(spec.dataset, data_split, data_dir), load(spec.dataset, "train", data_dir)
     n_test = min(n_samples, len(test))
@@ -114,7 +114,7 @@ def metrics_for(spec, trainer, rng: np.random.Generator, n_samples: int = 2000,
       and class coverage of prior samples;
     - VAE-GAN: the GAN image metrics plus reconstruction MSE, KL and k-NN accuracy.
     Quick mode costs a few seconds on 2 CPU cores at the default 2000 samples. `data_dir` is
-    passed to bench.data.load (a user's own copy of the dataset).
+    passed to bench.core.data.load (a user's own copy of the dataset).
     """
     out: dict[str, float] = {}
     if not spec.is_image:

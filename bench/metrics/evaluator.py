@@ -228,7 +228,7 @@ def train_evaluator(dataset: str, epochs: int | None = None, seed: int = 0,
     """
     import torch
 
-    from bench.data import load
+    from ..core.data import load
 
     _check_dataset(dataset)
     epochs = RECIPES[dataset]["epochs"] if epochs is None else epochs

@@ -190,7 +190,7 @@ def _calculate(input1, input2, feature_extractor: str, *, fid=True, kid=True, pr
 def reference_images(dataset: str, reference: str = "test", n_reference: int | None = None,
                      data_dir=None):
     """uint8 (N, 1, 28, 28) real images of the reference split (first n_reference)."""
-    from bench.data import load
+    from ..core.data import load
 
     key = (dataset, reference, None if data_dir is None else str(data_dir))
     if key not in _REFERENCE:
@@ -230,7 +230,7 @@ def fidelity_metrics(samples_uint8, dataset: str, reference: str = "test", *,
     samples_uint8: (N, 28, 28) or (N, 1, 28, 28) uint8. reference: "test" or "train".
     n_reference: the first n images of the split (all by default). evaluator_dir: evaluator
     weights other than the committed ones. data_dir: a user's copy of the dataset
-    (bench.data.load). options: torch-fidelity knobs from DEFAULTS (kid_subset_size,
+    (bench.core.data.load). options: torch-fidelity knobs from DEFAULTS (kid_subset_size,
     kid_subsets, prc_neighborhood, isc_splits, rng_seed, batch_size); kid_subset_size is
     capped at the smaller set's size. Returns {"fid", "kid_mean", "kid_std", "precision",
     "recall", "isc_mean", "isc_std"} for the metrics asked for.

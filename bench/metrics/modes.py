@@ -74,7 +74,7 @@ def mixture_metrics(points, dataset: str, min_count: int = 1) -> dict[str, float
     """
     from sklearn.metrics import pairwise_distances_argmin_min
 
-    from bench.data import mixture_centers
+    from ..core.data import mixture_centers
 
     centers, std = mixture_centers(dataset)
     x = np.asarray(points, np.float64)

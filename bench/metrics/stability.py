@@ -1,7 +1,7 @@
 """Training stability from the loss history: oscillation, divergence, spread over seeds.
 
 What counts as divergence and how many final steps the summary covers is defined once, in
-bench/divergence.py, and shared with the runner and the tables.
+bench/core/divergence.py, and shared with the runner and the tables.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import math
 
 import numpy as np
 
-from ..divergence import DIVERGENCE_LIMIT, FINAL_WINDOW, divergence_step
-from ..divergence import tail as _tail
+from ..core.divergence import DIVERGENCE_LIMIT, FINAL_WINDOW, divergence_step
+from ..core.divergence import tail as _tail
 
 __all__ = ["DIVERGENCE_LIMIT", "FINAL_WINDOW", "oscillation", "mean_abs_step", "divergence_step", "is_diverged",
            "loss_summary", "seed_spread"]

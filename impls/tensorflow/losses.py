@@ -10,7 +10,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from bench.specs import REDUCTIONS, smoothed_targets  # noqa: F401 - smoothed_targets is API
+from bench.core.specs import REDUCTIONS, smoothed_targets  # noqa: F401 - smoothed_targets is API
 
 
 def _const(value, like):

@@ -3,7 +3,7 @@ quirks are commented here (layouts: kernels are Keras-style, activations NHWC)."
 
 import tensorflow as tf
 
-from bench.specs import GP_EPSILON
+from bench.core.specs import GP_EPSILON
 
 
 def spectral_matrix(kernel, kind):

@@ -8,9 +8,9 @@ powers); a step runs eagerly, in tf.function, or in tf.function(jit_compile=True
 import numpy as np
 import tensorflow as tf
 
-from bench import arch
-from bench.randomness import initial_weights
-from bench.specs import G_NEEDS_REAL, NUM_CLASSES
+from bench.core import arch
+from bench.core.randomness import initial_weights
+from bench.core.specs import G_NEEDS_REAL, NUM_CLASSES
 
 from . import losses, stabilizers, weights
 from .models import Net, to_nchw, to_nhwc

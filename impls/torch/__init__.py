@@ -2,7 +2,7 @@
 
 
 def build(spec, device="cpu", variant="eager"):
-    """A Trainer for the spec, initialised from the spec's seed (bench.randomness)."""
+    """A Trainer for the spec, initialised from the spec's seed (bench.core.randomness)."""
     from .train import Trainer
 
     return Trainer(spec, device=device, variant=variant)

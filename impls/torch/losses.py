@@ -21,7 +21,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from bench.specs import REDUCTIONS, smoothed_targets  # noqa: F401 - smoothed_targets is API
+from bench.core.specs import REDUCTIONS, smoothed_targets  # noqa: F401 - smoothed_targets is API
 
 
 def bce_with_logits(logits, targets, weights=None, reduction="mean"):

@@ -1,4 +1,4 @@
-"""Networks, PyTorch twin: one interpreter for the layer lists of bench/arch.py.
+"""Networks, PyTorch twin: one interpreter for the layer lists of bench/core/arch.py.
 
 Parameters live under their canonical names ("fc0.weight", "bn1.running_var", "conv0.u"),
 in the canonical layout, which is PyTorch's own (NCHW, Linear (out, in)).

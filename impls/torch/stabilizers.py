@@ -1,12 +1,12 @@
 """Stabilizers, PyTorch twin: spectral norm, gradient penalty, weight clipping, dropout, batch norm.
 
-Formulas and conventions are in bench/arch.py (spectral norm) and bench/specs.py.
+Formulas and conventions are in bench/core/arch.py (spectral norm) and bench/core/specs.py.
 """
 
 import torch
 import torch.nn.functional as F
 
-from bench.specs import GP_EPSILON
+from bench.core.specs import GP_EPSILON
 
 
 def spectral_matrix(weight, kind):
@@ -54,8 +54,8 @@ def gradient_penalty(critic, real, fake, alpha, target=1.0, form="subtract"):
     """Gulrajani et al. 2017, eq. 3: E[(||grad_x D(x_hat)||_2 - target)^2] on
     x_hat = alpha * real + (1 - alpha) * fake, alpha ~ U[0, 1] per sample (handed in).
 
-    The norm is sqrt(sum g^2 + GP_EPSILON) (TF-GAN's epsilon, bench/specs.py), finite in value
-    and gradient where the critic's input gradient is exactly zero. `form` (bench/specs.py GP_FORMS): "divide" is TF-GAN's (||g|| / target - 1)^2,
+    The norm is sqrt(sum g^2 + GP_EPSILON) (TF-GAN's epsilon, bench/core/specs.py), finite in value
+    and gradient where the critic's input gradient is exactly zero. `form` (bench/core/specs.py GP_FORMS): "divide" is TF-GAN's (||g|| / target - 1)^2,
     "one_sided" max(0, ||g|| - target)^2 (TF-GAN's one_sided=True, Petzka et al. 2018)."""
     x_hat = (alpha * real + (1.0 - alpha) * fake.detach()).requires_grad_(True)
     scores = critic(x_hat)

@@ -1,6 +1,6 @@
 """Trainer, PyTorch twin: one train_step per family, optimizers from the spec.
 
-The step order and the noise keys are documented in bench/randomness.py; the TensorFlow
+The step order and the noise keys are documented in bench/core/randomness.py; the TensorFlow
 twin (impls/tensorflow/train.py) follows the same order line by line.
 """
 
@@ -11,9 +11,9 @@ import platform
 import numpy as np
 import torch
 
-from bench import arch
-from bench.randomness import initial_weights
-from bench.specs import G_NEEDS_REAL, NUM_CLASSES
+from bench.core import arch
+from bench.core.randomness import initial_weights
+from bench.core.specs import G_NEEDS_REAL, NUM_CLASSES
 
 from . import losses, stabilizers, weights
 from .models import Net

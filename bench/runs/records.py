@@ -10,9 +10,9 @@ and the experiment's folder, stays readable: ``<name>__<dataset>__<framework>__s
 of the experiment asked for; the code version is recorded (``git_revision``), not hashed.
 
 States (``status``): ``trained`` (training finished, state saved, evaluation pending), ``ok``,
-``diverged`` (bench/divergence.py), ``metrics_failed`` (a figure or a metric raised; the
+``diverged`` (bench/core/divergence.py), ``metrics_failed`` (a figure or a metric raised; the
 error is in ``error``), ``failed`` (training raised), ``interrupted`` (Ctrl-C; ``phase`` says
-in training or in evaluation). See bench/runner.py for the transitions.
+in training or in evaluation). See bench/runs/runner.py for the transitions.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from importlib import metadata
 from pathlib import Path
 
 SCHEMA_VERSION = 2
-IDENTITY_VERSION = 2  # 2: float32 twins draw their random inputs in float32 (bench/randomness.py)
+IDENTITY_VERSION = 2  # 2: float32 twins draw their random inputs in float32 (bench/core/randomness.py)
 RANDOMNESS = "reproducible"  # every random number drawn by the harness from seeded generators
 FILE_MODE = 0o644
 STATE_FILE = "state.npz"
@@ -294,7 +294,7 @@ def versions() -> dict:
 
 
 def git_revision(cwd=None) -> str:
-    cwd = cwd or Path(__file__).resolve().parent.parent
+    cwd = cwd or Path(__file__).resolve().parents[2]
     try:
         rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, capture_output=True,
                              text=True, timeout=5)

@@ -1,4 +1,4 @@
-"""The equivalence suite once per instruction-set level: `python -m bench.isa_sweep` (`tox -e isa`).
+"""The equivalence suite once per instruction-set level: `python -m bench.checks.isa_sweep` (`tox -e isa`).
 
 The float32 bounds must hold on any x86 CPU, not only on the one the tables were written on.
 The kernels that decide float32 rounding pick their code path at run time from what the CPU
@@ -25,8 +25,8 @@ append their rows to GENBENCH_EQUIVALENCE_LOG, from which the table takes the wo
 difference to its bound. Prints one markdown table (and writes it with --out); exit status 1
 when any level that ran has a failure.
 
-    python -m bench.isa_sweep                       # every level
-    python -m bench.isa_sweep --levels AVX2,default --out docs/isa.md -- -k float32
+    python -m bench.checks.isa_sweep                       # every level
+    python -m bench.checks.isa_sweep --levels AVX2,default --out docs/isa.md -- -k float32
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SUITE = "suites/test_equivalence.py"
 ISA_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY",
                  "TF_ENABLE_ONEDNN_OPTS", "ONEDNN_DEFAULT_FPMATH_MODE")
@@ -184,7 +184,7 @@ def table(rows) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.isa_sweep", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench.checks.isa_sweep", description=__doc__.split("\n")[0])
     p.add_argument("--levels", default=",".join(LEVELS), help=f"comma-separated, of {', '.join(LEVELS)}")
     p.add_argument("--out", type=Path, help="also write the table (markdown) here")
     p.add_argument("pytest_args", nargs="*", help="after --: passed on to pytest")

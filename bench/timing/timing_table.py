@@ -1,6 +1,6 @@
 """Render the timing tables from a pytest-benchmark JSON file (never from a second timer).
 
-    python -m bench.timing_table results/runs/benchmark.json results/tables/timing.md
+    python -m bench.timing.timing_table results/runs/benchmark.json results/tables/timing.md
 
 writes timing.md and timing.csv next to it, atomically. The markdown has one table per
 question: train step (model x framework x variant: median ms/step, images/s, achieved
@@ -19,8 +19,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from .records import atomic_write_text
-from .registry import DEFAULT_VARIANT, VARIANTS
+from ..runs.records import atomic_write_text
+from ..core.registry import DEFAULT_VARIANT, VARIANTS
 
 TARGET_MODEL = "dcgan"
 TARGET_PERCENT_OF_PEAK = 50.0  # each framework's best variant, DCGAN step, batch 64
@@ -125,13 +125,13 @@ def render_markdown(data: dict, rows: list[dict], source: str = "") -> str:
     cpu = machine.get("cpu", {})
     peak = next((r for r in rows if r.get("peak_gflops")), None)
     lines = ["# Timing", ""]
-    lines.append(f"Rendered by `python -m bench.timing_table` from {source or 'a pytest-benchmark JSON file'} "
+    lines.append(f"Rendered by `python -m bench.timing.timing_table` from {source or 'a pytest-benchmark JSON file'} "
                  f"(pytest-benchmark {data.get('version', '?')}, {data.get('datetime', '?')}).")
     lines.append(f"Machine: {cpu.get('brand_raw', machine.get('processor', '?'))}, "
                  f"{cpu.get('count', '?')} logical CPUs; Python {machine.get('python_version', '?')}; "
                  f"commit {str(commit.get('id', '?'))[:10]}{' (dirty)' if commit.get('dirty') else ''}.")
     if peak:
-        lines.append(f"fp32 GEMM peak measured in the same session (bench/peak.py): "
+        lines.append(f"fp32 GEMM peak measured in the same session (bench/timing/peak.py): "
                      f"**{peak['peak_gflops']:.0f} GFLOP/s** ({peak['peak_library']}).")
     loads = [r["load_avg_1m"] for r in rows if r.get("load_avg_1m") is not None]
     if loads:
@@ -139,7 +139,7 @@ def render_markdown(data: dict, rows: list[dict], source: str = "") -> str:
                      f"(median {sorted(loads)[len(loads) // 2]:.2f}; the benchmark's own threads count in it); "
                      "other processes' load slows the rows it overlaps.")
     lines += ["", "FLOPs are the dense and conv GEMMs of one step, forward and backward, as "
-              "bench/flops.py counts them (D weight gradients are not credited in the generator "
+              "bench/timing/flops.py counts them (D weight gradients are not credited in the generator "
               "step; elementwise work is not counted). Times are medians of the timed rounds; "
               "the first call (tracing, compilation) is reported apart.", ""]
 

@@ -5,7 +5,7 @@
 - comparison.md / comparison.csv: the cross-framework table, experiment x metric with the
   PyTorch and TensorFlow columns side by side (mean +- std over seeds, n seeds); its first row
   per experiment is the status of every seed. Values of diverged seeds (status "diverged",
-  the one definition in bench/divergence.py) are not averaged in; the cell counts them.
+  the one definition in bench/core/divergence.py) are not averaged in; the cell counts them.
 - ablation.md / ablation.csv: each stabilized variant next to its bare model.
 - report.md: links to the tables and every experiment's figures, frameworks side by side.
 """

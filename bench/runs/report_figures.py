@@ -1,10 +1,10 @@
-"""The figures and numbers of `genbench report` (bench/report.py): every figure is a PNG in
+"""The figures and numbers of `genbench report` (bench/runs/report.py): every figure is a PNG in
 memory, returned as a data: URI, so the page needs no file beside it.
 
 - Intervals over seeds: mean and the two-sided 95% t interval of a metric over the seeds of one
   group (spec name x dataset x framework), from records with status ok and a finite value.
 - Loss curves: one figure per group, one line per seed, the final window (FINAL_WINDOW steps of
-  bench/divergence.py, which the final losses and the oscillation metric use) shaded.
+  bench/core/divergence.py, which the final losses and the oscillation metric use) shaded.
 - Latents: t-SNE (sklearn, fixed random_state, at most TSNE_POINTS points) and PCA of a VAE's
   latent means, coloured by class.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .divergence import FINAL_WINDOW
+from ..core.divergence import FINAL_WINDOW
 from .plots import _plt
 from .records import as_float
 
@@ -81,7 +81,7 @@ def effect_text(effect, ci) -> str:
 def t_interval(values) -> tuple[float, float, float, int]:
     """(mean, lo, hi, n) of the finite values: the two-sided 95% t interval of the mean
     (metrics.stability.seed_spread); lo = hi = mean when n = 1."""
-    from .metrics.stability import seed_spread
+    from ..metrics.stability import seed_spread
 
     v = [x for x in values if math.isfinite(x)]
     if not v:

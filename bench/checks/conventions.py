@@ -124,7 +124,7 @@ def rmsprop(lr=1e-3, rho=0.99, eps=1e-8):
     """Three steps from the same gradients (the learning rate is set equal on both sides)."""
     import torch
 
-    from .specs import OptimizerSpec
+    from ..core.specs import OptimizerSpec
 
     keras = _keras()
     ref, _ = _steps_torch(torch.optim.RMSprop, lr=lr, alpha=rho, eps=eps)
@@ -144,7 +144,7 @@ def rmsprop(lr=1e-3, rho=0.99, eps=1e-8):
 def adam(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
     import torch
 
-    from .specs import OptimizerSpec
+    from ..core.specs import OptimizerSpec
 
     keras = _keras()
     ref, t_opt = _steps_torch(torch.optim.Adam, lr=lr, betas=(beta1, beta2), eps=eps)
@@ -164,7 +164,7 @@ def weight_decay(lr=1e-3, wd=1e-2, eps=1e-8):
     both AdamWs decay the weights (p -= lr wd p)."""
     import torch
 
-    from .specs import OptimizerSpec
+    from ..core.specs import OptimizerSpec
 
     keras = _keras()
     coupled, _ = _steps_torch(torch.optim.Adam, lr=lr, eps=eps, weight_decay=wd)
@@ -242,7 +242,7 @@ def transposed_conv_padding():
     where "same" goes wrong: it pads bottom/right only when the total padding is odd."""
     import torch
 
-    from .arch import Layer
+    from ..core.arch import Layer
 
     keras = _keras()
     rng = np.random.default_rng(1)
@@ -275,13 +275,13 @@ def transposed_conv_padding():
                 f"{valid.shape[-1]}; 'same' pads bottom/right first",
                 max(_maxdiff(ref, valid), _maxdiff(ref_conv, same_conv)), _maxdiff(ref, same),
                 max(_maxdiff(ref, twin_t), _maxdiff(ref_conv, twin_c)),
-                "bench/arch.py kernel/stride/padding; explicit pads in impls/tensorflow/models.py")
+                "bench/core/arch.py kernel/stride/padding; explicit pads in impls/tensorflow/models.py")
 
 
 def kernel_layouts():
     """The same canonical (torch-layout) weights copied into Keras layers: a plain reshape to
     the Keras shape (memory order kept) against the layout transpose of impls/tensorflow/weights."""
-    from .arch import Layer
+    from ..core.arch import Layer
     from impls.tensorflow.weights import to_canonical, to_tf
 
     rng = np.random.default_rng(2)
@@ -313,7 +313,7 @@ def flatten_order():
     """Flatten then Dense: torch flattens NCHW as (C, H, W), Keras Flatten on NHWC as (H, W, C)."""
     import torch
 
-    from .arch import Layer
+    from ..core.arch import Layer
 
     keras = _keras()
     rng = np.random.default_rng(3)
@@ -333,7 +333,7 @@ def flatten_order():
     return _row("flatten order before a dense layer", "flatten(NCHW) = (C, H, W)",
                 "Flatten(NHWC) = (H, W, C)", _maxdiff(ref, k_out), _maxdiff(ref, matched),
                 _maxdiff(ref, _twin_nets(layers, w)[1](x)),
-                "impls/tensorflow/models.py flattens in (C, H, W) order (bench/arch.py)")
+                "impls/tensorflow/models.py flattens in (C, H, W) order (bench/core/arch.py)")
 
 
 # -- losses -------------------------------------------------------------------------------------

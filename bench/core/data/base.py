@@ -1,4 +1,4 @@
-"""What every part of bench.data shares: the dataset constants, :class:`DataError`, :class:`Split`
+"""What every part of bench.core.data shares: the dataset constants, :class:`DataError`, :class:`Split`
 and the small helpers for names, hashes and file stamps."""
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import arch, randomness, registry
-from ..specs import OPTIMIZERS, ExperimentSpec
+from ...core import arch, randomness, registry
+from ...core.specs import OPTIMIZERS, ExperimentSpec
 
 # Small widths keep a case under a second on one CPU core; the layer kinds, the depth and
 # every code path stay those of the catalog model (dcgan needs exactly two widths per net).

@@ -8,7 +8,7 @@ import io
 import time
 from pathlib import Path
 
-from ..records import atomic_write_text
+from ...runs.records import atomic_write_text
 from .bounds import FLOAT32_MODEL, TOLERANCES
 from .cases import default_cases, parse_case
 from .running import run_case
@@ -78,14 +78,14 @@ def write_table(rows, out_dir="results/tables") -> list[Path]:
           "a fraction of its bound, and `not_compared` the tensors whose bound would have exceeded "
           f"{m['cap']:g} (quantity, count, steps). {len(rows)} rows, {failed} outside tolerance. "
           "`closest` names the tensor nearest to its bound. Written by `genbench equivalence` "
-          "(bench/equivalence/).", "",
+          "(bench/checks/equivalence/).", "",
           "## Tolerances", "",
           "float64: a tensor passes when max abs <= atol + rtol x max |tf|; `gauge` tensors (biases that "
           "feed batch norm, and its running mean) scale with how far the optimizer can move a parameter "
           "instead. float32: a tensor passes when max abs <= rtol x max |tf| with rtol = "
           f"{m['factor']:g} x max(e_torch, e_tf) + {m['floor_eps']:g} x float32 epsilon, where e_x = "
           "max|x32 - x64| / max |tf| is twin x's own float32 error at that step; a tensor whose rtol "
-          f"would exceed {m['cap']:g} is not compared at that step. bench/equivalence/__init__.py derives each "
+          f"would exceed {m['cap']:g} is not compared at that step. bench/checks/equivalence/__init__.py derives each "
           "number.", "",
           tabulate(tolerance_rows(), headers="keys", tablefmt="github"), "",
           "## Cases", "", tabulate(table, headers=list(COLUMNS), tablefmt="github"), ""]

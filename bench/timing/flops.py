@@ -1,7 +1,7 @@
 """Floating-point operations of one `Trainer.train_step`, counted from the layer lists.
 
 What is counted: the multiply-accumulates (x 2) of the dense, conv and transposed-conv
-layers (bench.arch.flops_per_sample), which are the GEMM work a step cannot avoid. Batch
+layers (bench.core.arch.flops_per_sample), which are the GEMM work a step cannot avoid. Batch
 norm, activations, dropout, losses and the optimizer updates are elementwise, memory-bound
 and left out (a few percent of the arithmetic for every model here), as is the spectral-norm
 power iteration (matrix-vector products on the weights, independent of the batch).
@@ -41,9 +41,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import arch
-from .randomness import real_batches_per_step
-from .specs import ExperimentSpec
+from ..core import arch
+from ..core.randomness import real_batches_per_step
+from ..core.specs import ExperimentSpec
 
 PARAMETRIZED = ("dense", "conv", "convT")
 

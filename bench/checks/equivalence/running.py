@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 
-from .. import randomness
-from ..specs import ExperimentSpec
+from ...core import randomness
+from ...core.specs import ExperimentSpec
 from .bounds import QUANTITIES, _Checker, gauge_names, optimizer_reach
 from .cases import NOISE_SEED, Case, batch, forward, probes
 

@@ -1,6 +1,6 @@
 """The error model: float64 tolerances, the float32 bound from each twin's own error, the gauge
 tensors and how far an optimizer can move them, and the checker that applies them all. The
-package docstring (bench/equivalence/__init__.py) derives each number."""
+package docstring (bench/checks/equivalence/__init__.py) derives each number."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 
-from .. import arch
-from ..specs import ExperimentSpec, OptimizerSpec
+from ...core import arch
+from ...core.specs import ExperimentSpec, OptimizerSpec
 from .trees import EquivalenceError, _flatten, compare, violation
 
 QUANTITIES = ("weights", "outputs", "losses", "grads", "grads_later", "params", "gauge")

@@ -6,7 +6,7 @@ machine would: the number of threads (summation order), oneDNN's instruction set
 (ONEDNN_MAX_CPU_ISA, MKL_ENABLE_INSTRUCTIONS) and TensorFlow's oneDNN ops on or off. A gate
 whose tolerances come from the spread over seeds should pass all of them.
 
-    python -m bench.falsealarm --runs 20 --out results/runs/false-alarm
+    python -m bench.checks.falsealarm --runs 20 --out results/runs/false-alarm
 
 `--jobs N` runs N reruns at once, each pinned to one core with one thread (PyTorch's OpenMP
 threads slow down 10-20x when processes compete for cores; one pinned thread does not).
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from .records import atomic_write_text
+from ..runs.records import atomic_write_text
 
 SETTINGS = [  # (threads, oneDNN ISA cap, TF oneDNN ops)
     ("2", "", "1"), ("1", "", "1"), ("2", "AVX2", "1"), ("1", "AVX512_CORE", "1"),
@@ -71,14 +71,14 @@ def rerun(i: int, a, pinned: bool) -> list:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.falsealarm", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench.checks.falsealarm", description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--jobs", type=int, default=1, help="reruns at once, each pinned to one core (default 1)")
     p.add_argument("--out", type=Path, default=Path("results/runs/false-alarm"))
     p.add_argument("--baseline", type=Path, default=Path("results/baselines/ci.json"))
     a = p.parse_args(argv)
     if a.runs < 1 or a.jobs < 1:
-        print("python -m bench.falsealarm: error: --runs and --jobs must be >= 1", file=sys.stderr)
+        print("python -m bench.checks.falsealarm: error: --runs and --jobs must be >= 1", file=sys.stderr)
         return 2
     with ThreadPoolExecutor(a.jobs) as pool:
         rows = list(pool.map(lambda i: rerun(i, a, a.jobs > 1), range(a.runs)))

@@ -238,7 +238,7 @@ PROFILES = {
     "ci": {"steps": 1000, "n_eval": 2000},
     "quick": {"steps": 3000, "n_eval": 2000},
     "full": {"steps": 20000, "n_eval": 10000},
-    # `genbench study`: each model's steps come from the study's budget (bench/study.py)
+    # `genbench study`: each model's steps come from the study's budget (bench/runs/study.py)
     "study": {"steps": 3000, "n_eval": 2000},
 }
 

@@ -50,14 +50,14 @@ GP_FORMS = ("subtract", "divide", "one_sided")
 BN_VARIANCES = ("unbiased", "biased")  # what the batch-norm running variance stores
 RMSPROP_EPS_PLACEMENTS = ("outside", "inside")
 ADAM_EPS = ("torch", "epsilon_hat")
-# spectral norm (bench/arch.py): divide by sigma ("equality", Miyato 2018, torch, Keras) or by
+# spectral norm (bench/core/arch.py): divide by sigma ("equality", Miyato 2018, torch, Keras) or by
 # max(1, sigma) ("at_most_one", TF-GAN's spectral_normalize(equality_constrained=False))
 SN_FORMS = ("equality", "at_most_one")
 # the singular vector the power iteration keeps between steps: "output" (u, rows = output units;
 # torch, Keras 3, torchgan, compare_gan singular_value="right") or "input" (v, the input side;
 # TF-GAN's compute_spectral_norm, compare_gan's default singular_value="left")
 SN_VECTORS = ("output", "input")
-CONVENTIONS = ("torch", "tfgan", "keras", "torchgan", "mimicry")  # presets: bench/registry.py
+CONVENTIONS = ("torch", "tfgan", "keras", "torchgan", "mimicry")  # presets: bench/core/registry.py
 DTYPES = ("float32", "float64")
 # float32 matmuls and convolutions: "full" IEEE float32, or "tf32" (10-bit mantissa inputs), which
 # PyTorch's cuDNN convolutions and TensorFlow's GPU kernels use by default on Ampere and newer
@@ -195,7 +195,7 @@ class ExperimentSpec:
     seed: int = 0
     dtype: str = "float32"
     float32_precision: str = "full"  # pinned in both twins at build; every record says what ran
-    # the peer whose conventions the spec follows (bench/registry.py `with_convention` sets them
+    # the peer whose conventions the spec follows (bench/core/registry.py `with_convention` sets them
     # together); "torch" is genbench's own. A record, not a switch: the fields above decide.
     convention: str = "torch"
 

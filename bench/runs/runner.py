@@ -5,11 +5,11 @@ samples_epoch<k>.png (a grid from a fixed noise seed at each epoch end), samples
 loss_curves.png, state.npz (the trained weights), and for encoder models on images latents.npz,
 latent_pca.png and interpolation.png; and RUN_DIR/records/<experiment id>.json
 (identity hash, spec, status, final losses, metrics, timings, timestamps, command, versions,
-device, git revision), written atomically. The id and the identity rule: bench/records.py.
+device, git revision), written atomically. The id and the identity rule: bench/runs/records.py.
 
 The record's status moves, and is written at each arrow:
 
-    training --(loss bad, bench/divergence.py)--> diverged
+    training --(loss bad, bench/core/divergence.py)--> diverged
         |------(exception)--> failed            |-----(Ctrl-C)--> interrupted (phase training)
         v
     state.npz saved, then trained --(evaluation: grids, figures, metrics)--> ok
@@ -30,11 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data, plots, records
-from .divergence import final_losses, losses_diverged
-from .randomness import real_batches_per_step, step_noise
-from .registry import DEFAULT_VARIANT
-from .specs import NUM_CLASSES, ExperimentSpec
+from ..core import data
+from . import plots, records
+from ..core.divergence import final_losses, losses_diverged
+from ..core.randomness import real_batches_per_step, step_noise
+from ..core.registry import DEFAULT_VARIANT
+from ..core.specs import NUM_CLASSES, ExperimentSpec
 
 GRID_SIZE = 64
 EVAL_SEED_KEY = 4  # metrics draw their samples from default_rng([seed, EVAL_SEED_KEY])
@@ -43,7 +44,7 @@ EVALUATE_AGAIN = ("trained", "metrics_failed", "interrupted")  # with a saved st
 
 def experiment_identity(spec: ExperimentSpec, framework: str, *, device="cpu", variant=None, profile=None,
                         n_eval=2000) -> dict:
-    """{"hash", "id", "inputs"} of one experiment (bench/records.py: the identity rule)."""
+    """{"hash", "id", "inputs"} of one experiment (bench/runs/records.py: the identity rule)."""
     return records.identity(spec, framework, variant=variant or DEFAULT_VARIANT[framework], device=device,
                             profile=profile, n_eval=n_eval)
 
@@ -210,7 +211,7 @@ def run_experiment(spec: ExperimentSpec, framework: str, run_dir, *, device="cpu
         record["errors"]["training"] = record["error"]
     finally:
         bar.close()
-    from .metrics.stability import loss_summary
+    from ..metrics.stability import loss_summary
 
     record.update({
         "status": status, "phase": phase, "steps_done": steps_done, "final_losses": final_losses(history),
@@ -288,7 +289,7 @@ def evaluate(trainer, spec: ExperimentSpec, record: dict, run_dir, *, metrics=Tr
                                                                   exp_dir / "loss_curves.png")))
     if metrics:
         def compute():
-            from . import metrics as m
+            from .. import metrics as m
 
             out = dict(record["metrics"])
             out.update(m.metrics_for(spec, trainer, np.random.default_rng([spec.seed, EVAL_SEED_KEY]), n_samples=n_eval,

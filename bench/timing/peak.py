@@ -9,7 +9,7 @@ before it: an OpenMP pool that has just worked spins for a while and steals the 
 the next library. The result is cached for the process, so one pytest session measures it
 once, next to the benchmarks it is compared with, under the same load.
 
-    python -m bench.peak          # prints the measurement as JSON
+    python -m bench.timing.peak          # prints the measurement as JSON
 """
 
 from __future__ import annotations

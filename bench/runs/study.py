@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import records, registry
+from . import records
+from ..core import registry
 
 SCHEMA = 1
 DATASETS = ("ring8", "grid25", "mnist", "fashion-mnist")
@@ -216,7 +217,7 @@ CLAIMS = (
 # -- statistics ---------------------------------------------------------------------------------
 def _t_interval(values) -> tuple[float, float, float]:
     """mean and its Student t 95 % interval (NaN bounds with one value)."""
-    from .metrics.stability import seed_spread
+    from ..metrics.stability import seed_spread
 
     got = seed_spread(values, confidence=0.95)
     return got["mean"], got["mean"] - got["ci_half_width"], got["mean"] + got["ci_half_width"]

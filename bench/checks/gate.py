@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 from tabulate import tabulate
 
-from .records import jsonable, as_float, atomic_write_text, read_records, versions
-from .tables import flat_row
+from ..runs.records import jsonable, as_float, atomic_write_text, read_records, versions
+from ..runs.tables import flat_row
 
 DIRECTIONS = {
     "fid": "lower", "kid_mean": "lower", "class_kl": "lower", "mode_kl": "lower",
@@ -222,9 +222,9 @@ def untrained_values(run_dir) -> dict[tuple, dict[str, float]]:
     weights of the recorded spec and seed, with the runner's own metric code and sample seed."""
     import impls
 
-    from .metrics import metrics_for
-    from .runner import EVAL_SEED_KEY
-    from .specs import ExperimentSpec
+    from ..metrics import metrics_for
+    from ..runs.runner import EVAL_SEED_KEY
+    from ..core.specs import ExperimentSpec
 
     out: dict[tuple, dict[str, list[float]]] = {}
     seen = set()

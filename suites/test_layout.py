@@ -1,0 +1,97 @@
+"""The package layout is the architecture: these tests hold it.
+
+bench/core is what every run needs and imports nothing else from bench; the metrics read only
+core; the runs, checks and timing tools sit above them; only the CLI imports the CLI; the twins
+(impls/<framework>) read bench.core and nothing else of bench; and no module grows past the
+size at which it stops being read whole. The import graph is read from the source with `ast`,
+so the tests need neither framework.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MAX_LINES = 420
+
+# package -> the bench/impls packages it may import (besides itself)
+ALLOWED = {
+    "bench.core": set(),
+    "bench.metrics": {"bench.core"},
+    "bench.runs": {"bench.core", "bench.metrics", "impls"},
+    "bench.timing": {"bench.core", "bench.runs"},
+    "bench.checks": {"bench.core", "bench.metrics", "bench.runs", "impls"},
+    "bench.cli": {"bench.core", "bench.metrics", "bench.runs", "bench.checks", "bench.timing"},
+    "impls.torch": {"bench.core", "impls"},
+    "impls.tensorflow": {"bench.core", "impls"},
+}
+
+
+def _modules():
+    for p in sorted([*ROOT.glob("bench/**/*.py"), *ROOT.glob("impls/**/*.py")]):
+        yield p, ".".join(p.relative_to(ROOT).with_suffix("").parts)
+
+
+def _imports(path: Path, module: str) -> list[str]:
+    """Absolute names of every bench/impls module or package that `path` imports."""
+    package = module.rsplit(".", 1)[0]
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target in ("bench", "impls") or not node.module and node.level:
+                out += [f"{target}.{a.name}" for a in node.names]  # from bench import x
+            else:
+                out.append(target)
+        elif isinstance(node, ast.Import):
+            out += [a.name for a in node.names]
+    return [t for t in out if t.split(".")[0] in ("bench", "impls")]
+
+
+def _group(name: str) -> str:
+    parts = name.split(".")
+    return ".".join(parts[:2]) if len(parts) > 1 else parts[0]
+
+
+def _violations(allowed=ALLOWED) -> list[str]:
+    bad = []
+    for path, module in _modules():
+        own = _group(module)
+        if own not in allowed:
+            continue
+        for target in _imports(path, module):
+            group = _group(target)
+            if group != own and group not in allowed[own] and target != "impls":
+                bad.append(f"{module} imports {target} ({own} may import {sorted(allowed[own]) or 'nothing of bench'})")
+    return bad
+
+
+def test_every_bench_module_lives_in_a_role_folder():
+    flat = [p.name for p in (ROOT / "bench").glob("*.py") if p.name != "__init__.py"]
+    assert flat == [], f"modules directly under bench/: {flat}"
+    groups = {_group(m) for _, m in _modules() if m.startswith("bench.")} - {"bench.__init__", "bench.evaluators"}
+    assert groups <= set(ALLOWED), groups - set(ALLOWED)
+
+
+def test_imports_only_go_down_the_layers():
+    assert _violations() == []
+
+
+def test_the_layer_check_catches_an_upward_import():
+    """A planted edge: if core were allowed nothing and metrics nothing either, metrics'
+    real imports of core must show up as violations."""
+    strict = dict(ALLOWED, **{"bench.metrics": set()})
+    assert any(v.startswith("bench.metrics.") and "bench.core" in v for v in _violations(strict))
+
+
+@pytest.mark.parametrize("path", [p for p, _ in _modules()], ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_module_is_longer_than_it_can_be_read(path):
+    n = len(path.read_text().splitlines())
+    assert n <= MAX_LINES, f"{path.relative_to(ROOT)}: {n} lines > {MAX_LINES}; split it by responsibility"
