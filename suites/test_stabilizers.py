@@ -449,6 +449,17 @@ def test_dropout_masks_are_inverted_and_unbiased(dtype):
     assert abs(np.mean(values == 0.0) - DROPOUT_P) < 5 * np.sqrt(DROPOUT_P * (1 - DROPOUT_P) / n)
 
 
+def test_dropout_keeps_the_same_units_in_float32_and_float64():
+    """The keep decisions come from integer draws, so a float32 run and a float64 run of one
+    seed drop the same units (only the stored scale 1 / (1 - p) is rounded differently)."""
+    layers = arch.discriminator_layers(dropout_spec())
+    m64 = dropout_masks(layers, 500, np.random.default_rng(5), np.float64)
+    m32 = dropout_masks(layers, 500, np.random.default_rng(5), np.float32)
+    for a, b in zip(m64, m32, strict=True):
+        np.testing.assert_array_equal(a == 0, b == 0)
+        assert 0.3 < np.mean(a == 0) < 0.5  # p = DROPOUT_P = 0.4: some kept, some dropped
+
+
 @pytest.mark.parametrize("dataset", ["ring8", "mnist"])
 def test_dropout_in_training_applies_the_harness_mask(framework, dataset):
     spec = dropout_spec(dataset=dataset)

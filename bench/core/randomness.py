@@ -72,15 +72,28 @@ def normal(rng: np.random.Generator, shape, dtype) -> np.ndarray:
     return rng.standard_normal(shape, dtype=np.float32 if dtype != np.float64 else np.float64).astype(dtype, copy=False)
 
 
+MASK_BITS = 16  # one uint16 per unit: P(drop) = round(p * 2^16) / 2^16, within 2^-17 of p
+
+
+def keep_units(rng: np.random.Generator, shape, p: float) -> np.ndarray:
+    """Bernoulli(1 - p) keep decisions (bool) for `shape` units: one 16-bit draw per unit, taken
+    from the bit generator's raw 64-bit output (four units a word, little-endian), kept when
+    >= round(p * 2^16). A fraction of the cost of a float draw, the same in float32 and float64."""
+    n = int(np.prod(shape, dtype=np.int64))
+    words = rng.bit_generator.random_raw((n + 3) // 4)
+    bits = words.astype("<u8", copy=False).view("<u2")[:n]
+    return (bits >= round(p * (1 << MASK_BITS))).reshape(shape)
+
+
 def dropout_masks(layers: list, batch: int, rng: np.random.Generator, dtype) -> list[np.ndarray]:
-    """Inverted-dropout masks: a unit is kept when its U[0, 1) draw is >= p, so P(keep) = 1 - p
-    up to the uniform's resolution (2^-24 in float32, 2^-53 in float64)."""
+    """Inverted-dropout masks, 0 or 1 / (1 - p) in `dtype`, one array per dropout layer: the
+    keep decisions of `keep_units`, so the pattern does not depend on the dtype."""
     masks = []
     dtype = np.dtype(dtype)
     for layer in layers:
         if layer.kind == "dropout":
             p = layer.args["p"]
-            keep = uniform(rng, (batch,) + tuple(layer.out_shape), dtype) >= p
+            keep = keep_units(rng, (batch,) + tuple(layer.out_shape), p)
             masks.append(np.multiply(keep, dtype.type(1.0 / (1.0 - p)), dtype=dtype))
     return masks
 

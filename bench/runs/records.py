@@ -31,7 +31,8 @@ from importlib import metadata
 from pathlib import Path
 
 SCHEMA_VERSION = 2
-IDENTITY_VERSION = 2  # 2: float32 twins draw their random inputs in float32 (bench/core/randomness.py)
+IDENTITY_VERSION = 3  # 2: float32 twins draw their random inputs in float32; 3: dropout keep
+# decisions from 16-bit raw draws (bench/core/randomness.py)
 RANDOMNESS = "reproducible"  # every random number drawn by the harness from seeded generators
 FILE_MODE = 0o644
 STATE_FILE = "state.npz"
