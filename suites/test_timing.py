@@ -153,6 +153,97 @@ def test_train_step(benchmark, framework, variant, model, stabilizers, device, g
     _rates(benchmark, median, flops.flops_per_step(spec), flops.images_per_step(spec), gemm_peak)
 
 
+# -- the whole loop as `genbench run` executes it, and the plain loops a user would write -----
+LOOP_MODELS = ("dcgan", "vae")
+
+
+@pytest.mark.timing
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("model", LOOP_MODELS)
+def test_train_loop(benchmark, framework, model, device, gemm_peak):
+    """One iteration of the runner's loop with the default variant: the next real batch, the
+    step's random inputs (bench/core/randomness.py), train_step, one CSV row. Its median
+    against test_train_step's is the loop's overhead (the timing table's "Loop" section)."""
+    import csv
+    import io
+
+    from bench.core.data import DataError
+    from bench.runs.runner import TrainingData
+
+    backend = _backend_on(framework, device)
+    variant = registry.DEFAULT_VARIANT[framework]
+    spec = registry.experiment(model, batch_size=BATCH, steps=1)
+    try:
+        data = TrainingData(spec)
+    except DataError as e:
+        pytest.skip(f"no {spec.dataset} data: {e}")
+    trainer = backend.build(spec, device=device, variant=variant)
+    rng, n_real = np.random.default_rng([spec.seed, 1]), real_batches_per_step(spec)
+    sync, sink = _synchronizer(framework, device), io.StringIO()
+    writer = [None]
+
+    def iteration():
+        losses = trainer.train_step(data.next(n_real), step_noise(spec, rng))
+        if writer[0] is None:
+            writer[0] = csv.DictWriter(sink, fieldnames=list(losses))
+        writer[0].writerow(losses)
+        sync()
+
+    benchmark.group = f"train_loop {model}"
+    first, median = _run_benchmark(benchmark, iteration)
+    benchmark.extra_info.update(kind="train_loop", framework=framework, variant=variant, model=model,
+                                device=device, batch=BATCH, first_call_s=round(first, 3),
+                                threads=_threads(framework))
+    _rates(benchmark, median, flops.flops_per_step(spec), flops.images_per_step(spec), gemm_peak)
+
+
+@pytest.mark.timing
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_plain_dcgan_step(benchmark, framework, device, gemm_peak):
+    """The DCGAN step as a user of each framework writes it (bench/timing/anchors.py), in the
+    same session as genbench's: the table's "Plain loop" ratio."""
+    from bench.timing import anchors
+
+    _backend_on(framework, device)
+    spec = registry.experiment("dcgan", batch_size=BATCH, steps=1)
+    if framework == "torch":
+        step = anchors.torch_dcgan_step(spec, device=device)
+        sync = _synchronizer(framework, device)
+    else:
+        step, sync = anchors.keras_dcgan_step(spec), (lambda: None)
+    real = random_batch(spec, np.random.default_rng(0), BATCH)["x"]
+
+    def run():
+        step(real)
+        sync()
+
+    benchmark.group = "train_step dcgan"
+    first, median = _run_benchmark(benchmark, run)
+    benchmark.extra_info.update(kind="plain_step", framework=framework, variant="plain", model="dcgan",
+                                device=device, batch=BATCH, first_call_s=round(first, 3),
+                                threads=_threads(framework))
+    _rates(benchmark, median, flops.flops_per_step(spec), flops.images_per_step(spec), gemm_peak)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_plain_dcgan_has_the_catalogs_parameters(framework):
+    """The anchors are the catalog's network: as many trainable parameters as bench/core/arch.py
+    lists for the dcgan's G and D (buffers such as batch norm's running statistics excluded)."""
+    from bench.core import arch
+    from bench.timing import anchors
+
+    spec = registry.experiment("dcgan", batch_size=8, steps=1)
+    buffers = {f"{net}.{la.name}.{b}" for net, layers in arch.networks(spec).items() for la in layers
+               for b in la.buffers}
+    want = sum(int(np.prod(s)) for k, s in arch.weight_shapes(spec).items() if k not in buffers)
+    make = anchors.torch_dcgan_step if framework == "torch" else anchors.keras_dcgan_step
+    step = make(spec)
+    assert anchors.parameter_count(step) == want
+    step(random_batch(spec, np.random.default_rng(0), 8)["x"])  # and one step runs
+    with pytest.raises(ValueError, match="28x28 DCGAN"):
+        make(registry.experiment("gan", steps=1))
+
+
 # -- sampling --------------------------------------------------------------------------------
 @pytest.mark.timing
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -360,10 +451,10 @@ def test_flops_of_a_dcgan_step_by_hand():
     assert flops.sample_flops(spec, 1000) == 1000 * g_fwd
 
 
-def _fake_benchmark(model, framework, variant, median_s, percent):
-    return {"name": f"test_train_step[{model}-{framework}-{variant}]", "group": "g",
+def _fake_benchmark(model, framework, variant, median_s, percent, kind="train_step"):
+    return {"name": f"test_{kind}[{model}-{framework}-{variant}]", "group": "g",
             "stats": {"median": median_s, "min": median_s, "iqr": 0.001, "rounds": 5},
-            "extra_info": {"kind": "train_step", "model": model, "framework": framework, "variant": variant,
+            "extra_info": {"kind": kind, "model": model, "framework": framework, "variant": variant,
                            "device": "cpu", "batch": 64, "items_per_s": 64 / median_s, "gflops_per_s": 1.0,
                            "percent_of_peak": percent, "flops": 1, "first_call_s": 0.1,
                            "peak_gflops": 300.0, "peak_library": "torch"}}
@@ -390,6 +481,35 @@ def test_timing_table_renders_targets(tmp_path):
     assert "1.33x" in text and "eager **(fastest)**" in text and "function **(fastest)**" in text
     assert len(csv_path.read_text().splitlines()) == 5  # header + 4 rows
     assert not [p for p in md.parent.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+def test_timing_table_renders_the_loop_overhead_and_the_plain_ratio(tmp_path):
+    """Overhead and ratio against the default variant's step (torch eager, TF function):
+    torch 60 -> 62.7 ms is 4.5% (met), TF 45 -> 49.5 ms is 10.0% (not met); plain torch 50 ms
+    gives 1.20x (not met), plain Keras 44 ms gives 1.02x (met)."""
+    from bench.timing import timing_table
+
+    data = {"benchmarks": [
+        _fake_benchmark("dcgan", "torch", "eager", 0.060, 55.0),
+        _fake_benchmark("dcgan", "torch", "channels_last", 0.040, 47.0),  # faster, but not the default
+        _fake_benchmark("dcgan", "tensorflow", "function", 0.045, 73.0),
+        _fake_benchmark("dcgan", "torch", "eager", 0.0627, 52.0, kind="train_loop"),
+        _fake_benchmark("dcgan", "tensorflow", "function", 0.0495, 66.0, kind="train_loop"),
+        _fake_benchmark("dcgan", "torch", "plain", 0.050, 60.0, kind="plain_step"),
+        _fake_benchmark("dcgan", "tensorflow", "plain", 0.044, 70.0, kind="plain_step"),
+    ]}
+    rows = timing_table.rows_from_json(data)
+    over = {o["framework"]: o["overhead_pct"] for o in timing_table.loop_overhead(rows)}
+    assert over == pytest.approx({"torch": 4.5, "tensorflow": 10.0})
+    ratio = {o["framework"]: o["ratio"] for o in timing_table.plain_ratios(rows)}
+    assert ratio == pytest.approx({"torch": 1.2, "tensorflow": 45 / 44})
+    verdicts = {t["target"]: t["met"] for t in timing_table.targets(rows)}
+    assert verdicts["torch: loop overhead <= 5%"] is True
+    assert verdicts["tensorflow: loop overhead <= 5%"] is False
+    assert verdicts["torch: eager step within 1.1x of the plain loop"] is False
+    assert verdicts["tensorflow: function step within 1.1x of the plain loop"] is True
+    text = timing_table.render_markdown(data, rows)
+    assert "## The loop around the step" in text and "## Against a plain loop" in text
 
 
 def test_gemm_peak_is_measured_and_cached():

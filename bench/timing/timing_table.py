@@ -25,6 +25,8 @@ from ..core.registry import DEFAULT_VARIANT, VARIANTS
 TARGET_MODEL = "dcgan"
 TARGET_PERCENT_OF_PEAK = 50.0  # each framework's best variant, DCGAN step, batch 64
 TARGET_TORCH_OVER_TF = 1.2  # PyTorch's best step time / TensorFlow's best
+TARGET_LOOP_OVERHEAD = 5.0  # percent: the runner's loop around the default variant's step
+TARGET_OVER_PLAIN = 1.1  # genbench's default-variant DCGAN step / the plain loop's step
 
 CSV_FIELDS = ("kind", "model", "framework", "variant", "device", "batch", "median_ms", "iqr_ms",
               "min_ms", "rounds", "items_per_s", "gflops_per_s", "percent_of_peak", "flops",
@@ -104,6 +106,49 @@ def targets(rows: list[dict]) -> list[dict]:
     else:
         out.append({"target": f"torch best within {TARGET_TORCH_OVER_TF}x of tensorflow best",
                     "measured": "not measured", "met": None})
+    for o in loop_overhead(rows):
+        if o["model"] == TARGET_MODEL:
+            out.append({"target": f"{o['framework']}: loop overhead <= {TARGET_LOOP_OVERHEAD:.0f}%",
+                        "measured": f"{o['overhead_pct']:.1f}% ({o['step_ms']:.1f} -> {o['loop_ms']:.1f} ms)",
+                        "met": o["overhead_pct"] <= TARGET_LOOP_OVERHEAD})
+    for o in plain_ratios(rows):
+        out.append({"target": f"{o['framework']}: {o['variant']} step within {TARGET_OVER_PLAIN}x of the plain loop",
+                    "measured": f"{o['ratio']:.2f}x ({o['genbench_ms']:.1f} / {o['plain_ms']:.1f} ms)",
+                    "met": o["ratio"] <= TARGET_OVER_PLAIN})
+    return out
+
+
+def _default_step(rows: list[dict], model: str, framework: str) -> dict | None:
+    return next((r for r in rows if r["kind"] == "train_step" and r["model"] == model
+                 and r["framework"] == framework and r["variant"] == DEFAULT_VARIANT.get(framework)), None)
+
+
+def loop_overhead(rows: list[dict]) -> list[dict]:
+    """Per model and framework: the default variant's step alone, the runner's loop around it
+    (next batch, random inputs, the step, a CSV row), and the overhead in percent."""
+    out = []
+    for r in rows:
+        if r["kind"] != "train_loop":
+            continue
+        step = _default_step(rows, r["model"], r["framework"])
+        if step is not None:
+            out.append({"model": r["model"], "framework": r["framework"], "variant": r["variant"],
+                        "step_ms": step["median_ms"], "loop_ms": r["median_ms"],
+                        "overhead_pct": 100.0 * (r["median_ms"] / step["median_ms"] - 1.0)})
+    return out
+
+
+def plain_ratios(rows: list[dict]) -> list[dict]:
+    """Per framework: genbench's default-variant DCGAN step over the plain loop's (anchors.py)."""
+    out = []
+    for r in rows:
+        if r["kind"] != "plain_step":
+            continue
+        step = _default_step(rows, r["model"], r["framework"])
+        if step is not None:
+            out.append({"model": r["model"], "framework": r["framework"], "variant": step["variant"],
+                        "genbench_ms": step["median_ms"], "plain_ms": r["median_ms"],
+                        "ratio": step["median_ms"] / r["median_ms"]})
     return out
 
 
@@ -172,6 +217,28 @@ def render_markdown(data: dict, rows: list[dict], source: str = "") -> str:
         table = [[r["model"], r["framework"], _num(r["median_ms"], 2), _num(r["items_per_s"], 0)] for r in metrics]
         lines.append(tabulate(table, headers=["metric", "by", "ms", "items/s"], tablefmt="github",
                               disable_numparse=True))
+        lines.append("")
+    loops = loop_overhead(rows)
+    if loops:
+        lines += ["## The loop around the step (default variant)", "",
+                  "`genbench run` times each step alone and the whole iteration (next batch, the step's "
+                  "random inputs, the step, a CSV row); records carry both (`ms_per_step`, "
+                  "`loop_ms_per_step`, `overhead_pct`). Here from two benchmarks of one session:", ""]
+        lines.append(tabulate([[o["model"], o["framework"], o["variant"], _num(o["step_ms"], 2),
+                                _num(o["loop_ms"], 2), _num(o["overhead_pct"], 1)] for o in loops],
+                              headers=["model", "framework", "variant", "step ms", "loop ms", "overhead %"],
+                              tablefmt="github", disable_numparse=True))
+        lines.append("")
+    plain = plain_ratios(rows)
+    if plain:
+        lines += ["## Against a plain loop", "",
+                  "The DCGAN step as a user writes it in each framework (bench/timing/anchors.py: "
+                  "nn.Sequential + torch.optim; keras.Sequential + a tf.function step), same "
+                  "architecture, batch and work per step:", ""]
+        lines.append(tabulate([[o["model"], o["framework"], o["variant"], _num(o["genbench_ms"], 2),
+                                _num(o["plain_ms"], 2), _num(o["ratio"], 2)] for o in plain],
+                              headers=["model", "framework", "genbench variant", "genbench ms", "plain ms",
+                                       "ratio"], tablefmt="github", disable_numparse=True))
         lines.append("")
     lines += [f"## Targets ({TARGET_MODEL} train step)", ""]
     verdict = {True: "met", False: "**not met**", None: "not measured"}
