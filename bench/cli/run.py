@@ -40,9 +40,9 @@ def _preflight_data(specs, data_dir, metrics: bool) -> None:
     missing or corrupt dataset is bad input (one line, exit 2), not a failed experiment."""
     from ..core import data
 
-    for ds in sorted({s.dataset for s in specs if s.is_image}):
+    for ds in sorted({s.source_dataset for s in specs if s.is_image}):
         data.load(ds, "train", data_dir=data_dir)
-        if metrics or any(s.has_encoder for s in specs if s.dataset == ds):
+        if metrics or any(s.has_encoder for s in specs if s.source_dataset == ds):
             data.load(ds, "test", data_dir=data_dir)
 
 

@@ -110,8 +110,8 @@ def generator_layers(spec: ExperimentSpec) -> list[Layer]:
         conv = {"kernel": DCGAN_KERNEL, "stride": DCGAN_STRIDE, "padding": DCGAN_PADDING}
         layers.append(Layer("convT", "deconv1", (c1, 7, 7), (c2, 14, 14), conv))
         _block_tail(net, 1, (c2, 14, 14), layers, norm=True, drop=True)
-        layers.append(Layer("convT", "deconv2", (c2, 14, 14), (1, 28, 28), conv))
-        layers.append(Layer("tanh", "out", (1, 28, 28), (1, 28, 28)))
+        layers.append(Layer("convT", "deconv2", (c2, 14, 14), spec.data_shape, conv))
+        layers.append(Layer("tanh", "out", spec.data_shape, spec.data_shape))
         return layers
     width = n_in
     for i, h in enumerate(net.hidden):
@@ -138,7 +138,7 @@ def discriminator_layers(spec: ExperimentSpec) -> list[Layer]:
     if spec.architecture == "dcgan":
         c1, c2 = net.hidden
         conv = {"kernel": DCGAN_KERNEL, "stride": DCGAN_STRIDE, "padding": DCGAN_PADDING}
-        layers.append(Layer("conv", "conv0", (1, 28, 28), (c1, 14, 14), conv, **sn))
+        layers.append(Layer("conv", "conv0", spec.data_shape, (c1, 14, 14), conv, **sn))
         _block_tail(net, 0, (c1, 14, 14), layers, norm=False, drop=True)  # DCGAN: no BN on input block
         layers.append(Layer("conv", "conv1", (c1, 14, 14), (c2, 7, 7), conv, **sn))
         _block_tail(net, 1, (c2, 7, 7), layers, norm=True, drop=True)

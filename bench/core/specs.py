@@ -36,7 +36,10 @@ from typing import Any
 
 FAMILIES = ("gan", "vae", "cvae", "vaegan")
 ARCHITECTURES = ("mlp", "dcgan")
-DATASETS = ("mnist", "fashion-mnist", "ring8", "grid25")
+DATASETS = ("mnist", "fashion-mnist", "ring8", "grid25", "stacked-mnist")
+# Stacked MNIST (Metz et al. 2017; VEEGAN): three MNIST digits as the channels of one image,
+# 1000 modes; GANs only (its metric is the number of modes, bench/metrics/modes.py)
+IMAGE_DATASETS = ("mnist", "fashion-mnist", "stacked-mnist")
 GAN_LOSSES = ("minimax", "non-saturating", "wasserstein", "wgan-gp", "hinge", "lsgan", "ragan")
 BCE_LOSSES = ("minimax", "non-saturating")  # the losses label smoothing applies to
 G_NEEDS_REAL = ("ragan",)  # losses whose generator term also reads D(x) on real data
@@ -64,6 +67,7 @@ DTYPES = ("float32", "float64")
 FLOAT32_PRECISIONS = ("full", "tf32")
 
 IMAGE_SHAPE = (1, 28, 28)
+STACKED_SHAPE = (3, 28, 28)
 NUM_CLASSES = 10
 
 # The gradient penalty's norm is sqrt(sum g^2 + GP_EPSILON), TF-GAN's choice
@@ -205,10 +209,17 @@ class ExperimentSpec:
     # -- derived facts, used by both twins -------------------------------------------------
     @property
     def is_image(self) -> bool:
-        return self.dataset in ("mnist", "fashion-mnist")
+        return self.dataset in IMAGE_DATASETS
+
+    @property
+    def source_dataset(self) -> str:
+        """The dataset whose files the data is made from (Stacked MNIST: MNIST's)."""
+        return "mnist" if self.dataset == "stacked-mnist" else self.dataset
 
     @property
     def data_shape(self) -> tuple[int, ...]:
+        if self.dataset == "stacked-mnist":
+            return STACKED_SHAPE
         return IMAGE_SHAPE if self.is_image else (2,)
 
     @property
@@ -269,6 +280,8 @@ class ExperimentSpec:
             raise SpecError("vaegan uses a BCE discriminator: loss minimax or non-saturating")
         if not self.is_image and (self.family != "gan" or self.architecture != "mlp"):
             raise SpecError(f"dataset {self.dataset} is 2-D: only family gan with architecture mlp")
+        if self.dataset == "stacked-mnist" and self.family != "gan":
+            raise SpecError("dataset stacked-mnist is for GANs (its measure is modes of 1000)")
         if self.architecture == "dcgan" and self.family not in ("gan",):
             raise SpecError("architecture dcgan is built for family gan; use mlp for VAEs")
         if self.architecture == "dcgan" and len(self.generator.hidden) != 2:

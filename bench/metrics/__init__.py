@@ -36,7 +36,7 @@ __all__ = [
     "SamplesFileError",
 ]
 
-IMAGE_DATASETS = ("mnist", "fashion-mnist")
+IMAGE_DATASETS = ("mnist", "fashion-mnist")  # the datasets with an evaluator of their own
 # Quick mode (after every experiment, a few seconds): no precision/recall (its k-NN over
 # all pairs is the slow part), KID over 20 subsets instead of 100.
 QUICK_FIDELITY = {"prc": False, "kid_subsets": 20}
@@ -110,6 +110,8 @@ def metrics_for(spec, trainer, rng: np.random.Generator, n_samples: int = 2000,
     - GAN on images: fidelity (FID, KID, ISC; precision/recall unless quick) of n_samples
       against the `data_split` split, plus class coverage;
     - GAN on ring8 / grid25: mixture metrics of n_samples;
+    - GAN on Stacked MNIST: modes covered of 1000 and the mode KL (each channel read by the
+      MNIST evaluator), and the sharpness of n_samples;
     - VAE / CVAE: test ELBO (n_samples test images), latent k-NN accuracy, and the fidelity
       and class coverage of prior samples;
     - VAE-GAN: the GAN image metrics plus reconstruction MSE, KL and k-NN accuracy.
@@ -120,6 +122,11 @@ def metrics_for(spec, trainer, rng: np.random.Generator, n_samples: int = 2000,
     if not spec.is_image:
         points = generate(trainer, n_samples, rng)
         out.update(mixture_metrics(points, spec.dataset))
+        return out
+    if spec.dataset == "stacked-mnist":
+        samples = to_uint8(generate(trainer, n_samples, rng), spec.data_range)
+        out.update(stacked_mnist_metrics(samples))
+        out["sharpness"] = laplacian_sharpness(samples)  # over every channel of every sample
         return out
     if spec.family in ("vae", "cvae", "vaegan"):
         out.update(_vae_metrics(trainer, spec, rng, n_samples, data_split, quick, data_dir))

@@ -20,12 +20,13 @@ def _plt():
 
 
 def tile(images: np.ndarray, nrow: int = 8) -> np.ndarray:
-    """(N, 1, H, W) or (N, H, W) uint8 -> one (rows*H, nrow*W) uint8 mosaic with 1-px gaps."""
+    """(N, 1, H, W) or (N, H, W) uint8 -> one (rows*H, nrow*W) uint8 mosaic with 1-px gaps;
+    (N, 3, H, W) (Stacked MNIST) -> an RGB mosaic (rows*H, nrow*W, 3)."""
     if images.ndim == 4:
-        images = images[:, 0]
-    n, h, w = images.shape
+        images = images[:, 0] if images.shape[1] == 1 else np.moveaxis(images, 1, -1)
+    n, h, w = images.shape[:3]
     rows = -(-n // nrow)
-    out = np.zeros((rows * (h + 1) + 1, nrow * (w + 1) + 1), np.uint8)
+    out = np.zeros((rows * (h + 1) + 1, nrow * (w + 1) + 1) + images.shape[3:], np.uint8)
     for i, img in enumerate(images):
         r, c = divmod(i, nrow)
         out[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + c * (w + 1):1 + c * (w + 1) + w] = img
@@ -33,7 +34,8 @@ def tile(images: np.ndarray, nrow: int = 8) -> np.ndarray:
 
 
 def _save_png(path, array_or_fig):
-    """Render a uint8 array (gray) or a figure to PNG and write it atomically."""
+    """Render a uint8 array (gray, or RGB with a last axis of 3) or a figure to PNG and write it
+    atomically."""
     plt = _plt()
     buf = io.BytesIO()
     try:

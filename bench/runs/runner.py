@@ -50,11 +50,16 @@ def experiment_identity(spec: ExperimentSpec, framework: str, *, device="cpu", v
 
 
 class TrainingData:
-    """Real batches in the spec's range (images) or fresh draws from a 2-D mixture."""
+    """Real batches in the spec's range (images), or fresh draws from a 2-D mixture or
+    Stacked MNIST."""
 
     def __init__(self, spec: ExperimentSpec, data_dir=None):
         self.spec = spec
-        if spec.is_image:
+        if spec.dataset == "stacked-mnist":  # fresh triples of MNIST train digits every step
+            self.batches, self._rng = None, np.random.default_rng([spec.seed, 3])
+            data.load("mnist", "train", data_dir=data_dir)  # fail here, not at the first step
+            self._draw = lambda n, rng: data.stacked_mnist(n, rng, "train", data_dir)
+        elif spec.is_image:
             train = data.load(spec.dataset, "train", data_dir=data_dir)
             x = data.to_model_range(train.images, spec.data_range, np.dtype(spec.dtype))
             self.batches = data.Batches(x, train.labels, spec.batch_size, seed=spec.seed)
@@ -71,7 +76,9 @@ class TrainingData:
         if self.batches is not None:
             return self.batches.next(n_batches)
         points, modes = self._draw(n_batches * self.spec.batch_size, self._rng)
-        return {"x": points.astype(self.spec.dtype), "y": modes}
+        if self.spec.is_image:
+            points = data.to_model_range(points, self.spec.data_range, np.dtype(self.spec.dtype))
+        return {"x": points.astype(self.spec.dtype, copy=False), "y": modes}
 
 
 def fixed_grid_inputs(spec: ExperimentSpec):
