@@ -12,6 +12,7 @@ import stat
 import struct
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench import cli
@@ -461,3 +462,38 @@ def test_help_documents_resume_and_exit_codes(capsys):
     for needle in ("--resume RUN_DIR", "identity hash", "exit status", "1 an experiment failed", "2 bad input",
                    "130 interrupted", "metrics_failed"):
         assert needle in text, needle
+
+
+def test_the_curve_profile_evaluates_during_training(framework, tmp_path, monkeypatch):
+    """With a profile's eval_every, the record's `curve` and curve.csv hold the metrics at every
+    eval_every steps and at the end. Reference for a mid-run point: a separate run that stops
+    at that step (same seed, so the same stream), its saved state loaded into a fresh trainer
+    and evaluated with the point's sample seed."""
+    import csv
+
+    import impls
+    from bench import metrics
+
+    monkeypatch.setitem(registry.PROFILES, "curve", {**registry.PROFILES["curve"], "eval_every": 2})
+    spec = registry.experiment("gan", (), dataset="ring8", profile="curve", steps=6)
+    rec = runner.run_experiment(spec, framework, tmp_path / "a", profile="curve", n_eval=500, progress=False)
+    assert rec["status"] == "ok" and [p["step"] for p in rec["curve"]] == [2, 4, 6]
+    with open(tmp_path / "a" / rec["id"] / "curve.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [2, 4, 6]
+    final = rec["curve"][-1]
+    assert all(final[k] == rec["metrics"][k] for k in final if k != "step")
+
+    short = runner.run_experiment(spec.with_(steps=2), framework, tmp_path / "b", profile="smoke", n_eval=500,
+                                  progress=False)
+    trainer = impls.load(framework).build(spec)
+    trainer.set_weights(records.load_state(tmp_path / "b" / short["id"] / short["state"]["file"]))
+    want = metrics.metrics_for(spec, trainer, np.random.default_rng([spec.seed, runner.EVAL_SEED_KEY, 2]),
+                               n_samples=500)
+    assert {k: rec["curve"][0][k] for k in want} == want
+
+    # evaluated again from its state: the final point is replaced, not repeated
+    again = runner.evaluate_saved(spec, framework, tmp_path / "a", {**rec, "status": "trained"}, n_eval=500)
+    assert [p["step"] for p in again["curve"]] == [2, 4, 6]
+    with open(tmp_path / "a" / rec["id"] / "curve.csv", newline="") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [2, 4, 6]

@@ -233,13 +233,16 @@ def with_convention(spec: ExperimentSpec, convention: str) -> ExperimentSpec:
 
 
 PROFILES = {
-    # steps per experiment; metric sample count (n_eval) for the runner
+    # steps per experiment; metric sample count (n_eval) for the runner; eval_every: also
+    # evaluate every that many steps during training (the record's `curve`, curve.csv)
     "smoke": {"steps": 20, "n_eval": 500},
     "ci": {"steps": 1000, "n_eval": 2000},
     "quick": {"steps": 3000, "n_eval": 2000},
     "full": {"steps": 20000, "n_eval": 10000},
     # `genbench study`: each model's steps come from the study's budget (bench/runs/study.py)
     "study": {"steps": 3000, "n_eval": 2000},
+    # quality against steps: the metrics every 500 steps of a 6000-step run
+    "curve": {"steps": 6000, "n_eval": 2000, "eval_every": 500},
 }
 
 # The CI profile's own matrix (`genbench run --profile ci` without --models/--dataset): small

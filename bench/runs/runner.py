@@ -24,13 +24,14 @@ An exception ends only its experiment; Ctrl-C (re-raised) ends the matrix.
 from __future__ import annotations
 
 import csv
+import io
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from ..core import data
+from ..core import data, registry
 from . import plots, records
 from ..core.divergence import final_losses, losses_diverged
 from ..core.randomness import real_batches_per_step, step_noise
@@ -173,6 +174,9 @@ def run_experiment(spec: ExperimentSpec, framework: str, run_dir, *, device="cpu
     status, phase, steps_done, history, step_times, loop_times = "ok", "training", 0, {}, [], []
     n_real = real_batches_per_step(spec)
     trainer = None
+    eval_every = registry.PROFILES.get(profile, {}).get("eval_every", 0)
+    curve = record["curve"] = [] if eval_every else None
+    (exp_dir / "curve.csv").unlink(missing_ok=True)  # a retrained experiment starts a new curve
     from tqdm import tqdm
 
     bar = tqdm(total=spec.steps, desc=exp_id, disable=not progress, leave=False, unit="step")
@@ -209,6 +213,8 @@ def run_experiment(spec: ExperimentSpec, framework: str, run_dir, *, device="cpu
                 if train_data.epoch != epoch:
                     epoch = train_data.epoch
                     save_samples(trainer, spec, exp_dir / f"samples_epoch{epoch}.png")
+                if eval_every and steps_done % eval_every == 0 and steps_done < spec.steps:
+                    curve.append(_curve_point(trainer, spec, steps_done, n_eval, data_dir, exp_dir))
     except KeyboardInterrupt:
         status, record["error"] = "interrupted", "interrupted (Ctrl-C) during training"
     except records.WriteError:
@@ -299,10 +305,15 @@ def evaluate(trainer, spec: ExperimentSpec, record: dict, run_dir, *, metrics=Tr
             from .. import metrics as m
 
             out = dict(record["metrics"])
-            out.update(m.metrics_for(spec, trainer, np.random.default_rng([spec.seed, EVAL_SEED_KEY]), n_samples=n_eval,
-                                     data_dir=data_dir))
+            evaluated = m.metrics_for(spec, trainer, np.random.default_rng([spec.seed, EVAL_SEED_KEY]),
+                                      n_samples=n_eval, data_dir=data_dir)
+            out.update(evaluated)
             record["metrics"] = out
             record["metrics_evaluated"] = True
+            if record.get("curve") is not None:  # the end of the curve is the final evaluation
+                point = {"step": record["steps_done"], **evaluated}
+                record["curve"] = [p for p in record["curve"] if p["step"] < point["step"]] + [point]
+                _append_curve(exp_dir / "curve.csv", point)
 
         parts.append(("metrics", compute))
     else:
@@ -324,6 +335,35 @@ def evaluate(trainer, spec: ExperimentSpec, record: dict, run_dir, *, metrics=Tr
     record["ended_at"] = records.now_iso()
     records.write_record(record_path, record)
     return record
+
+
+def _curve_point(trainer, spec, step: int, n_eval: int, data_dir, exp_dir) -> dict:
+    """The quick metrics at `step` (samples from default_rng([seed, EVAL_SEED_KEY, step])),
+    appended to curve.csv; a metric that fails is left out of the point, training goes on."""
+    from .. import metrics as m
+
+    point = {"step": step}
+    try:
+        point.update(m.metrics_for(spec, trainer, np.random.default_rng([spec.seed, EVAL_SEED_KEY, step]),
+                                   n_samples=n_eval, data_dir=data_dir))
+    except Exception as e:  # noqa: BLE001 - recorded in the point
+        point["error"] = f"{type(e).__name__}: {e}"
+    _append_curve(exp_dir / "curve.csv", point)
+    return point
+
+
+def _append_curve(path: Path, point: dict) -> None:
+    rows: list[dict] = []
+    if path.exists():
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    rows = [r for r in rows if int(r["step"]) != point["step"]] + [dict(point)]
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    records.atomic_write_text(path, buf.getvalue())
 
 
 def _timing(step_times: list[float], images_per_step: int, loop_times=()) -> dict:
