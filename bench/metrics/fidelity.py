@@ -229,10 +229,10 @@ def fidelity_metrics(samples_uint8, dataset, reference: str = "test", *,
     (the runner's, read once per experiment), or a name, opened with data_dir (a user's copy of
     the dataset, as for bench.core.data.load). reference: "test" or "train".
     n_reference: the first n images of the split (all by default). evaluator_dir: evaluator
-    weights other than the committed ones. options: torch-fidelity knobs from DEFAULTS (kid_subset_size,
-    kid_subsets, prc_neighborhood, isc_splits, rng_seed, batch_size); kid_subset_size is
-    capped at the smaller set's size. Returns {"fid", "kid_mean", "kid_std", "precision",
-    "recall", "isc_mean", "isc_std"} for the metrics asked for.
+    weights other than the committed ones. options: torch-fidelity knobs from DEFAULTS
+    (kid_subset_size, kid_subsets, prc_neighborhood, isc_splits, rng_seed, batch_size);
+    kid_subset_size is capped at the smaller set's size. Returns {"fid", "kid_mean",
+    "kid_std", "precision", "recall", "isc_mean", "isc_std"} for the metrics asked for.
 
     Cost on 2 CPU cores, 10k samples against the 10k test set: about 12 s for FID, KID
     (100 subsets of 1000) and precision/recall once the reference is cached (+ a few s the
