@@ -1,7 +1,19 @@
 """Twin implementations: one package per framework, same module names in each.
 
 `bench/` reaches them only through `impls.load(framework)`, so importing the harness
-never imports a framework.
+never imports a framework. What `impls.load(framework)` returns, the backend contract, is the
+same in both twins:
+
+- `build(spec, device, variant)`: a Trainer (train_step, sample, encode, decode, reconstruct,
+  get_weights, set_weights; DESIGN.md "The backend contract");
+- `available_devices()`: "cpu", and "cuda" where the framework sees a GPU;
+- `PARTS`, the twin's modules that a checking tool (bench/checks: conventions, equivalence)
+  may use beside build(), each imported on first access as `impls.load(framework).<part>`:
+  `losses` (GAN_LOSSES, one signature per loss family, and the VAE terms), `stabilizers`
+  (spectral norm, gradient penalty, weight clipping, dropout, batch norm), `models` (Net, the
+  interpreter of a bench/core/arch.py layer list), `train` (Trainer, make_optimizer,
+  set_float32_precision, VARIANTS) and `weights` (the canonical weight layout). Names that
+  exist in one twin only are listed, with their reason, in suites/test_surface.py.
 """
 
 import importlib

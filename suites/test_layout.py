@@ -3,8 +3,9 @@
 bench/core is what every run needs and imports nothing else from bench; the metrics read only
 core; the runs, checks and timing tools sit above them; only the CLI imports the CLI; the twins
 (impls/<framework>) read bench.core and nothing else of bench; and no module grows past the
-size at which it stops being read whole. The import graph is read from the source with `ast`,
-so the tests need neither framework.
+size at which it stops being read whole. bench/ reaches a twin only as impls.load(framework)
+and its PARTS. The import graph is read from the source with `ast`, so the tests need neither
+framework.
 """
 
 from __future__ import annotations
@@ -71,6 +72,39 @@ def _violations(allowed=ALLOWED) -> list[str]:
             if group != own and group not in allowed[own] and target != "impls":
                 bad.append(f"{module} imports {target} ({own} may import {sorted(allowed[own]) or 'nothing of bench'})")
     return bad
+
+
+# what bench/ may touch of the package `impls` (the contract: impls/__init__.py)
+IMPLS_API = {"load", "FRAMEWORKS"}
+
+
+def _twin_reaches(source: str) -> list[str]:
+    """Ways around the import scan to a twin's module: an attribute of `impls` other than
+    IMPLS_API (impls.tensorflow.models after a load), or a twin module named in a string
+    (importlib.import_module("impls.torch.models"))."""
+    bad = []
+    for node in ast.walk(ast.parse(source)):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "impls"
+                and node.attr not in IMPLS_API):
+            bad.append((node.lineno, f"impls.{node.attr}"))
+        elif (isinstance(node, ast.Constant) and isinstance(node.value, str)
+              and node.value.startswith(("impls.torch", "impls.tensorflow"))):
+            bad.append((node.lineno, repr(node.value)))
+    return [f"line {line}: {what}" for line, what in sorted(bad)]
+
+
+def test_bench_reaches_the_twins_only_through_impls_load():
+    bad = [f"{path.relative_to(ROOT)} {b}" for path, module in _modules() if module.startswith("bench.")
+           for b in _twin_reaches(path.read_text())]
+    assert bad == [], "use impls.load(framework).<part> (impls/__init__.py, PARTS): " + "; ".join(bad)
+
+
+def test_the_twin_reach_check_catches_the_ways_around_imports():
+    planted = ("import importlib\nimport impls\nimpls.load('torch')\nnet = impls.torch.models.Net\n"
+               "m = importlib.import_module('impls.tensorflow.weights')\nok = impls.load('torch').models\n")
+    assert _twin_reaches(planted) == ["line 4: impls.torch", "line 5: 'impls.tensorflow.weights'"]
+    # and the import scan catches the plain imports of a twin module from bench
+    assert _group("impls.tensorflow.models") not in ALLOWED["bench.checks"]
 
 
 def test_every_bench_module_lives_in_a_role_folder():

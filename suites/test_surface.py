@@ -1,5 +1,6 @@
 """The twins expose the same surface: same files, same public names in the same order, the
-same signatures for the functional API, the same Trainer methods, the same loss registry.
+same signatures for the functional API, the same Trainer methods, the same loss registry, and
+the same contract PARTS (what a checking tool may use beside build()), loaded lazily.
 
 Names and signatures are read from the source with `ast` (the STYLE guide's
 `diff <(grep '^def \\|^class ' ...)`), so a drifting twin is caught even where importing
@@ -9,6 +10,9 @@ it would fail; only the loss registries are imported.
 import ast
 import importlib
 import inspect
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -137,3 +141,42 @@ def test_loss_registries_name_the_same_losses():
         positional = [n for n, p in params[0].items() if p.kind != p.KEYWORD_ONLY]
         assert positional == ["d_real", "d_fake", "real_target", "fake_target"]
         assert {n: p.default for n, p in params[0].items()} == {n: p.default for n, p in params[1].items()}, key
+
+
+# -- the contract for checking tools: PARTS (impls/__init__.py) --------------------------------
+def _declared_parts(framework):
+    """PARTS as the twin's __init__ writes it (read from the source, not imported)."""
+    for node in source_tree(framework, "__init__").body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["PARTS"]:
+            return ast.literal_eval(node.value)
+    return None
+
+
+def test_both_twins_declare_the_same_parts():
+    parts = {fw: _declared_parts(fw) for fw in FRAMEWORKS}
+    # the list impls/__init__.py documents, one module of each twin per role
+    assert parts["torch"] == parts["tensorflow"] == ("losses", "stabilizers", "models", "train", "weights")
+    assert set(parts["torch"]) <= set(MODULES)
+
+
+def test_importing_the_twins_loads_no_framework():
+    """The parts are imported on first access: impls.load() alone costs no framework import."""
+    code = ("import sys, impls\nfor fw in impls.FRAMEWORKS:\n    impls.load(fw).PARTS\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'tensorflow', 'keras')\n"
+            "      or m.count('.') > 1 and m.startswith('impls.')))")
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(root)})
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_each_part_is_the_twin_module_of_that_name(framework):
+    import impls
+
+    twin = impls.load(framework)
+    for part in twin.PARTS:
+        assert getattr(twin, part) is importlib.import_module(f"impls.{framework}.{part}")
+        assert part in dir(twin)
+    with pytest.raises(AttributeError, match="its parts: losses, stabilizers"):
+        twin.evaluator

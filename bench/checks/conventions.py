@@ -5,7 +5,8 @@ keras.optimizers, Keras 3 on the TensorFlow backend) on the same float64 inputs 
 row: the defaults it read off the instances (never assumed), the largest difference under those
 defaults, the difference when Keras gets the PyTorch values as explicit arguments (where Keras
 exposes them), and the difference on the path genbench takes, the spec's explicit setting run
-through the TensorFlow twin's own code (impls/tensorflow), which is what removes it.
+through the TensorFlow twin's own code, which is what removes it. The twins are reached through
+their contract only, `impls.load(framework).<part>` (PARTS, impls/__init__.py).
 suites/test_conventions.py asserts that each default difference is real and that the pinned
 path removes it; `rows()` feeds a README table.
 
@@ -19,7 +20,7 @@ import os
 
 import numpy as np
 
-import impls  # noqa: F401  (loads Triton before TensorFlow; see impls/__init__.py)
+import impls  # importing it first also loads Triton before TensorFlow (impls/__init__.py)
 
 DTYPE = "float64"
 
@@ -52,8 +53,6 @@ def batch_norm(momentum=0.1, eps=1e-5):
     import tensorflow as tf
     import torch
 
-    from impls.tensorflow import stabilizers as tf_stab
-
     keras = _keras()
     rng = np.random.default_rng(0)
     x = 0.3 + 0.05 * rng.standard_normal((16, 4))  # small variance: eps 1e-3 vs 1e-5 shows
@@ -75,8 +74,8 @@ def batch_norm(momentum=0.1, eps=1e-5):
     # the biased batch variance (torch stores the unbiased one), which no argument changes.
     matched = run_keras(keras.layers.BatchNormalization(momentum=1.0 - momentum, epsilon=eps, dtype=DTYPE))
     rm, rv = tf.Variable(np.zeros(4)), tf.Variable(np.ones(4))
-    y = tf_stab.batch_norm(tf.constant(x), tf.constant(np.ones(4)), tf.constant(np.zeros(4)), rm, rv,
-                           True, momentum, eps)
+    tf_batch_norm = impls.load("tensorflow").stabilizers.batch_norm
+    y = tf_batch_norm(tf.constant(x), tf.constant(np.ones(4)), tf.constant(np.zeros(4)), rm, rv, True, momentum, eps)
     return _row("batch norm momentum, eps, running variance",
                 f"momentum={t_default.momentum} (new batch), eps={t_default.eps}, unbiased running var",
                 f"momentum={k_default.momentum} (old value), epsilon={k_default.epsilon}, biased moving var",
@@ -111,10 +110,8 @@ def _steps_keras(opt, n=3):
 def _steps_twin(spec, n=3):
     import tensorflow as tf
 
-    from impls.tensorflow.train import Optimizer
-
     v = tf.Variable(np.ones(len(GRADS)))
-    opt = Optimizer([v], spec)
+    opt = impls.load("tensorflow").train.make_optimizer([v], spec)
     for i in range(n):
         opt.apply([tf.constant(GRADS * (1.0 + 0.5 * i) + 0.01 * (v.numpy() - 1.0))])
     return v.numpy() - 1.0
@@ -190,8 +187,6 @@ def leaky_relu(slope=0.2):
     import tensorflow as tf
     import torch
 
-    from impls.tensorflow.models import leaky_relu as twin_leaky_relu
-
     keras = _keras()
     x = np.linspace(-3.0, 3.0, 61)
     t_default, k_layer = torch.nn.LeakyReLU(), keras.layers.LeakyReLU(dtype=DTYPE)
@@ -202,7 +197,7 @@ def leaky_relu(slope=0.2):
                 f"negative_slope={t_default.negative_slope}",
                 f"negative_slope={k_layer.negative_slope} (tf.nn.leaky_relu alpha=0.2, float32)",
                 _maxdiff(t_default(torch.tensor(x)).numpy(), np.asarray(k_layer(x))), _maxdiff(ref, matched),
-                _maxdiff(ref, twin_leaky_relu(tf.constant(x), slope)),
+                _maxdiff(ref, impls.load("tensorflow").models.leaky_relu(tf.constant(x), slope)),
                 "spec leaky_slope; impls/tensorflow/models.leaky_relu (slope in x's dtype)")
 
 
@@ -211,11 +206,9 @@ def _twin_nets(layers, weights):
     import tensorflow as tf
     import torch
 
-    from impls.tensorflow import models as tf_models
-    from impls.tensorflow import weights as tf_weights
-    from impls.torch import models as torch_models
-    from impls.torch import weights as torch_weights
-
+    torch_twin, tf_twin = impls.load("torch"), impls.load("tensorflow")
+    torch_models, torch_weights = torch_twin.models, torch_twin.weights
+    tf_models, tf_weights = tf_twin.models, tf_twin.weights
     t_net, k_net = torch_models.Net(layers, torch.float64), tf_models.Net(layers, tf.float64)
     t_net.eval()
     k_net.training = False
@@ -282,8 +275,8 @@ def kernel_layouts():
     """The same canonical (torch-layout) weights copied into Keras layers: a plain reshape to
     the Keras shape (memory order kept) against the layout transpose of impls/tensorflow/weights."""
     from ..core.arch import Layer
-    from impls.tensorflow.weights import to_canonical, to_tf
 
+    tf_weights = impls.load("tensorflow").weights
     rng = np.random.default_rng(2)
     cases = [
         (Layer("dense", "fc", (6,), (4,)), rng.standard_normal((3, 6))),
@@ -298,9 +291,9 @@ def kernel_layouts():
         run_torch, run_tf = _twin_nets([layer], w)
         ref = run_torch(x)
         key = f"N.{layer.name}.weight"
-        tf_shape = to_tf(layer.kind, "weight", w[key]).shape
+        tf_shape = tf_weights.to_tf(layer.kind, "weight", w[key]).shape
         # the Keras variable holds a plain reshape (memory order kept); set_weights takes canonical arrays
-        scrambled = to_canonical(layer.kind, "weight", w[key].reshape(tf_shape))
+        scrambled = tf_weights.to_canonical(layer.kind, "weight", w[key].reshape(tf_shape))
         naive = max(naive, _maxdiff(ref, _twin_nets([layer], {**w, key: scrambled})[1](x)))
         pinned = max(pinned, _maxdiff(ref, run_tf(x)))
     return _row("kernel layouts",
@@ -344,8 +337,6 @@ def bce_label_smoothing(smoothing=0.1):
     import torch
     import torch.nn.functional as F
 
-    from impls.tensorflow import losses as tf_losses
-
     keras = _keras()
     rng = np.random.default_rng(4)
     real, fake = rng.standard_normal(32) * 2, rng.standard_normal(32) * 2
@@ -356,6 +347,7 @@ def bce_label_smoothing(smoothing=0.1):
     k_smooth = float(k_bce(np.ones(32), real) + k_bce(np.zeros(32), fake))
     k_plain = keras.losses.BinaryCrossentropy(from_logits=True, dtype=DTYPE)
     k_targets = float(k_plain(np.full(32, 1 - smoothing), real) + k_plain(np.zeros(32), fake))
+    tf_losses = impls.load("tensorflow").losses
     twin = float(tf_losses.minimax(tf.constant(real), tf.constant(fake), 1 - smoothing, 0.0)[0])
     return _row("BCE label smoothing", "none in BCEWithLogitsLoss",
                 f"BinaryCrossentropy(label_smoothing={smoothing}): y (1 - ls) + ls / 2, both classes",

@@ -222,12 +222,14 @@ def untrained_values(run_dir) -> dict[tuple, dict[str, float]]:
     weights of the recorded spec and seed, with the runner's own metric code and sample seed."""
     import impls
 
+    from ..core.data import open_dataset
     from ..metrics import metrics_for
     from ..runs.runner import EVAL_SEED_KEY
     from ..core.specs import ExperimentSpec
 
     out: dict[tuple, dict[str, list[float]]] = {}
     seen = set()
+    datasets = {}  # one Dataset per dataset name, shared by the experiments on it
     for rec in read_records(run_dir):
         spec = ExperimentSpec.from_dict(rec["spec"])
         key = (rec["experiment"], rec["dataset"], rec["framework"])
@@ -235,8 +237,9 @@ def untrained_values(run_dir) -> dict[tuple, dict[str, float]]:
             continue
         seen.add((key, spec.seed))
         trainer = impls.load(rec["framework"]).build(spec)
+        dataset = datasets.setdefault(spec.dataset, open_dataset(spec.dataset))
         got = metrics_for(spec, trainer, np.random.default_rng([spec.seed, EVAL_SEED_KEY]),
-                          n_samples=rec.get("n_eval", 2000))
+                          n_samples=rec.get("n_eval", 2000), dataset=dataset)
         for k, v in got.items():
             out.setdefault(key, {}).setdefault(k, []).append(float(v))
     return {key: {k: float(np.mean(v)) for k, v in vals.items()} for key, vals in out.items()}

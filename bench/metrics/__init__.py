@@ -68,19 +68,19 @@ def generate(trainer, n: int, rng: np.random.Generator, labels=None) -> np.ndarr
     return np.concatenate(out)
 
 
-def _image_sample_metrics(trainer, spec, rng, n_samples, data_split, quick, data_dir) -> dict:
+def _image_sample_metrics(trainer, spec, rng, n_samples, data_split, quick, dataset) -> dict:
     samples = to_uint8(generate(trainer, n_samples, rng), spec.data_range)
     opts = QUICK_FIDELITY if quick else {}
-    out = fidelity_metrics(samples, spec.dataset, reference=data_split, data_dir=data_dir, **opts)
+    out = fidelity_metrics(samples, dataset, reference=data_split, **opts)
     out.update(class_coverage(samples, spec.dataset))
-    out.update(sharpness_metrics(samples, spec.dataset, data_split, data_dir))
+    out.update(sharpness_metrics(samples, dataset, data_split))
     return out
 
 
-def _vae_metrics(trainer, spec, rng, n_samples, data_split, quick, data_dir) -> dict:
-    from ..core.data import load, to_model_range
+def _vae_metrics(trainer, spec, rng, n_samples, data_split, quick, dataset) -> dict:
+    from ..core.data import to_model_range
 
-    test, train = load(spec.dataset, data_split, data_dir), load(spec.dataset, "train", data_dir)
+    test, train = dataset.split(data_split), dataset.train
     n_test = min(n_samples, len(test))
     n_train = min(2 * n_samples if quick else 10 * n_samples, len(train))
     x_test = to_model_range(test.images[:n_test], spec.data_range)
@@ -104,7 +104,8 @@ def _vae_metrics(trainer, spec, rng, n_samples, data_split, quick, data_dir) -> 
 
 
 def metrics_for(spec, trainer, rng: np.random.Generator, n_samples: int = 2000,
-                data_split: str = "test", quick: bool = True, data_dir=None) -> dict[str, float]:
+                data_split: str = "test", quick: bool = True, data_dir=None, *,
+                dataset=None) -> dict[str, float]:
     """Every metric that applies to the experiment, as one flat dict.
 
     - GAN on images: fidelity (FID, KID, ISC; precision/recall unless quick) of n_samples
@@ -115,9 +116,16 @@ def metrics_for(spec, trainer, rng: np.random.Generator, n_samples: int = 2000,
     - VAE / CVAE: test ELBO (n_samples test images), latent k-NN accuracy, and the fidelity
       and class coverage of prior samples;
     - VAE-GAN: the GAN image metrics plus reconstruction MSE, KL and k-NN accuracy.
-    Quick mode costs a few seconds on 2 CPU cores at the default 2000 samples. `data_dir` is
-    passed to bench.core.data.load (a user's own copy of the dataset).
+    Quick mode costs a few seconds on 2 CPU cores at the default 2000 samples. The real images
+    come from `dataset`, the experiment's bench.core.data.Dataset (the runner passes the one it
+    trained on); without it, spec.dataset is opened here from `data_dir` (a user's own copy of
+    the dataset, as for bench.core.data.load; None: the built-in source).
     """
+    from ..core.data import as_dataset
+
+    dataset = as_dataset(spec.source_dataset if dataset is None else dataset, data_dir)
+    if dataset.name != spec.source_dataset:
+        raise ValueError(f"metrics_for: the spec trains on {spec.source_dataset}, the dataset given is {dataset.name}")
     out: dict[str, float] = {}
     if not spec.is_image:
         points = generate(trainer, n_samples, rng)
@@ -129,8 +137,8 @@ def metrics_for(spec, trainer, rng: np.random.Generator, n_samples: int = 2000,
         out["sharpness"] = laplacian_sharpness(samples)  # over every channel of every sample
         return out
     if spec.family in ("vae", "cvae", "vaegan"):
-        out.update(_vae_metrics(trainer, spec, rng, n_samples, data_split, quick, data_dir))
-    out.update(_image_sample_metrics(trainer, spec, rng, n_samples, data_split, quick, data_dir))
+        out.update(_vae_metrics(trainer, spec, rng, n_samples, data_split, quick, dataset))
+    out.update(_image_sample_metrics(trainer, spec, rng, n_samples, data_split, quick, dataset))
     return out
 
 

@@ -228,13 +228,14 @@ def train_evaluator(dataset: str, epochs: int | None = None, seed: int = 0,
     """
     import torch
 
-    from ..core.data import load
+    from ..core.data import open_dataset
 
     _check_dataset(dataset)
     epochs = RECIPES[dataset]["epochs"] if epochs is None else epochs
     max_shift = RECIPES[dataset]["max_shift"] if max_shift is None else max_shift
     out_dir = Path(out_dir) if out_dir is not None else EVALUATOR_DIR
-    train, test = load(dataset, "train", data_dir), load(dataset, "test", data_dir)
+    source = open_dataset(dataset, data_dir)
+    train, test = source.train, source.test
     x_train = as_uint8_images(train.images)
     y_train = np.asarray(train.labels, np.int64)
     if max_train is not None:

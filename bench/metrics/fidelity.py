@@ -56,7 +56,6 @@ DEFAULTS = {
 }
 
 _CACHE_DIR: Path | None = None
-_REFERENCE: dict = {}
 
 
 def _cache_dir() -> Path:
@@ -187,19 +186,17 @@ def _calculate(input1, input2, feature_extractor: str, *, fid=True, kid=True, pr
     return {RENAME[k]: float(v) for k, v in raw.items() if k in RENAME}
 
 
-def reference_images(dataset: str, reference: str = "test", n_reference: int | None = None,
+def reference_images(dataset, reference: str = "test", n_reference: int | None = None,
                      data_dir=None):
-    """uint8 (N, 1, 28, 28) real images of the reference split (first n_reference)."""
-    from ..core.data import load
+    """uint8 (N, 1, 28, 28) real images of the reference split (first n_reference) and the
+    split's SHA-256. `dataset`: a bench.core.data.Dataset, or a name opened with `data_dir`."""
+    from ..core.data import as_dataset
 
-    key = (dataset, reference, None if data_dir is None else str(data_dir))
-    if key not in _REFERENCE:
-        split = load(dataset, reference, data_dir)
-        _REFERENCE[key] = (as_uint8_images(split.images), split.sha256)
-    images, sha = _REFERENCE[key]
+    split = as_dataset(dataset, data_dir).split(reference)
+    images = as_uint8_images(split.images)
     if n_reference is not None:
         images = images[:n_reference]
-    return images, sha
+    return images, split.sha256
 
 
 def laplacian_sharpness(images_uint8) -> float:
@@ -213,27 +210,29 @@ def laplacian_sharpness(images_uint8) -> float:
     return float(np.mean([ndimage.laplace(img).var() for img in x]))
 
 
-def sharpness_metrics(samples_uint8, dataset: str, reference: str = "test", data_dir=None) -> dict[str, float]:
-    """sharpness of the samples, of as many real images, and their ratio (1 = as sharp as real)."""
+def sharpness_metrics(samples_uint8, dataset, reference: str = "test", data_dir=None) -> dict[str, float]:
+    """sharpness of the samples, of as many real images of the reference split, and their ratio
+    (1 = as sharp as real). `dataset`: a Dataset, or a name opened with `data_dir`."""
     samples = np.asarray(samples_uint8)
     real, _ = reference_images(dataset, reference, n_reference=len(samples), data_dir=data_dir)
     s, r = laplacian_sharpness(samples), laplacian_sharpness(real)
     return {"sharpness": s, "sharpness_real": r, "sharpness_ratio": s / r}
 
 
-def fidelity_metrics(samples_uint8, dataset: str, reference: str = "test", *,
+def fidelity_metrics(samples_uint8, dataset, reference: str = "test", *,
                      n_reference: int | None = None, fid: bool = True, kid: bool = True,
                      prc: bool = True, isc: bool = True, evaluator_dir: str | Path | None = None,
                      data_dir=None, **options) -> dict[str, float]:
     """FID, KID, precision/recall and ISC of uint8 samples against a real split.
 
-    samples_uint8: (N, 28, 28) or (N, 1, 28, 28) uint8. reference: "test" or "train".
+    samples_uint8: (N, 28, 28) or (N, 1, 28, 28) uint8. dataset: a bench.core.data.Dataset
+    (the runner's, read once per experiment), or a name, opened with data_dir (a user's copy of
+    the dataset, as for bench.core.data.load). reference: "test" or "train".
     n_reference: the first n images of the split (all by default). evaluator_dir: evaluator
-    weights other than the committed ones. data_dir: a user's copy of the dataset
-    (bench.core.data.load). options: torch-fidelity knobs from DEFAULTS (kid_subset_size,
-    kid_subsets, prc_neighborhood, isc_splits, rng_seed, batch_size); kid_subset_size is
-    capped at the smaller set's size. Returns {"fid", "kid_mean", "kid_std", "precision",
-    "recall", "isc_mean", "isc_std"} for the metrics asked for.
+    weights other than the committed ones. options: torch-fidelity knobs from DEFAULTS
+    (kid_subset_size, kid_subsets, prc_neighborhood, isc_splits, rng_seed, batch_size);
+    kid_subset_size is capped at the smaller set's size. Returns {"fid", "kid_mean",
+    "kid_std", "precision", "recall", "isc_mean", "isc_std"} for the metrics asked for.
 
     Cost on 2 CPU cores, 10k samples against the 10k test set: about 12 s for FID, KID
     (100 subsets of 1000) and precision/recall once the reference is cached (+ a few s the
@@ -241,16 +240,20 @@ def fidelity_metrics(samples_uint8, dataset: str, reference: str = "test", *,
     pairwise distances (10k x 10k, twice); ``save_cpu_ram`` (on here) computes them in
     ``prc_batch_size`` blocks instead of holding three 10k x 10k matrices.
     """
-    if dataset not in DATASETS:
-        raise ValueError(f"fidelity needs an image dataset ({', '.join(DATASETS)}), got {dataset!r}")
+    from ..core.data import Dataset, as_dataset
+
+    name = dataset.name if isinstance(dataset, Dataset) else dataset
+    if name not in DATASETS:
+        raise ValueError(f"fidelity needs an image dataset ({', '.join(DATASETS)}), got {name!r}")
+    dataset = as_dataset(dataset, data_dir)
     samples = as_uint8_images(samples_uint8)
     if len(samples) < 2:
         raise ValueError("fidelity metrics need at least 2 samples")
-    evaluator = load_evaluator(dataset, evaluator_dir)  # fails early with the retrain hint
-    real, real_sha = reference_images(dataset, reference, n_reference, data_dir)
-    cache_name = f"{dataset}-{reference}-{real_sha[:12]}-n{len(real)}-ev{evaluator.sha256[:12]}"
-    weights = None if evaluator_dir is None else str(weight_paths(dataset, evaluator_dir)[0])
-    return _calculate(_tensor_dataset(samples), _tensor_dataset(real), EXTRACTOR_PREFIX + dataset,
+    evaluator = load_evaluator(name, evaluator_dir)  # fails early with the retrain hint
+    real, real_sha = reference_images(dataset, reference, n_reference)
+    cache_name = f"{name}-{reference}-{real_sha[:12]}-n{len(real)}-ev{evaluator.sha256[:12]}"
+    weights = None if evaluator_dir is None else str(weight_paths(name, evaluator_dir)[0])
+    return _calculate(_tensor_dataset(samples), _tensor_dataset(real), EXTRACTOR_PREFIX + name,
                       fid=fid, kid=kid, prc=prc, isc=isc, input2_cache_name=cache_name,
                       weights_path=weights, **options)
 

@@ -51,23 +51,25 @@ def experiment_identity(spec: ExperimentSpec, framework: str, *, device="cpu", v
 
 
 class TrainingData:
-    """Real batches in the spec's range (images), or fresh draws from a 2-D mixture or
-    Stacked MNIST."""
+    """Real batches in the spec's range (images), or fresh draws from a 2-D mixture or of
+    Stacked MNIST triples, from the experiment's dataset (a bench.core.data.Dataset; None:
+    the built-in source of spec.source_dataset)."""
 
-    def __init__(self, spec: ExperimentSpec, data_dir=None):
+    def __init__(self, spec: ExperimentSpec, dataset: data.Dataset | None = None):
         self.spec = spec
+        self.dataset = data.open_dataset(spec.source_dataset) if dataset is None else dataset
         if spec.dataset == "stacked-mnist":  # fresh triples of MNIST train digits every step
+            train = self.dataset.train  # read now: a missing copy fails here, not at the first step
             self.batches, self._rng = None, np.random.default_rng([spec.seed, 3])
-            data.load("mnist", "train", data_dir=data_dir)  # fail here, not at the first step
-            self._draw = lambda n, rng: data.stacked_mnist(n, rng, "train", data_dir)
+            self._draw = lambda n, rng: data.stacked_mnist(n, rng, source=train)
         elif spec.is_image:
-            train = data.load(spec.dataset, "train", data_dir=data_dir)
+            train = self.dataset.train
             x = data.to_model_range(train.images, spec.data_range, np.dtype(spec.dtype))
             self.batches = data.Batches(x, train.labels, spec.batch_size, seed=spec.seed)
         else:
             self.batches = None
             self._rng = np.random.default_rng([spec.seed, 3])
-            self._draw = data.ring8 if spec.dataset == "ring8" else data.grid25
+            self._draw = self.dataset.draw
 
     @property
     def epoch(self) -> int:
@@ -99,11 +101,11 @@ def save_samples(trainer, spec, path):
         plots.save_points(out, data.mixture_centers(spec.dataset)[0], path, spec.name)
 
 
-def save_latent_figures(trainer, spec, exp_dir, data_dir=None, n=2000):
-    """Latent structure of test images: the encoder means and labels (latents.npz, for the
-    report's t-SNE), their PCA coloured by class, and a decoded linear interpolation between
-    the means of eight pairs of test images."""
-    test = data.load(spec.dataset, "test", data_dir=data_dir)
+def save_latent_figures(trainer, spec, exp_dir, dataset: data.Dataset | None = None, n=2000):
+    """Latent structure of test images of `dataset` (None: spec.dataset's built-in source): the
+    encoder means and labels (latents.npz, for the report's t-SNE), their PCA coloured by class,
+    and a decoded linear interpolation between the means of eight pairs of test images."""
+    test = (data.open_dataset(spec.source_dataset) if dataset is None else dataset).test
     x = data.to_model_range(test.images[:n], spec.data_range, np.dtype(spec.dtype))
     y = test.labels[:n]
     means, _ = trainer.encode(x, y)
@@ -157,10 +159,13 @@ def _base_record(spec, framework, ident, device, exp_id) -> dict:
 def run_experiment(spec: ExperimentSpec, framework: str, run_dir, *, device="cpu", variant=None, profile=None,
                    data_dir=None, progress=True, metrics=True, n_eval=2000, command=None) -> dict:
     """Train `spec` in `framework`, save its state, evaluate it, write its files under run_dir;
-    return its record. Re-raises KeyboardInterrupt after writing an "interrupted" record."""
+    return its record. Re-raises KeyboardInterrupt after writing an "interrupted" record.
+    `data_dir` (a user's copy, or None) is opened once here into the experiment's Dataset,
+    which the training batches, the figures and the metrics share."""
     import impls
 
     run_dir = Path(run_dir)
+    dataset = data.open_dataset(spec.source_dataset, data_dir)
     ident = experiment_identity(spec, framework, device=device, variant=variant, profile=profile, n_eval=n_eval)
     exp_id = ident["id"]
     exp_dir = run_dir / exp_id
@@ -182,7 +187,7 @@ def run_experiment(spec: ExperimentSpec, framework: str, run_dir, *, device="cpu
     bar = tqdm(total=spec.steps, desc=exp_id, disable=not progress, leave=False, unit="step")
     try:
         backend = impls.load(framework)
-        train_data = TrainingData(spec, data_dir)
+        train_data = TrainingData(spec, dataset)
         trainer = backend.build(spec, device=device, variant=ident["inputs"]["variant"])
         record["float32_precision"] = getattr(trainer, "precision", None)
         noise_rng = np.random.default_rng([spec.seed, 1])
@@ -214,7 +219,7 @@ def run_experiment(spec: ExperimentSpec, framework: str, run_dir, *, device="cpu
                     epoch = train_data.epoch
                     save_samples(trainer, spec, exp_dir / f"samples_epoch{epoch}.png")
                 if eval_every and steps_done % eval_every == 0 and steps_done < spec.steps:
-                    curve.append(_curve_point(trainer, spec, steps_done, n_eval, data_dir, exp_dir))
+                    curve.append(_curve_point(trainer, spec, steps_done, n_eval, dataset, exp_dir))
     except KeyboardInterrupt:
         status, record["error"] = "interrupted", "interrupted (Ctrl-C) during training"
     except records.WriteError:
@@ -246,14 +251,15 @@ def run_experiment(spec: ExperimentSpec, framework: str, run_dir, *, device="cpu
         raise KeyboardInterrupt
     if record["status"] != "trained":
         return record
-    return evaluate(trainer, spec, record, run_dir, metrics=metrics, n_eval=n_eval, data_dir=data_dir)
+    return evaluate(trainer, spec, record, run_dir, metrics=metrics, n_eval=n_eval, dataset=dataset)
 
 
 def evaluate_saved(spec: ExperimentSpec, framework: str, run_dir, existing: dict, *, device="cpu", variant=None,
                    data_dir=None, metrics=True, n_eval=2000, command=None) -> dict:
     """Evaluate an experiment from its saved state (a `trained`, `metrics_failed` or
     evaluation-interrupted record, or an `ok` one evaluated without metrics): rebuild the
-    trainer, load the weights, run the evaluation, update the record."""
+    trainer, load the weights, run the evaluation (on `data_dir`'s Dataset, opened once), update
+    the record."""
     import impls
 
     run_dir = Path(run_dir)
@@ -268,7 +274,8 @@ def evaluate_saved(spec: ExperimentSpec, framework: str, run_dir, existing: dict
     if command is not None:
         record["command"] = list(command)
     record["evaluation_started_at"] = records.now_iso()
-    return evaluate(trainer, spec, record, run_dir, metrics=metrics, n_eval=n_eval, data_dir=data_dir)
+    return evaluate(trainer, spec, record, run_dir, metrics=metrics, n_eval=n_eval,
+                    dataset=data.open_dataset(spec.source_dataset, data_dir))
 
 
 def _try(record: dict, part: str, fn) -> bool:
@@ -286,9 +293,11 @@ def _try(record: dict, part: str, fn) -> bool:
 
 
 def evaluate(trainer, spec: ExperimentSpec, record: dict, run_dir, *, metrics=True, n_eval=2000,
-             data_dir=None) -> dict:
+             dataset: data.Dataset | None = None, data_dir=None) -> dict:
     """The evaluation of a trained record: final sample grid, latent figures (VAEs), loss
-    curves, metrics. Writes the record as ok, metrics_failed or (Ctrl-C, re-raised) interrupted."""
+    curves, metrics, all on `dataset` (else spec.source_dataset opened from `data_dir`). Writes the
+    record as ok, metrics_failed or (Ctrl-C, re-raised) interrupted."""
+    dataset = data.as_dataset(spec.source_dataset if dataset is None else dataset, data_dir)
     run_dir = Path(run_dir)
     exp_dir = run_dir / record["id"]
     record_path = run_dir / "records" / f"{record['id']}.json"
@@ -296,7 +305,7 @@ def evaluate(trainer, spec: ExperimentSpec, record: dict, run_dir, *, metrics=Tr
     record["phase"] = "evaluation"
     parts = [("samples", lambda: save_samples(trainer, spec, exp_dir / "samples_final.png"))]
     if spec.has_encoder and spec.is_image:
-        parts.append(("latent_figures", lambda: save_latent_figures(trainer, spec, exp_dir, data_dir)))
+        parts.append(("latent_figures", lambda: save_latent_figures(trainer, spec, exp_dir, dataset)))
     if (exp_dir / "losses.csv").exists():
         parts.append(("loss_curves", lambda: plots.save_loss_curves(exp_dir / "losses.csv",
                                                                   exp_dir / "loss_curves.png")))
@@ -306,7 +315,7 @@ def evaluate(trainer, spec: ExperimentSpec, record: dict, run_dir, *, metrics=Tr
 
             out = dict(record["metrics"])
             evaluated = m.metrics_for(spec, trainer, np.random.default_rng([spec.seed, EVAL_SEED_KEY]),
-                                      n_samples=n_eval, data_dir=data_dir)
+                                      n_samples=n_eval, dataset=dataset)
             out.update(evaluated)
             record["metrics"] = out
             record["metrics_evaluated"] = True
@@ -337,7 +346,7 @@ def evaluate(trainer, spec: ExperimentSpec, record: dict, run_dir, *, metrics=Tr
     return record
 
 
-def _curve_point(trainer, spec, step: int, n_eval: int, data_dir, exp_dir) -> dict:
+def _curve_point(trainer, spec, step: int, n_eval: int, dataset, exp_dir) -> dict:
     """The quick metrics at `step` (samples from default_rng([seed, EVAL_SEED_KEY, step])),
     appended to curve.csv; a metric that fails is left out of the point, training goes on."""
     from .. import metrics as m
@@ -345,7 +354,7 @@ def _curve_point(trainer, spec, step: int, n_eval: int, data_dir, exp_dir) -> di
     point = {"step": step}
     try:
         point.update(m.metrics_for(spec, trainer, np.random.default_rng([spec.seed, EVAL_SEED_KEY, step]),
-                                   n_samples=n_eval, data_dir=data_dir))
+                                   n_samples=n_eval, dataset=dataset))
     except Exception as e:  # noqa: BLE001 - recorded in the point
         point["error"] = f"{type(e).__name__}: {e}"
     _append_curve(exp_dir / "curve.csv", point)

@@ -4,6 +4,11 @@ Framework-free (NumPy and the standard library only). Nothing here ever touches 
 every image set comes from a copy that is already on disk, and a missing or corrupt copy is a
 one-line :class:`DataError` that names the command that fixes it.
 
+One dataset per experiment: ``open_dataset(name, data_dir)`` returns a :class:`Dataset` that
+resolves its source once and reads each split once (``.split(name)``, ``.train``, ``.test``,
+``.source``); the runner opens it and hands it to the training batches, the figures and the
+metrics. ``load()`` is the one-call form for a single split.
+
 Sources, in the order they are tried for ``load(dataset, split, data_dir)``:
 
 1. ``data_dir`` (``--data-dir``), when given, is searched for a user's own copy:
@@ -26,13 +31,14 @@ source yields byte-identical arrays. Loaded arrays are cached in-process and rea
 
 The package is split by responsibility: :mod:`.base` (constants, :class:`DataError`,
 :class:`Split`), :mod:`.readers` (IDX, npz and pickle readers), :mod:`.loading` (sources, the
-cache, verification, :func:`load`), :mod:`.ranges` (model-range scaling), :mod:`.synthetic`
-(ring8, grid25, Stacked MNIST) and :mod:`.batches` (the training batch iterator).
+cache, verification, :func:`load`), :mod:`.dataset` (:class:`Dataset`, one resolution per
+object), :mod:`.ranges` (model-range scaling), :mod:`.synthetic` (ring8, grid25, Stacked MNIST)
+and :mod:`.batches` (the training batch iterator).
 """
 
 from __future__ import annotations
 
-from . import base, batches, loading, ranges, readers, synthetic
+from . import base, batches, dataset, loading, ranges, readers, synthetic
 from .base import (
     EXPECTED_COUNTS,
     EXPECTED_SHA256,
@@ -50,6 +56,7 @@ from .base import (
     Split,
 )
 from .batches import Batches
+from .dataset import Dataset, as_dataset, open_dataset
 from .loading import FASHION_MNIST_DIR, _builtin_source, clear_cache, format_sources, load, sources
 from .ranges import from_model_range, to_model_range
 from .readers import _pickle_bytes
@@ -58,6 +65,9 @@ from .synthetic import GRID25_STD, RING8_RADIUS, RING8_STD, grid25, mixture_cent
 __all__ = [
     "DataError",
     "Split",
+    "Dataset",
+    "open_dataset",
+    "as_dataset",
     "IMAGE_DATASETS",
     "MIXTURE_DATASETS",
     "SPLITS",

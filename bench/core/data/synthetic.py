@@ -68,15 +68,18 @@ def stacked_mnist(
     data_dir: str | os.PathLike | None = None,
     *,
     verify: bool = True,
+    source=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stacked MNIST (Metz et al. 2017; VEEGAN): three random MNIST digits as RGB channels.
 
-    Returns uint8 (n, 3, 28, 28) and int64 labels 100*d0 + 10*d1 + d2 (1000 modes).
+    Returns uint8 (n, 3, 28, 28) and int64 labels 100*d0 + 10*d1 + d2 (1000 modes). `source`:
+    an MNIST Split already read (e.g. a Dataset's train split); else `split` is loaded from
+    `data_dir`.
     """
     n = int(n)
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    s = load("mnist", split, data_dir, verify=verify)
+    s = source if source is not None else load("mnist", split, data_dir, verify=verify)
     idx = rng.integers(0, len(s), size=(n, 3))
     images = s.images[idx]  # (n, 3, 28, 28), a fresh writable copy
     d = s.labels[idx]
