@@ -123,33 +123,28 @@ def _default_step(rows: list[dict], model: str, framework: str) -> dict | None:
                  and r["framework"] == framework and r["variant"] == DEFAULT_VARIANT.get(framework)), None)
 
 
+def _with_default_step(rows: list[dict], kind: str):
+    """(row of `kind`, the default variant's train_step row of its model and framework) pairs."""
+    for r in rows:
+        step = _default_step(rows, r["model"], r["framework"]) if r["kind"] == kind else None
+        if step is not None:
+            yield r, step
+
+
 def loop_overhead(rows: list[dict]) -> list[dict]:
     """Per model and framework: the default variant's step alone, the runner's loop around it
     (next batch, random inputs, the step, a CSV row), and the overhead in percent."""
-    out = []
-    for r in rows:
-        if r["kind"] != "train_loop":
-            continue
-        step = _default_step(rows, r["model"], r["framework"])
-        if step is not None:
-            out.append({"model": r["model"], "framework": r["framework"], "variant": r["variant"],
-                        "step_ms": step["median_ms"], "loop_ms": r["median_ms"],
-                        "overhead_pct": 100.0 * (r["median_ms"] / step["median_ms"] - 1.0)})
-    return out
+    return [{"model": r["model"], "framework": r["framework"], "variant": r["variant"],
+             "step_ms": step["median_ms"], "loop_ms": r["median_ms"],
+             "overhead_pct": 100.0 * (r["median_ms"] / step["median_ms"] - 1.0)}
+            for r, step in _with_default_step(rows, "train_loop")]
 
 
 def plain_ratios(rows: list[dict]) -> list[dict]:
     """Per framework: genbench's default-variant DCGAN step over the plain loop's (anchors.py)."""
-    out = []
-    for r in rows:
-        if r["kind"] != "plain_step":
-            continue
-        step = _default_step(rows, r["model"], r["framework"])
-        if step is not None:
-            out.append({"model": r["model"], "framework": r["framework"], "variant": step["variant"],
-                        "genbench_ms": step["median_ms"], "plain_ms": r["median_ms"],
-                        "ratio": step["median_ms"] / r["median_ms"]})
-    return out
+    return [{"model": r["model"], "framework": r["framework"], "variant": step["variant"],
+             "genbench_ms": step["median_ms"], "plain_ms": r["median_ms"], "ratio": step["median_ms"] / r["median_ms"]}
+            for r, step in _with_default_step(rows, "plain_step")]
 
 
 def defaults(rows: list[dict]) -> list[dict]:
