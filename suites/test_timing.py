@@ -518,3 +518,23 @@ def test_gemm_peak_is_measured_and_cached():
     first = peak.gemm_peak(sizes=(128,), repeats=2)
     assert first["gflops"] > 0 and first["library"] in first["by_library"]
     assert peak.gemm_peak(sizes=(128,), repeats=2) is first  # once per process
+
+
+def test_layer_table_times_every_layer_in_both_twins():
+    """bench/timing/layers.py: a row per layer and framework, the FLOPs of forward + both
+    gradients (3 x batch x the layer's forward FLOPs, bench/timing/flops.py), rates only for
+    layers with arithmetic, and a rendered table with the totals."""
+    from bench.core import arch
+    from bench.timing import layers
+
+    rows = layers.layer_rows("gan", batch=4, rounds=1, peak_gflops=100.0)
+    spec = registry.experiment("gan", batch_size=4, steps=1)
+    want = [(net, la.name) for net, ls in arch.networks(spec).items() for la in ls]
+    assert [(r["net"], r["layer"]) for r in rows if r["framework"] == "torch"] == want
+    assert [(r["net"], r["layer"]) for r in rows if r["framework"] == "tensorflow"] == want
+    for r in rows:
+        layer = next(la for la in arch.networks(spec)[r["net"]] if la.name == r["layer"])
+        assert r["gflop"] == pytest.approx(3 * 4 * flops.layer_flops(layer) / 1e9)
+        assert r["ms"] > 0 and (r["gflops_per_s"] is None) == (r["gflop"] == 0)
+    text = layers.render(rows, "gan", 4, None)
+    assert text.count("\n| ") == len(want) + 2 and "| total" in text  # header row, layers, total
