@@ -23,7 +23,7 @@ ALLOWED = {
     "bench.core": set(),
     "bench.metrics": {"bench.core"},
     "bench.runs": {"bench.core", "bench.metrics", "impls"},
-    "bench.timing": {"bench.core", "bench.runs"},
+    "bench.timing": {"bench.core", "bench.runs", "impls"},
     "bench.checks": {"bench.core", "bench.metrics", "bench.runs", "impls"},
     "bench.cli": {"bench.core", "bench.metrics", "bench.runs", "bench.checks", "bench.timing"},
     "impls.torch": {"bench.core", "impls"},
