@@ -43,9 +43,9 @@ def _timed(fn, rounds: int) -> float:
 def _torch_layer(layer, x, masks):
     import torch
 
-    from impls import load
+    import impls
 
-    net = load("torch").models.Net([layer], torch.float32)
+    net = impls.load("torch").models.Net([layer], torch.float32)
     net.train()
     xt = torch.from_numpy(x).requires_grad_(True)
     mt = [torch.from_numpy(m) for m in masks]
@@ -62,9 +62,9 @@ def _torch_layer(layer, x, masks):
 def _tf_layer(layer, x, masks):
     import tensorflow as tf
 
-    from impls import load
+    import impls
 
-    models = load("tensorflow").models
+    models = impls.load("tensorflow").models
     net = models.Net([layer], tf.float32)
     net.training = True
     xt = tf.constant(models.to_nhwc(tf.constant(x)) if x.ndim == 4 else x)
