@@ -213,28 +213,23 @@ def render_markdown(data: dict, rows: list[dict], source: str = "") -> str:
         lines.append(tabulate(table, headers=["metric", "by", "ms", "items/s"], tablefmt="github",
                               disable_numparse=True))
         lines.append("")
-    loops = loop_overhead(rows)
-    if loops:
-        lines += ["## The loop around the step (default variant)", "",
-                  "`genbench run` times each step alone and the whole iteration (next batch, the step's "
-                  "random inputs, the step, a CSV row); records carry both (`ms_per_step`, "
-                  "`loop_ms_per_step`, `overhead_pct`). Here from two benchmarks of one session:", ""]
-        lines.append(tabulate([[o["model"], o["framework"], o["variant"], _num(o["step_ms"], 2),
-                                _num(o["loop_ms"], 2), _num(o["overhead_pct"], 1)] for o in loops],
-                              headers=["model", "framework", "variant", "step ms", "loop ms", "overhead %"],
-                              tablefmt="github", disable_numparse=True))
-        lines.append("")
-    plain = plain_ratios(rows)
-    if plain:
-        lines += ["## Against a plain loop", "",
-                  "The DCGAN step as a user writes it in each framework (bench/timing/anchors.py: "
-                  "nn.Sequential + torch.optim; keras.Sequential + a tf.function step), same "
-                  "architecture, batch and work per step:", ""]
-        lines.append(tabulate([[o["model"], o["framework"], o["variant"], _num(o["genbench_ms"], 2),
-                                _num(o["plain_ms"], 2), _num(o["ratio"], 2)] for o in plain],
-                              headers=["model", "framework", "genbench variant", "genbench ms", "plain ms",
-                                       "ratio"], tablefmt="github", disable_numparse=True))
-        lines.append("")
+    sections = (
+        ("The loop around the step (default variant)",
+         "`genbench run` times each step alone and the whole iteration (next batch, the step's random "
+         "inputs, the step, a CSV row); records carry both (`ms_per_step`, `loop_ms_per_step`, "
+         "`overhead_pct`). Here from two benchmarks of one session:",
+         loop_overhead(rows), ("step_ms", "loop_ms", "overhead_pct"), ("step ms", "loop ms", "overhead %")),
+        ("Against a plain loop",
+         "The DCGAN step as a user writes it in each framework (bench/timing/anchors.py: nn.Sequential + "
+         "torch.optim; keras.Sequential + a tf.function step), same architecture, batch and work per step:",
+         plain_ratios(rows), ("genbench_ms", "plain_ms", "ratio"), ("genbench ms", "plain ms", "ratio")),
+    )
+    for title, intro, found, keys, names in sections:
+        if found:
+            table = [[o["model"], o["framework"], o["variant"], *(_num(o[k], 2) for k in keys)] for o in found]
+            lines += [f"## {title}", "", intro, "",
+                      tabulate(table, headers=["model", "framework", "variant", *names], tablefmt="github",
+                               disable_numparse=True), ""]
     lines += [f"## Targets ({TARGET_MODEL} train step)", ""]
     verdict = {True: "met", False: "**not met**", None: "not measured"}
     lines.append(tabulate([[t["target"], t["measured"], verdict[t["met"]]] for t in targets(rows)],
