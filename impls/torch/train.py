@@ -151,6 +151,14 @@ def _keep_freed_memory():
     libc.mallopt(m_trim_threshold, 64 << 20)
 
 
+def _to_host(terms: dict) -> dict:
+    """Loss terms (0-d tensors) -> Python floats with one device-to-host copy for all of them
+    (on a GPU, one synchronisation per step rather than one per term). Each value is rounded
+    to the term's own dtype first, as .item() would give it."""
+    values = torch.stack([t.detach().to(torch.float64) for t in terms.values()]).tolist()
+    return dict(zip(terms, values))
+
+
 class Trainer:
     framework = "torch"
 
@@ -269,9 +277,9 @@ class Trainer:
             self.d_opt.step()
             if spec.weight_clip > 0:
                 stabilizers.clip_weights(D.parameters(), spec.weight_clip)
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + v.item()
-        out = {k: v / spec.n_critic for k, v in sums.items()}
+            for k, v in terms.items():  # summed on the device in float64: no host sync per term
+                v = v.detach().to(torch.float64)
+                sums[k] = sums[k] + v if k in sums else v
         fake, _ = self._run("G", self._t(noise["g.z"]), self._masks(noise, "g.G"))
         d_fake, _ = self._run("D", fake, self._masks(noise, "g.D.fake"))
         if spec.loss in G_NEEDS_REAL:  # relativistic: G's loss reads D on the last real batch
@@ -287,8 +295,8 @@ class Trainer:
             p.grad = g
         self._record("G")
         self.g_opt.step()
-        out["g_loss"] = g_loss.item()
-        return out
+        means = {k: v / spec.n_critic for k, v in sums.items()}
+        return _to_host({**means, "g_loss": g_loss})
 
     def _encode_sample(self, x, cond, noise):
         h, _ = self._run("E", x, self._masks(noise, "E"), cond)
@@ -310,7 +318,7 @@ class Trainer:
         self._record("E")
         self._record("G")
         self.g_opt.step()
-        return {"loss": loss.item(), "recon": recon.item(), "kl": kl.item(), "elbo": -loss.item()}
+        return _to_host({"loss": loss, "recon": recon, "kl": kl, "elbo": -loss})
 
     def _vaegan_step(self, x, noise):
         """Larsen et al. 2016, Algorithm 1: one forward pass, three losses, three updates."""
@@ -343,8 +351,8 @@ class Trainer:
             self._record(name)
         for _, _, opt in groups:
             opt.step()
-        return {"d_loss": d_loss.item(), "g_loss": (g_rec + g_prior).item(), "kl": kl.item(),
-                "llike": llike.item(), "enc_loss": enc_loss.item(), "dec_loss": dec_loss.item()}
+        return _to_host({"d_loss": d_loss, "g_loss": g_rec + g_prior, "kl": kl, "llike": llike,
+                         "enc_loss": enc_loss, "dec_loss": dec_loss})
 
     # -- inference (evaluation mode, NumPy in and out, NCHW) ---------------------------------
     @torch.no_grad()
