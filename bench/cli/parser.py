@@ -10,6 +10,30 @@ from ..core.specs import CONVENTIONS, DATASETS, FLOAT32_PRECISIONS
 from .options import EQUIVALENCE_DTYPES, FRAMEWORK_CHOICES, TF_VARIANTS
 
 
+def add_executor_options(p: argparse.ArgumentParser) -> None:
+    """How the matrix is executed (README, "Scale: Ray and clusters"); none of these changes an
+    experiment's identity, so they may be given with --resume."""
+    g = p.add_argument_group("execution (serial in this process, or Ray tasks on a local or remote cluster)")
+    g.add_argument("--executor", choices=("serial", "ray"), default="serial",
+                   help="serial (default): one experiment after the other in this process; ray: each "
+                        "experiment is a Ray task on a local Ray started for the run (every CPU of this "
+                        "machine) or on the cluster --address names; needs `pip install 'genbench[ray]'` "
+                        "(exit 2 without it) and a run folder every worker can see")
+    g.add_argument("--address", default=None, metavar="ADDR",
+                   help="join a running Ray cluster: auto (the one `ray start` left on this machine), "
+                        "HOST:PORT (its GCS address) or ray://HOST:PORT (Ray Client); an address where "
+                        "nothing answers is bad input (exit 2). Default: start a local Ray")
+    g.add_argument("--ray-cpus-per-task", type=int, default=None, metavar="N",
+                   help="CPUs Ray reserves for each experiment (default 1; --device cuda also reserves 1 GPU)")
+    g.add_argument("--ray-max-retries", type=int, default=None, metavar="N",
+                   help="times a task is run again when its worker process dies (default 2); past them the "
+                        "experiment gets a failed record and the others go on (exit 1)")
+    g.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="intra-op threads of PyTorch/TensorFlow in each experiment (default: the libraries' "
+                        "own serially, --ray-cpus-per-task on Ray); the same count on both paths gives the "
+                        "same losses")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="genbench",
@@ -38,8 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "experiment stopped while training is trained again from step 0.",
         epilog="exit status: 0 every experiment ok (or diverged: a result, shown in the tables); 1 an "
                "experiment failed in training or evaluation (metrics_failed), or a file could not be "
-               "written (disk full); 2 bad input (nothing trained); 130 interrupted (Ctrl-C: finished "
-               "work is kept, --resume continues; an experiment stopped during training starts again from step 0).")
+               "written (disk full), or, on Ray, lost its worker more times than --ray-max-retries; 2 bad input "
+               "(nothing trained; also --executor ray without Ray installed, or an --address where no cluster "
+               "answers); 130 interrupted (Ctrl-C: finished work is kept, --resume continues, on Ray the "
+               "remaining tasks are cancelled; an experiment stopped during training starts again from step 0).")
     r.add_argument("--profile", choices=tuple(registry.PROFILES), default=None,
                    help="budget: " + "; ".join(f"{k} = {v['steps']} steps" for k, v in registry.PROFILES.items())
                    + " (default quick)")
@@ -75,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "records/superseded/)")
     r.add_argument("--no-metrics", action="store_true", help="skip quality metrics (losses and timing only)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_executor_options(r)
 
     st = sub.add_parser(
         "study", help="the original study's seven claims: train their matrix, then verdicts with 95%% intervals",
@@ -102,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--data-dir", type=Path, default=None, help="your own copy of the datasets (as for run)")
     st.add_argument("--fresh", action="store_true", help="retrain experiments whose records exist")
     st.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_executor_options(st)
 
     sub.add_parser("list", help="the catalog: models, and which stabilizers apply to each",
                    epilog="exit status: 0 printed; 130 interrupted.")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from ..core import registry
 from ..core.specs import CONVENTIONS, DATASETS
-from .options import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, FRAMEWORK_CHOICES, RUN_DEFAULTS, UsageError, _models,
-                      _seeds, _steps)
+from .options import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, FRAMEWORK_CHOICES, RUN_DEFAULTS, UsageError,
+                      _models, _seeds, _steps)
 
 
 def _run_options(a) -> tuple[dict, Path | None]:
@@ -47,7 +47,10 @@ def _preflight_data(specs, data_dir, metrics: bool) -> None:
 
 
 def cmd_run(a) -> int:
+    from .matrix_ray import executor_options
+
     opts, out = _run_options(a)
+    executor = executor_options(a)
     datasets = [d.strip() for d in str(opts["dataset"]).split(",") if d.strip()] if opts["dataset"] else None
     if datasets == []:
         raise UsageError("--dataset names no dataset")
@@ -73,7 +76,8 @@ def cmd_run(a) -> int:
     out = out or Path("results/runs") / f"{profile}-{time.strftime('%Y%m%d-%H%M%S')}"
     options = {**opts, "data_dir": str(data_dir.resolve()) if data_dir else None, "steps": steps}
     return run_matrix(specs, frameworks, out, profile=profile, device=device, metrics=metrics, data_dir=data_dir,
-                      fresh=a.fresh, progress=not a.no_progress, command=a._command, options=options)
+                      fresh=a.fresh, progress=not a.no_progress, command=a._command, options=options,
+                      executor=executor)
 
 
 def _resolve_device(device: str) -> str:
@@ -90,25 +94,39 @@ def _resolve_device(device: str) -> str:
 
 
 def run_matrix(specs, frameworks, out: Path, *, profile: str, device: str, metrics: bool, data_dir, fresh: bool,
-               progress: bool, command: list, options: dict, name: str = "run", select=None, resume_hint=None) -> int:
+               progress: bool, command: list, options: dict, name: str = "run", select=None, resume_hint=None,
+               executor: dict | None = None) -> int:
     """Train and evaluate specs x frameworks into the run folder `out` (records reused by identity
     hash, superseded and corrupt ones moved aside), then render the tables; the exit code.
-    `select(i)` keeps only the i-th experiment of the matrix (sharding); None keeps all."""
+    `select(i)` keeps only the i-th experiment of the matrix (sharding); None keeps all.
+    `executor` (executor_options): serial in this process (None), or Ray tasks (matrix_ray.py)."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file, not a run folder")
 
     from ..runs import records, tables
-    from ..runs.runner import evaluate_saved, experiment_identity, plan, run_experiment
+    from ..runs.executors import make_job, run_job
+    from ..runs.runner import experiment_identity, plan
 
+    executor = executor or {"executor": "serial", "threads": None}
+    pool = None
+    if executor["executor"] == "ray":
+        from . import matrix_ray
+
+        pool = matrix_ray.start(executor, device, name)
+        if isinstance(pool, int):
+            return pool
     try:
         records.append_invocation(out, {"command": command, "options": options, "device_used": device,
-                                        "started_at": records.now_iso(), "git_revision": records.git_revision()})
+                                        "executor": executor, "started_at": records.now_iso(),
+                                        "git_revision": records.git_revision()})
         existing, unreadable = records.scan_records(out)
         for path, why in unreadable:
             dest = records.move_aside(path, records.CORRUPT_DIR)
             print(f"genbench {name}: warning: {why}; moved to {dest}, treated as not run", file=sys.stderr)
     except records.WriteError as e:
         print(f"genbench {name}: error: {e}", file=sys.stderr)
+        if pool is not None:
+            pool.shutdown()
         return EXIT_FAILED
     by_key: dict[tuple, set[str]] = {}  # experiment key -> ids of its records in records/
     for rid, rec in existing.items():
@@ -117,17 +135,19 @@ def run_matrix(specs, frameworks, out: Path, *, profile: str, device: str, metri
     matrix = [(spec, fw) for spec in specs for fw in frameworks]
     matrix = [m for i, m in enumerate(matrix) if select is None or select(i)]
     total = len(matrix)
+    hint = resume_hint or f"genbench run --resume {out}" + (" --executor ray" if pool is not None else "")
     print(f"genbench {name}: {total} experiment(s), profile {profile}, device {device}, out {out}", flush=True)
     statuses: dict[str, str] = {}
+    jobs: list[dict] = []  # planned for Ray
     interrupted = write_failed = False
     t0 = time.perf_counter()
     for spec, fw in matrix:
         ident = experiment_identity(spec, fw, device=device, profile=profile, n_eval=n_eval)
         eid = ident["id"]
+        job = None
         try:
             prev = _current_record(out, eid, existing)
             action, why = plan(prev, ident, out / eid, metrics=metrics, fresh=fresh)
-            rec = None
             if action == "reuse":
                 print(f"  [{eid}] {prev['status']} record with this identity hash exists, reused "
                       f"(--fresh retrains)", flush=True)
@@ -136,16 +156,17 @@ def run_matrix(specs, frameworks, out: Path, *, profile: str, device: str, metri
                     "ok", "diverged", "metrics_failed", "trained"):
                 dest = records.move_aside(out / "records" / f"{eid}.json", records.SUPERSEDED_DIR)
                 print(f"  [{eid}] retraining ({why}); the old record moved to {dest}", flush=True)
-            if action == "evaluate":
+            elif action == "evaluate":
                 print(f"  [{eid}] {why}", flush=True)
-                rec = evaluate_saved(spec, fw, out, prev, device=device, data_dir=data_dir, metrics=metrics,
-                                     n_eval=n_eval, command=command)
-            elif action == "train":
-                rec = run_experiment(spec, fw, out, device=device, profile=profile, data_dir=data_dir,
-                                     progress=progress, metrics=metrics, n_eval=n_eval, command=command)
+            if action != "reuse":
+                job = make_job(action, spec, fw, out, eid, device=device, profile=profile, n_eval=n_eval,
+                               data_dir=data_dir, metrics=metrics, command=command, prev=prev)
+            if job is not None and pool is not None:
+                jobs.append(job)
+                continue  # the record arrives later (matrix_ray.collect), and its superseding with it
+            rec = run_job(job, progress=progress, threads=executor["threads"]) if job is not None else None
         except KeyboardInterrupt:
-            print(f"  [{eid}] interrupted; everything written so far is kept in {out}; "
-                  f"`{resume_hint or f'genbench run --resume {out}'}` continues", flush=True)
+            print(f"  [{eid}] interrupted; everything written so far is kept in {out}; `{hint}` continues", flush=True)
             statuses[eid] = "interrupted"
             interrupted = True
         except records.WriteError as e:
@@ -164,6 +185,16 @@ def run_matrix(specs, frameworks, out: Path, *, profile: str, device: str, metri
             write_failed = True
         if interrupted or write_failed:
             break
+    if pool is not None:
+        from . import matrix_ray
+
+        try:
+            if not (interrupted or write_failed):
+                outcome = matrix_ray.collect(pool, jobs, out, by_key, statuses, total=total, name=name,
+                                             progress=progress, hint=hint)
+                interrupted, write_failed = outcome == "interrupted", outcome == "write_failed"
+        finally:
+            pool.shutdown()
     if not write_failed and records.record_paths(out):
         try:
             written = tables.render(out)
@@ -196,6 +227,9 @@ def _shard(text: str | None):
 
 def cmd_study(a) -> int:
     from ..runs import study
+    from .matrix_ray import executor_options
+
+    executor = executor_options(a)
 
     datasets = [d.strip() for d in a.datasets.split(",") if d.strip()]
     for d in datasets:
@@ -215,8 +249,8 @@ def cmd_study(a) -> int:
         code = run_matrix(specs, frameworks, a.out, profile="study", device=_resolve_device(a.device), metrics=True,
                           data_dir=a.data_dir, fresh=a.fresh, progress=not a.no_progress, command=a._command,
                           options=options, name="study", select=select,
-                          resume_hint=" ".join(a._command))
-        if code == EXIT_INTERRUPTED:
+                          resume_hint=" ".join(a._command), executor=executor)
+        if code in (EXIT_INTERRUPTED, EXIT_USAGE):  # Ctrl-C, or the executor could not start
             return code
     from ..runs.records import record_paths
 

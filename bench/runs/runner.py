@@ -254,6 +254,23 @@ def run_experiment(spec: ExperimentSpec, framework: str, run_dir, *, device="cpu
     return evaluate(trainer, spec, record, run_dir, metrics=metrics, n_eval=n_eval, dataset=dataset)
 
 
+def failed_record(spec: ExperimentSpec, framework: str, run_dir, error: str, *, device="cpu", variant=None,
+                  profile=None, n_eval=2000, command=None) -> dict:
+    """Write and return the `failed` record of an experiment whose training ended without
+    writing one (its process was killed): the next run of the same experiment trains it again."""
+    from ..metrics.stability import loss_summary
+
+    ident = experiment_identity(spec, framework, device=device, variant=variant, profile=profile, n_eval=n_eval)
+    record = _base_record(spec, framework, ident, device, ident["id"])
+    if command is not None:
+        record["command"] = list(command)
+    record.update({"status": "failed", "phase": "training", "steps_done": 0, "final_losses": {},
+                   "metrics": loss_summary({}), "metrics_evaluated": False, "timing": _timing([], spec.batch_size),
+                   "state": None, "error": error, "errors": {"training": error}, "ended_at": records.now_iso()})
+    records.write_record(Path(run_dir) / "records" / f"{ident['id']}.json", record)
+    return record
+
+
 def evaluate_saved(spec: ExperimentSpec, framework: str, run_dir, existing: dict, *, device="cpu", variant=None,
                    data_dir=None, metrics=True, n_eval=2000, command=None) -> dict:
     """Evaluate an experiment from its saved state (a `trained`, `metrics_failed` or
