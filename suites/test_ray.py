@@ -1,0 +1,286 @@
+"""`genbench run --executor ray`: the matrix as Ray tasks (bench/runs/executors.py,
+bench/cli/matrix_ray.py).
+
+By default only the quick checks run: the command-line errors (no Ray, a bad or dead
+--address, Ray options without --executor ray) and one tiny experiment as a task on a local
+Ray, whose losses must equal those of the same experiment trained here, serially. The rest
+is marked `ray` (`pytest -m ray`, `tox -e ray`): a matrix run serially and on Ray compared
+record by record, a worker killed with SIGKILL (retried, or past its retries a failed record
+while the other experiments finish), and Ctrl-C followed by --resume.
+
+Reference: the Ray path is checked against the serial path, an independent execution of the
+same experiment in another process; both pin one intra-op thread, so every float sum runs in
+the same order and the records must agree bit for bit (no tolerance is needed, and none is
+used: a difference is a defect of the executor, e.g. a thread count that leaked).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench import cli
+from bench.core import optional, registry
+from bench.runs import records
+
+ROOT = Path(__file__).resolve().parent.parent
+
+try:
+    import ray  # noqa: F401
+
+    NO_RAY = None
+except ImportError:
+    NO_RAY = "ray is not installed (pip install 'genbench[ray]'; tox -e ray installs it)"
+
+needs_ray = pytest.mark.skipif(NO_RAY is not None, reason=NO_RAY or "")
+RING = ["--profile", "smoke", "--dataset", "ring8", "--no-progress"]
+
+
+def _env(**extra) -> dict:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **extra)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    return env
+
+
+def _genbench(*args, timeout=600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bench.cli", *map(str, args)], capture_output=True, text=True,
+                          env=_env(), cwd=ROOT, timeout=timeout)
+
+
+def _start(*args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "bench.cli", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=_env(), cwd=ROOT)
+
+
+def _records(run_dir: Path) -> dict[str, dict]:
+    return {r["id"]: r for r in records.read_records(run_dir)}
+
+
+def _losses(run_dir: Path, eid: str) -> list[dict]:
+    """losses.csv without its wall-clock column."""
+    with open(run_dir / eid / "losses.csv", newline="") as f:
+        return [{k: v for k, v in row.items() if k != "wall_s"} for row in csv.DictReader(f)]
+
+
+def _first_difference(a: dict, b: dict, eid: str) -> str | None:
+    """The first result field in which two records of one experiment differ (timings,
+    timestamps, command and host are not results)."""
+    for key in ("spec_hash", "status", "steps_done", "final_losses", "metrics", "metrics_evaluated"):
+        if json.dumps(a.get(key), sort_keys=True) != json.dumps(b.get(key), sort_keys=True):
+            return f"{eid}: {key} differs: {a.get(key)!r} vs {b.get(key)!r}"
+    return None
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def _worker(run_dir: Path, eid: str, *, not_pid=None) -> dict | None:
+    """RUN_DIR/<id>/worker.json of a running task (another than not_pid), once it has trained a few steps."""
+    try:
+        info = json.loads((run_dir / eid / "worker.json").read_text())
+        rows = (run_dir / eid / "losses.csv").read_text().count("\n")
+    except (OSError, ValueError):
+        return None
+    return info if rows > 20 and info["pid"] != not_pid else None
+
+
+def _ids(models: str, frameworks=("torch",), seeds=(0,), steps=None, dataset="ring8", profile="smoke") -> list[str]:
+    """The identity ids the CLI must give, computed from the registry, not read from a run."""
+    from bench.cli.options import _models
+    from bench.runs.runner import experiment_identity
+
+    n_eval = registry.PROFILES[profile]["n_eval"]
+    specs = registry.profile_experiments(profile, _models(models), [dataset], list(seeds), steps)
+    return [experiment_identity(s, fw, profile=profile, n_eval=n_eval)["id"] for s in specs for fw in frameworks]
+
+
+# -- default run: the command line's errors and one tiny task ---------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed on return: nothing listens there
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--address", "auto"], "--address is an option of the Ray executor: add --executor ray"),
+    (["--ray-cpus-per-task", "2"], "--ray-cpus-per-task is an option of the Ray executor"),
+    (["--executor", "ray", "--ray-cpus-per-task", "0"], "--ray-cpus-per-task must be >= 1, got 0"),
+    (["--executor", "ray", "--address", "not an address"], "expected auto, HOST:PORT"),
+    (["--executor", "ray", "--address", "ray://127.0.0.1:FREEPORT"], "nothing answers at 127.0.0.1:FREEPORT"),
+    (["--executor", "ray", "--address", "127.0.0.1:FREEPORT"], "nothing answers at 127.0.0.1:FREEPORT"),
+])
+def test_bad_executor_options_are_one_line_and_exit_2(argv, message, tmp_path, capsys):
+    port = str(_free_port())
+    argv = [a.replace("FREEPORT", port) for a in argv]
+    t0 = time.perf_counter()
+    code = cli.main(["run", *RING, "--models", "gan", "--framework", "torch", "--out", str(tmp_path / "r"), *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and message.replace("FREEPORT", port) in err and len(err.strip().splitlines()) == 1, err
+    assert time.perf_counter() - t0 < 15  # a dead address is found by its own connect, not Ray's minutes of retries
+    assert not (tmp_path / "r" / "records").exists()
+
+
+def test_executor_ray_without_ray_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError, as where it is absent
+    code = cli.main(["study", "--datasets", "ring8", "--seeds", "0", "--framework", "torch", "--out",
+                     str(tmp_path), "--no-progress", "--executor", "ray"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip() == "genbench study: --executor ray needs Ray: pip install 'genbench[ray]'"
+
+
+def test_run_help_lists_the_executor_options(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for option in ("--executor {serial,ray}", "--address ADDR", "--ray-cpus-per-task N", "--ray-max-retries N",
+                   "--threads N"):
+        assert option in text
+    assert "ray://HOST:PORT" in text and "an --address where no cluster answers" in text
+
+
+@needs_ray
+def test_one_task_on_local_ray_equals_the_serial_experiment(tmp_path, capsys):
+    """One 20-step GAN as a Ray task (own process, one thread), and the same experiment here."""
+    import torch
+
+    from bench.runs.runner import run_experiment
+
+    eid, = _ids("gan")
+    code = cli.main(["run", *RING, "--models", "gan", "--framework", "torch", "--no-metrics", "--out",
+                     str(tmp_path / "ray"), "--executor", "ray"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "Ray " in out and "1 CPU and 1 thread(s) per task" in out
+    rec = records.read_record(tmp_path / "ray" / "records" / f"{eid}.json")
+    assert rec["status"] == "ok" and rec["steps_done"] == 20
+    assert not (tmp_path / "ray" / eid / "worker.json").exists()  # removed when the task ended
+
+    spec = registry.experiment("gan", dataset="ring8", profile="smoke")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        serial = run_experiment(spec, "torch", tmp_path / "serial", profile="smoke", progress=False, metrics=False,
+                                n_eval=registry.PROFILES["smoke"]["n_eval"])
+    finally:
+        torch.set_num_threads(before)
+    assert serial["id"] == eid
+    assert _first_difference(rec, serial, eid) is None, _first_difference(rec, serial, eid)
+    assert _losses(tmp_path / "ray", eid) == _losses(tmp_path / "serial", eid)
+
+
+# -- behind the `ray` marker ---------------------------------------------------------------------------
+MATRICES = {
+    "ring8": ["--dataset", "ring8", "--models", "gan,wgan-gp"],
+    "mnist": pytest.param(["--dataset", "mnist", "--models", "gan,vae"], marks=pytest.mark.needs_data("mnist")),
+}
+
+
+@pytest.mark.ray
+@needs_ray
+@pytest.mark.parametrize("matrix", list(MATRICES.values()), ids=list(MATRICES))
+def test_matrix_on_ray_gives_the_serial_records(matrix, tmp_path):
+    common = ["run", "--profile", "smoke", "--framework", "both", "--no-progress", *matrix]
+    serial = _genbench(*common, "--out", tmp_path / "serial", "--threads", "1")
+    assert serial.returncode == 0, serial.stdout + serial.stderr
+    on_ray = _genbench(*common, "--out", tmp_path / "ray", "--executor", "ray")  # 1 CPU, so 1 thread, per task
+    assert on_ray.returncode == 0, on_ray.stdout + on_ray.stderr
+    a, b = _records(tmp_path / "serial"), _records(tmp_path / "ray")
+    dataset, models = matrix[1], matrix[3]
+    assert sorted(a) == sorted(b) == sorted(_ids(models, ("torch", "tensorflow"), dataset=dataset))
+    for eid in a:
+        assert a[eid]["status"] == "ok"
+        assert _first_difference(a[eid], b[eid], eid) is None, _first_difference(a[eid], b[eid], eid)
+        assert _losses(tmp_path / "serial", eid) == _losses(tmp_path / "ray", eid), eid
+    assert (tmp_path / "ray" / "comparison.md").read_text() .count("|") > 0
+
+
+@pytest.mark.ray
+@needs_ray
+def test_a_killed_worker_is_retried_and_the_run_finishes(tmp_path):
+    out = tmp_path / "run"
+    eid, = _ids("gan", steps=3000)
+    proc = _start("run", *RING, "--models", "gan", "--framework", "torch", "--steps", "3000", "--no-metrics",
+                  "--out", out, "--executor", "ray", "--ray-max-retries", "1")
+    try:
+        first = _wait_for(lambda: _worker(out, eid), 120, "the task's worker.json and its first steps")
+        os.kill(first["pid"], signal.SIGKILL)
+        second = _wait_for(lambda: _worker(out, eid, not_pid=first["pid"]), 120, "the retried task")
+        stdout, _ = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stdout
+    assert second["pid"] != first["pid"]
+    rec = records.read_record(out / "records" / f"{eid}.json")
+    assert rec["status"] == "ok" and rec["steps_done"] == 3000
+    assert [int(r["step"]) for r in _losses(out, eid)] == list(range(1, 3001))  # trained again from step 1
+
+
+@pytest.mark.ray
+@needs_ray
+def test_a_worker_killed_past_its_retries_fails_its_experiment_and_the_others_finish(tmp_path):
+    out = tmp_path / "run"
+    killed, other = _ids("gan", ("torch", "tensorflow"), steps=3000)
+    proc = _start("run", *RING, "--models", "gan", "--framework", "both", "--steps", "3000", "--no-metrics",
+                  "--out", out, "--executor", "ray", "--ray-max-retries", "0")
+    try:
+        os.kill(_wait_for(lambda: _worker(out, killed), 120, "the torch task's first steps")["pid"], signal.SIGKILL)
+        stdout, _ = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, stdout
+    assert f"[{killed}] failed: its worker process died" in stdout and "0 retries did not finish it" in stdout
+    recs = _records(out)
+    assert recs[killed]["status"] == "failed" and "worker process died" in recs[killed]["error"]
+    assert recs[other]["status"] == "ok" and recs[other]["steps_done"] == 3000
+    assert "1 ok, 1 failed" in stdout or "1 failed, 1 ok" in stdout
+
+
+@pytest.mark.ray
+@needs_ray
+def test_ctrl_c_keeps_finished_records_and_resume_skips_exactly_them(tmp_path):
+    """Two short GANs finish while two WGAN-GPs (about four times slower per step) still run;
+    Ctrl-C then; --resume must reuse exactly the finished ones, untouched, and train the rest."""
+    out = tmp_path / "run"
+    steps = 1500
+    gans, wgans = _ids("gan", seeds=(0, 1), steps=steps), _ids("wgan-gp", seeds=(0, 1), steps=steps)
+    proc = _start("run", *RING, "--models", "gan,wgan-gp", "--framework", "torch", "--seeds", "0-1", "--steps",
+                  steps, "--no-metrics", "--out", out, "--executor", "ray")
+    try:
+        _wait_for(lambda: all((out / "records" / f"{e}.json").exists() for e in gans), 180, "the GANs' records")
+        _wait_for(lambda: any(_worker(out, e) for e in wgans), 120, "a WGAN-GP task training")
+        assert not any((out / "records" / f"{e}.json").exists() for e in wgans), "the WGAN-GPs ended too soon"
+        proc.send_signal(signal.SIGINT)
+        stdout, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stdout
+    assert f"`genbench run --resume {out} --executor ray` continues" in stdout
+    finished = {e: (out / "records" / f"{e}.json").stat().st_mtime_ns for e in gans}
+    for e in wgans:  # cancelled: an interrupted record (stopped in training) or none (never started)
+        path = out / "records" / f"{e}.json"
+        assert not path.exists() or records.read_record(path)["status"] == "interrupted"
+
+    again = _genbench("run", "--resume", out, "--executor", "ray", "--no-progress")
+    assert again.returncode == 0, again.stdout + again.stderr
+    reused = {line.split("]")[0].strip(" [") for line in again.stdout.splitlines() if "reused" in line}
+    assert reused == set(gans)
+    assert {e: (out / "records" / f"{e}.json").stat().st_mtime_ns for e in gans} == finished
+    recs = _records(out)
+    assert all(recs[e]["status"] == "ok" and recs[e]["steps_done"] == steps for e in wgans)
