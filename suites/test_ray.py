@@ -185,6 +185,17 @@ def test_one_task_on_local_ray_equals_the_serial_experiment(tmp_path, capsys):
     assert _losses(tmp_path / "ray", eid) == _losses(tmp_path / "serial", eid)
 
 
+def test_scale_projection_against_a_hand_schedule():
+    """Six runs of 5, 4, 3, 3, 2, 1 s on 2 workers, scheduled by hand: longest first, each to
+    the first free worker: {5, 3, 1} and {4, 3, 2}, 9 s each; 3 waves of 5 s; bound 18 / 2 = 9."""
+    from bench.runs import scale
+
+    row, = scale.projection([3, 1, 5, 2, 4, 3], workers=(2,))
+    assert row == {"workers": 2, "waves_s": 15.0, "greedy_s": 9.0, "bound_s": 9.0}
+    one, many = scale.projection([3, 1, 5, 2, 4, 3], workers=(1, 10), speedup=2)
+    assert one["greedy_s"] == one["bound_s"] == 9.0 and many["greedy_s"] == many["waves_s"] == 2.5
+
+
 # -- behind the `ray` marker ---------------------------------------------------------------------------
 MATRICES = {
     "ring8": ["--dataset", "ring8", "--models", "gan,wgan-gp"],

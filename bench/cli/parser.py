@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "records with the same identity hash are reused")
     r.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                    help="continue RUN_DIR with the options recorded in RUN_DIR/run.json (only --no-progress "
-                        "may be added)")
+                        "and the execution options below may be added)")
     r.add_argument("--device", choices=("cpu", "cuda", "auto"), default=None, help="device (default cpu)")
     r.add_argument("--float32-precision", choices=FLOAT32_PRECISIONS, default=None,
                    help="float32 matmuls/convolutions on GPUs: full IEEE float32 (default) or tf32, which "

@@ -21,6 +21,7 @@ bar counts them) and a stale one names a process that died.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import socket
@@ -145,7 +146,7 @@ class RayPool:
         self.ray = ray
         os.environ.setdefault("RAY_DEDUP_LOGS", "1")
         # the workers' own output (TensorFlow's start-up lines) stays in the cluster's log folder
-        kwargs = {"include_dashboard": False, "log_to_driver": False,
+        kwargs = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING,
                   "runtime_env": {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}}}
         try:
             if self.address is None:
