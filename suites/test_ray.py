@@ -9,9 +9,10 @@ record by record, a worker killed with SIGKILL (retried, or past its retries a f
 while the other experiments finish), and Ctrl-C followed by --resume.
 
 Reference: the Ray path is checked against the serial path, an independent execution of the
-same experiment in another process; both pin one intra-op thread, so every float sum runs in
-the same order and the records must agree bit for bit (no tolerance is needed, and none is
-used: a difference is a defect of the executor, e.g. a thread count that leaked).
+same experiment in another process; both pin one thread, so training runs the same float32
+arithmetic in the same order. The comparison allows only what the error model below allows
+(a logged total of several loss terms associated differently, seen at 1 ulp in TensorFlow's
+WGAN-GP d_loss while every term was equal); everything else must be equal bit for bit.
 """
 
 from __future__ import annotations
@@ -66,17 +67,58 @@ def _records(run_dir: Path) -> dict[str, dict]:
 
 
 def _losses(run_dir: Path, eid: str) -> list[dict]:
-    """losses.csv without its wall-clock column."""
+    """losses.csv without its wall-clock column, as floats."""
     with open(run_dir / eid / "losses.csv", newline="") as f:
-        return [{k: v for k, v in row.items() if k != "wall_s"} for row in csv.DictReader(f)]
+        return [{k: float(v) for k, v in row.items() if k != "wall_s"} for row in csv.DictReader(f)]
 
 
-def _first_difference(a: dict, b: dict, eid: str) -> str | None:
-    """The first result field in which two records of one experiment differ (timings,
-    timestamps, command and host are not results)."""
-    for key in ("spec_hash", "status", "steps_done", "final_losses", "metrics", "metrics_evaluated"):
-        if json.dumps(a.get(key), sort_keys=True) != json.dumps(b.get(key), sort_keys=True):
+# The error model. Both paths train with one thread, so every parameter update is the same
+# float32 arithmetic in the same order; what may still differ is how a logged total of k
+# float32 terms (d_loss = real + fake + penalty) is associated, which a graph optimizer or a
+# vectorized kernel may choose per process (seen: TensorFlow's WGAN-GP d_loss, 1 ulp on some
+# steps, every term equal). Each association rounds k - 1 times by at most u |partial sum| <=
+# u sum|terms|, in either run: per step |a - b| <= 2 (k - 1) u sum|terms|. The bound is per
+# step and does not grow: a trajectory that really differed (another thread count, another
+# random stream) leaves it within a few steps, since GAN training amplifies any difference.
+F32_UNIT_ROUNDOFF = 2.0 ** -24
+
+
+def _step_tolerance(row: dict) -> float:
+    terms = [abs(v) for k, v in row.items() if k != "step"]
+    return 2 * (len(terms) - 1) * F32_UNIT_ROUNDOFF * sum(terms)
+
+
+def _first_difference(run_a: Path, run_b: Path, eid: str) -> str | None:
+    """The first result in which two runs of one experiment differ beyond the error model:
+    losses.csv step by step; the final losses (window means: within the largest step
+    tolerance); the loss-history metrics (means, stds, mean absolute steps: within twice it);
+    every other field and metric exactly (they come from the same trained weights)."""
+    a, b = records.read_record(run_a / "records" / f"{eid}.json"), records.read_record(run_b / "records" / f"{eid}.json")
+    for key in ("spec_hash", "status", "steps_done", "metrics_evaluated"):
+        if a.get(key) != b.get(key):
             return f"{eid}: {key} differs: {a.get(key)!r} vs {b.get(key)!r}"
+    rows_a, rows_b = _losses(run_a, eid), _losses(run_b, eid)
+    if [r["step"] for r in rows_a] != [r["step"] for r in rows_b] or list(rows_a[0]) != list(rows_b[0]):
+        return f"{eid}: losses.csv has other steps or columns"
+    eps = 0.0
+    for ra, rb in zip(rows_a, rows_b):
+        tol = _step_tolerance(ra)
+        eps = max(eps, tol)
+        for k in ra:
+            if abs(ra[k] - rb[k]) > tol:
+                return f"{eid}: step {ra['step']:.0f} {k} {ra[k]!r} vs {rb[k]!r}, beyond {tol:.2g}"
+    terms = set(a["final_losses"])
+    if set(b["final_losses"]) != terms or set(a["metrics"]) != set(b["metrics"]):
+        return f"{eid}: other loss terms or metrics"
+    for k in terms:
+        if abs(a["final_losses"][k] - b["final_losses"][k]) > eps:
+            return f"{eid}: final {k} {a['final_losses'][k]!r} vs {b['final_losses'][k]!r}, beyond {eps:.2g}"
+    for k, va in a["metrics"].items():
+        vb = b["metrics"][k]
+        from_losses = any(k == f"{t}{s}" for t in terms for s in ("_mean", "_std", "_abs_step"))
+        same = abs(va - vb) <= 2 * eps if from_losses and isinstance(va, float) else json.dumps(va) == json.dumps(vb)
+        if not same:
+            return f"{eid}: metric {k} {va!r} vs {vb!r}" + (f", beyond {2 * eps:.2g}" if from_losses else "")
     return None
 
 
@@ -181,8 +223,8 @@ def test_one_task_on_local_ray_equals_the_serial_experiment(tmp_path, capsys):
     finally:
         torch.set_num_threads(before)
     assert serial["id"] == eid
-    assert _first_difference(rec, serial, eid) is None, _first_difference(rec, serial, eid)
-    assert _losses(tmp_path / "ray", eid) == _losses(tmp_path / "serial", eid)
+    difference = _first_difference(tmp_path / "ray", tmp_path / "serial", eid)
+    assert difference is None, difference
 
 
 def test_scale_projection_against_a_hand_schedule():
@@ -217,9 +259,29 @@ def test_matrix_on_ray_gives_the_serial_records(matrix, tmp_path):
     assert sorted(a) == sorted(b) == sorted(_ids(models, ("torch", "tensorflow"), dataset=dataset))
     for eid in a:
         assert a[eid]["status"] == "ok"
-        assert _first_difference(a[eid], b[eid], eid) is None, _first_difference(a[eid], b[eid], eid)
-        assert _losses(tmp_path / "serial", eid) == _losses(tmp_path / "ray", eid), eid
-    assert (tmp_path / "ray" / "comparison.md").read_text() .count("|") > 0
+        difference = _first_difference(tmp_path / "serial", tmp_path / "ray", eid)
+        assert difference is None, difference
+
+
+def test_the_error_model_rejects_another_trajectory(tmp_path):
+    """The comparator's tolerance is not so loose that another run passes: the same GAN with
+    another seed's stream would, and must, be rejected at its first step. Here: one loss of a
+    written record and losses.csv moved by 1e-5 relative at step 5, as a slightly different
+    trajectory would be."""
+    eid = "x"
+    for name, bump in (("a", 0.0), ("b", 1e-5)):
+        run = tmp_path / name
+        (run / eid).mkdir(parents=True)
+        rows = [{"step": s, "wall_s": 0.1 * s, "d_loss": 1.3 - 0.01 * s + (bump * 1.3 if s == 5 else 0.0),
+                 "g_loss": 0.7} for s in range(1, 9)]
+        (run / eid / "losses.csv").write_text("step,wall_s,d_loss,g_loss\n" + "".join(
+            f"{r['step']},{r['wall_s']},{r['d_loss']!r},{r['g_loss']!r}\n" for r in rows))
+        records.write_record(run / "records" / f"{eid}.json", {
+            "id": eid, "experiment": "gan", "dataset": "ring8", "framework": "torch", "seed": 0, "status": "ok",
+            "spec_hash": "h", "steps_done": 8, "metrics_evaluated": False,
+            "final_losses": {"d_loss": 1.25, "g_loss": 0.7}, "metrics": {"d_loss_mean": 1.25}})
+    assert _first_difference(tmp_path / "a", tmp_path / "a", eid) is None
+    assert _first_difference(tmp_path / "a", tmp_path / "b", eid).startswith(f"{eid}: step 5 d_loss")
 
 
 @pytest.mark.ray

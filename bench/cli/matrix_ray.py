@@ -83,7 +83,8 @@ def collect(pool, jobs: list[dict], out: Path, by_key: dict, statuses: dict, *, 
                 statuses[eid] = "failed"
                 _lost(job, error, out)
             _supersede_others(out, eid, by_key)
-            tables.render(out)
+            if records.record_paths(out):  # a task cancelled before it started leaves none
+                tables.render(out)
         bar.update(1)
         show()
 

@@ -166,6 +166,7 @@ class RayPool:
         task = self.ray.remote(_ray_job).options(num_cpus=self.cpus, num_gpus=self.gpus,
                                                  max_retries=self.max_retries, retry_exceptions=False)
         for job in jobs:
+            worker_file(job["run_dir"], job["id"]).unlink(missing_ok=True)  # left by a worker that was killed
             self.pending[task.remote(job, self.threads)] = job
 
     def running(self) -> int:
