@@ -60,6 +60,7 @@ def collect(pool, jobs: list[dict], out: Path, by_key: dict, statuses: dict, *, 
     from tqdm import tqdm
 
     from ..runs import records, tables
+    from ..runs.executors import CLAIM_FILE, release
     from .run import _report, _supersede_others
 
     pool.submit(jobs)
@@ -72,6 +73,7 @@ def collect(pool, jobs: list[dict], out: Path, by_key: dict, statuses: dict, *, 
 
     def take(job, rec, error):
         eid = job["id"]
+        release(out / eid / CLAIM_FILE)
         with tqdm.external_write_mode():
             if rec is not None:
                 statuses[eid] = rec["status"]

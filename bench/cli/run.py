@@ -104,7 +104,7 @@ def run_matrix(specs, frameworks, out: Path, *, profile: str, device: str, metri
         raise UsageError(f"--out {out} is a file, not a run folder")
 
     from ..runs import records, tables
-    from ..runs.executors import make_job, run_job
+    from ..runs.executors import ExperimentBusy, claim, make_job, release, run_job
     from ..runs.runner import experiment_identity, plan
 
     executor = executor or {"executor": "serial", "threads": None}
@@ -139,6 +139,7 @@ def run_matrix(specs, frameworks, out: Path, *, profile: str, device: str, metri
     print(f"genbench {name}: {total} experiment(s), profile {profile}, device {device}, out {out}", flush=True)
     statuses: dict[str, str] = {}
     jobs: list[dict] = []  # planned for Ray
+    claims: dict[str, Path] = {}  # experiments this process holds (executors.claim)
     interrupted = write_failed = False
     t0 = time.perf_counter()
     for spec, fw in matrix:
@@ -146,6 +147,12 @@ def run_matrix(specs, frameworks, out: Path, *, profile: str, device: str, metri
         eid = ident["id"]
         job = None
         try:
+            try:
+                claims[eid] = claim(out, eid)
+            except ExperimentBusy as e:
+                print(f"  [{eid}] skipped: {e}; another genbench process is working on it", flush=True)
+                statuses[eid] = "busy"
+                continue
             prev = _current_record(out, eid, existing)
             action, why = plan(prev, ident, out / eid, metrics=metrics, fresh=fresh)
             if action == "reuse":
@@ -163,7 +170,7 @@ def run_matrix(specs, frameworks, out: Path, *, profile: str, device: str, metri
                                data_dir=data_dir, metrics=metrics, command=command, prev=prev)
             if job is not None and pool is not None:
                 jobs.append(job)
-                continue  # the record arrives later (matrix_ray.collect), and its superseding with it
+                continue  # the record (and the claim's release) arrives later: matrix_ray.collect
             rec = run_job(job, progress=progress, threads=executor["threads"]) if job is not None else None
         except KeyboardInterrupt:
             print(f"  [{eid}] interrupted; everything written so far is kept in {out}; `{hint}` continues", flush=True)
@@ -177,6 +184,7 @@ def run_matrix(specs, frameworks, out: Path, *, profile: str, device: str, metri
             if rec is not None:
                 statuses[eid] = rec["status"]
                 _report(eid, rec)
+        release(claims.pop(eid, None))
         try:
             _supersede_others(out, eid, by_key)
         except records.WriteError as e:
@@ -195,6 +203,8 @@ def run_matrix(specs, frameworks, out: Path, *, profile: str, device: str, metri
                 interrupted, write_failed = outcome == "interrupted", outcome == "write_failed"
         finally:
             pool.shutdown()
+    for path in claims.values():  # Ray jobs whose outcome never arrived
+        release(path)
     if not write_failed and records.record_paths(out):
         try:
             written = tables.render(out)

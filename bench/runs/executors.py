@@ -16,6 +16,13 @@ defaults to the task's CPUs; the CLI process serially, with --threads).
 While a task runs, RUN_DIR/<experiment id>/worker.json names its process (pid, host,
 started_at); it is removed when the task ends, so its presence means "running" (the progress
 bar counts them) and a stale one names a process that died.
+
+Claims. Two commands may work on one run folder at once (shards of a study, a second run
+started by mistake): before it plans an experiment, the command that will train or evaluate it
+claims it, RUN_DIR/<experiment id>/claim.json created exclusively (O_EXCL) with its pid, host
+and time, and gives the claim back when the experiment's record is in. An experiment claimed by
+a live process is skipped (its record counts when it lands), so two processes never write one
+experiment's files at once; a claim whose process is gone (same host, no such pid) is taken over.
 """
 
 from __future__ import annotations
@@ -31,12 +38,73 @@ from pathlib import Path
 from . import records
 
 WORKER_FILE = "worker.json"
+CLAIM_FILE = "claim.json"
+FRESH_CLAIM_S = 10.0  # an unreadable claim younger than this is being written: busy, not stale
 ADDRESS_FORMS = "auto, HOST:PORT (a cluster's GCS, as `ray start --head` prints it) or ray://HOST:PORT (Ray Client)"
 RAY_MISSING = "--executor ray needs Ray: pip install 'genbench[ray]'"
 
 
 class ExecutorError(Exception):
     """The executor cannot start (Ray missing, an unreachable --address): one line, exit 2."""
+
+
+class ExperimentBusy(Exception):
+    """Another live process has claimed this experiment (its one-line description)."""
+
+
+def claim(run_dir, eid: str) -> Path:
+    """Claim experiment `eid` of `run_dir` for this process; the claim file. ExperimentBusy if a
+    live process holds it (or one on another host, which cannot be checked from here)."""
+    path = Path(run_dir) / eid / CLAIM_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "claimed_at": records.now_iso()}
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _holder(path)
+            if holder is not None:
+                raise ExperimentBusy(f"claimed by pid {holder.get('pid')} on {holder.get('host')} since "
+                                     f"{holder.get('claimed_at')} (if no such process runs, remove {path})") from None
+            path.unlink(missing_ok=True)  # its process is gone: take it over
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(me) + "\n")
+        return path
+    raise ExperimentBusy(f"{path} keeps reappearing: another process is claiming it")
+
+
+def _holder(path: Path) -> dict | None:
+    """The live holder of a claim file, or None when the claim is stale (or already gone)."""
+    try:
+        text = path.read_text()
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+    try:
+        holder = json.loads(text)
+    except ValueError:  # being written this instant, or left half-written by a crash
+        return {"pid": "?", "host": "?", "claimed_at": "just now"} if age < FRESH_CLAIM_S else None
+    if holder.get("host") != socket.gethostname():
+        return holder  # another machine's process: cannot be checked, so it counts as live
+    try:
+        os.kill(int(holder["pid"]), 0)
+    except ProcessLookupError:
+        return None
+    except (PermissionError, KeyError, TypeError, ValueError):
+        return holder
+    return holder
+
+
+def release(path: Path | None) -> None:
+    """Give a claim back (only this process's own)."""
+    if path is None:
+        return
+    try:
+        if json.loads(path.read_text()).get("pid") == os.getpid():
+            path.unlink(missing_ok=True)
+    except (FileNotFoundError, ValueError):
+        pass
 
 
 def make_job(action: str, spec, framework: str, run_dir: Path, eid: str, *, device: str, profile: str,
