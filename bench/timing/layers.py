@@ -49,7 +49,7 @@ def _torch_layer(layer, x, masks):
     net.train()
     xt = torch.from_numpy(x).requires_grad_(True)
     mt = [torch.from_numpy(m) for m in masks]
-    params = [p for p in net.parameters()]
+    params = list(net.parameters())
 
     def run():
         out = net(xt, mt)[0]
