@@ -12,7 +12,8 @@ same in both twins:
   `losses` (GAN_LOSSES, one signature per loss family, and the VAE terms), `stabilizers`
   (spectral norm, gradient penalty, weight clipping, dropout, batch norm), `models` (Net, the
   interpreter of a bench/core/arch.py layer list), `train` (Trainer, make_optimizer,
-  set_float32_precision, VARIANTS) and `weights` (the canonical weight layout). Names that
+  set_float32_precision, VARIANTS), `weights` (the canonical weight layout) and `noise`
+  (NativeDraws: the "native" randomness mode, bench/core/randomness.py). Names that
   exist in one twin only are listed, with their reason, in suites/test_surface.py.
 """
 

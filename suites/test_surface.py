@@ -21,7 +21,7 @@ from bench.core.specs import GAN_LOSSES
 from impls import FRAMEWORKS
 
 IMPLS = Path(__file__).resolve().parent.parent / "impls"
-MODULES = ("__init__", "losses", "stabilizers", "models", "train", "weights")
+MODULES = ("__init__", "losses", "stabilizers", "models", "train", "weights", "noise")
 
 # Public names that exist in one twin only, each for a reason of its framework. Anything
 # else public must be in both, in the same order; a name listed here that disappears or
@@ -155,7 +155,7 @@ def _declared_parts(framework):
 def test_both_twins_declare_the_same_parts():
     parts = {fw: _declared_parts(fw) for fw in FRAMEWORKS}
     # the list impls/__init__.py documents, one module of each twin per role
-    assert parts["torch"] == parts["tensorflow"] == ("losses", "stabilizers", "models", "train", "weights")
+    assert parts["torch"] == parts["tensorflow"] == ("losses", "stabilizers", "models", "train", "weights", "noise")
     assert set(parts["torch"]) <= set(MODULES)
 
 

@@ -18,7 +18,7 @@ class UsageError(Exception):
 # None: the profile's own choice (registry.profile_experiments: mnist and dcgan,vae; the ci profile's matrix)
 RUN_DEFAULTS = {"profile": "quick", "dataset": None, "framework": "both", "models": None, "seeds": "0", "steps": None,
                 "device": "cpu", "float32_precision": "full", "data_dir": None, "no_metrics": False,
-                "convention": "torch"}
+                "convention": "torch", "randomness": "reproducible"}
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..core import registry
+from ..core.randomness import RANDOMNESS_MODES
 from ..core.specs import CONVENTIONS, DATASETS, FLOAT32_PRECISIONS
 from .options import EQUIVALENCE_DTYPES, FRAMEWORK_CHOICES, TF_VARIANTS
 
@@ -94,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"a peer library's conventions, set on every experiment of the run (bench/core/registry.py "
                         f"CONVENTION_PRESETS; README, \"Peer conventions\"): {', '.join(CONVENTIONS)} "
                         "(default torch, genbench's own); each record's spec says which")
+    r.add_argument("--randomness", choices=RANDOMNESS_MODES, default=None,
+                   help="where each step's latents and dropout masks come from: reproducible (default): one "
+                        "seeded NumPy stream, the same numbers in both frameworks; native: each framework's own "
+                        "seeded generator on the device, reproducible within that framework only, faster on a "
+                        "GPU (slower on a CPU: docs/timing.md); records say which, and it is part of their identity")
     r.add_argument("--data-dir", type=Path, default=None,
                    help="your own dataset copy: IDX folder (gz or not), Keras mnist.npz, or torchvision root")
     r.add_argument("--fresh", action="store_true",

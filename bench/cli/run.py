@@ -77,7 +77,7 @@ def cmd_run(a) -> int:
     options = {**opts, "data_dir": str(data_dir.resolve()) if data_dir else None, "steps": steps}
     return run_matrix(specs, frameworks, out, profile=profile, device=device, metrics=metrics, data_dir=data_dir,
                       fresh=a.fresh, progress=not a.no_progress, command=a._command, options=options,
-                      executor=executor)
+                      executor=executor, randomness=opts["randomness"])
 
 
 def _resolve_device(device: str) -> str:
@@ -95,7 +95,7 @@ def _resolve_device(device: str) -> str:
 
 def run_matrix(specs, frameworks, out: Path, *, profile: str, device: str, metrics: bool, data_dir, fresh: bool,
                progress: bool, command: list, options: dict, name: str = "run", select=None, resume_hint=None,
-               executor: dict | None = None) -> int:
+               executor: dict | None = None, randomness: str = "reproducible") -> int:
     """Train and evaluate specs x frameworks into the run folder `out` (records reused by identity
     hash, superseded and corrupt ones moved aside), then render the tables; the exit code.
     `select(i)` keeps only the i-th experiment of the matrix (sharding); None keeps all.
@@ -143,7 +143,7 @@ def run_matrix(specs, frameworks, out: Path, *, profile: str, device: str, metri
     interrupted = write_failed = False
     t0 = time.perf_counter()
     for spec, fw in matrix:
-        ident = experiment_identity(spec, fw, device=device, profile=profile, n_eval=n_eval)
+        ident = experiment_identity(spec, fw, device=device, profile=profile, n_eval=n_eval, randomness=randomness)
         eid = ident["id"]
         job = None
         try:
@@ -167,7 +167,8 @@ def run_matrix(specs, frameworks, out: Path, *, profile: str, device: str, metri
                 print(f"  [{eid}] {why}", flush=True)
             if action != "reuse":
                 job = make_job(action, spec, fw, out, eid, device=device, profile=profile, n_eval=n_eval,
-                               data_dir=data_dir, metrics=metrics, command=command, prev=prev)
+                               data_dir=data_dir, metrics=metrics, command=command, prev=prev,
+                               randomness=randomness)
             if job is not None and pool is not None:
                 jobs.append(job)
                 continue  # the record (and the claim's release) arrives later: matrix_ray.collect

@@ -1,9 +1,12 @@
 """All randomness a training run consumes, drawn by the harness from seeded NumPy generators.
 
-The twins never draw random numbers of their own while training: initial weights, latent
-noise, the VAE's epsilon, gradient-penalty interpolation coefficients and dropout masks all
-come from here. Equal seeds therefore give the two frameworks bit-identical inputs, which is
-what makes step-by-step equivalence testable.
+In the default "reproducible" randomness mode the twins never draw random numbers of their
+own while training: initial weights, latent noise, the VAE's epsilon, gradient-penalty
+interpolation coefficients and dropout masks all come from here. Equal seeds therefore give the
+two frameworks bit-identical inputs, which is what makes step-by-step equivalence testable. In
+the "native" mode (RANDOMNESS_MODES; `genbench run --randomness native`) each twin's
+`noise.NativeDraws` draws the same keys, shapes and distributions per step with its framework's
+own seeded generator on the device; initial weights still come from here.
 
 Noise for one `train_step` is a flat dict. Keys (B = batch size, L = latent size):
 - gan:    "d{i}.z" (B, L), "d{i}.alpha" (B, 1...) with a gradient penalty, and dropout masks
@@ -88,25 +91,58 @@ def keep_units(rng: np.random.Generator, shape, p: float) -> np.ndarray:
 def dropout_masks(layers: list, batch: int, rng: np.random.Generator, dtype) -> list[np.ndarray]:
     """Inverted-dropout masks, 0 or 1 / (1 - p) in `dtype`, one array per dropout layer: the
     keep decisions of `keep_units`, so the pattern does not depend on the dtype."""
-    masks = []
-    dtype = np.dtype(dtype)
-    for layer in layers:
-        if layer.kind == "dropout":
-            p = layer.args["p"]
-            keep = keep_units(rng, (batch,) + tuple(layer.out_shape), p)
-            masks.append(np.multiply(keep, dtype.type(1.0 / (1.0 - p)), dtype=dtype))
-    return masks
+    return NumpyDraws(rng, dtype).masks(layers, batch)
 
 
-def step_noise(spec: ExperimentSpec, rng: np.random.Generator, batch: int | None = None) -> dict:
-    """The random inputs of one `Trainer.train_step`, keyed as in the module docstring."""
+RANDOMNESS_MODES = ("reproducible", "native")
+
+
+class Draws:
+    """A source of a step's random inputs: `normal`, `uniform` and `mask` (inverted dropout,
+    0 or 1 / (1 - p)) of a shape, in the spec's dtype; step_noise asks for them in one order."""
+
+    def masks(self, layers: list, batch: int) -> list:
+        """One mask per dropout layer of `layers`, in network order, canonical (NCHW) shapes."""
+        return [self.mask((batch,) + tuple(layer.out_shape), layer.args["p"])
+                for layer in layers if layer.kind == "dropout"]
+
+
+class NumpyDraws(Draws):
+    """The "reproducible" mode: the seeded NumPy stream above, the same numbers in both twins.
+    Each twin's `noise.NativeDraws` (the "native" mode) draws with its framework's own seeded
+    generator on the trainer's device: reproducible within a framework, not across the two,
+    and no host-to-device copies."""
+
+    def __init__(self, rng: np.random.Generator, dtype):
+        self.rng, self.dtype = rng, np.dtype(dtype)
+
+    def normal(self, shape):
+        return normal(self.rng, shape, self.dtype)
+
+    def uniform(self, shape):
+        return uniform(self.rng, shape, self.dtype)
+
+    def mask(self, shape, p: float):
+        keep = keep_units(self.rng, shape, p)
+        return np.multiply(keep, self.dtype.type(1.0 / (1.0 - p)), dtype=self.dtype)
+
+
+def native_seed(seed: int, stream: int = 1) -> int:
+    """The 63-bit seed of a framework generator for `seed`'s stream `stream` (1: step noise)."""
+    return int(np.random.SeedSequence([seed, stream]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def step_noise(spec: ExperimentSpec, rng: np.random.Generator | None, batch: int | None = None,
+               draws=None) -> dict:
+    """The random inputs of one `Trainer.train_step`, keyed as in the module docstring: drawn
+    from `rng` (NumpyDraws), or by `draws` (a twin's NativeDraws) in the same order and shapes."""
     b = batch or spec.batch_size
-    dtype = np.dtype(spec.dtype)
+    draws = draws or NumpyDraws(rng, spec.dtype)
     nets = arch.networks(spec)
-    latent = lambda: normal(rng, (b, spec.latent_dim), dtype)  # noqa: E731
+    latent = lambda: draws.normal((b, spec.latent_dim))  # noqa: E731
 
-    def masks(net: str) -> list[np.ndarray]:
-        return dropout_masks(nets[net], b, rng, dtype)
+    def masks(net: str) -> list:
+        return draws.masks(nets[net], b)
 
     noise: dict = {}
     if spec.family == "gan":
@@ -114,7 +150,7 @@ def step_noise(spec: ExperimentSpec, rng: np.random.Generator, batch: int | None
         for i in range(spec.n_critic):
             noise[f"d{i}.z"] = latent()
             if spec.uses_gp:
-                noise[f"d{i}.alpha"] = uniform(rng, alpha_shape, dtype)
+                noise[f"d{i}.alpha"] = draws.uniform(alpha_shape)
             noise[f"d{i}.G"] = masks("G")
             for call in ("real", "fake") + (("gp",) if spec.uses_gp else ()):
                 noise[f"d{i}.D.{call}"] = masks("D")

@@ -108,12 +108,14 @@ def release(path: Path | None) -> None:
 
 
 def make_job(action: str, spec, framework: str, run_dir: Path, eid: str, *, device: str, profile: str,
-             n_eval: int, data_dir, metrics: bool, command: list, prev: dict | None) -> dict:
+             n_eval: int, data_dir, metrics: bool, command: list, prev: dict | None,
+             randomness: str = "reproducible") -> dict:
     """One experiment's work as plain data (JSON types only), for this process or a Ray worker."""
     return {"action": action, "id": eid, "spec": spec.to_dict(), "framework": framework,
             "run_dir": str(Path(run_dir).resolve()), "device": device, "profile": profile, "n_eval": int(n_eval),
             "data_dir": str(Path(data_dir).resolve()) if data_dir else None, "metrics": bool(metrics),
-            "command": [str(c) for c in command], "prev": prev if action == "evaluate" else None}
+            "command": [str(c) for c in command], "prev": prev if action == "evaluate" else None,
+            "randomness": randomness}
 
 
 def run_job(job: dict, *, progress: bool = False, threads: int | None = None) -> dict:
@@ -124,8 +126,9 @@ def run_job(job: dict, *, progress: bool = False, threads: int | None = None) ->
     if threads:
         pin_threads(threads, job["framework"])
     spec = ExperimentSpec.from_dict(job["spec"])
+    randomness = job.get("randomness", "reproducible")
     ident = experiment_identity(spec, job["framework"], device=job["device"], profile=job["profile"],
-                                n_eval=job["n_eval"])
+                                n_eval=job["n_eval"], randomness=randomness)
     if ident["id"] != job["id"]:  # the spec did not survive the trip as data: refuse to write a record under it
         raise RuntimeError(f"job {job['id']}: rebuilt spec has identity {ident['id']}")
     data_dir = Path(job["data_dir"]) if job["data_dir"] else None
@@ -135,7 +138,7 @@ def run_job(job: dict, *, progress: bool = False, threads: int | None = None) ->
                               command=job["command"])
     return run_experiment(spec, job["framework"], job["run_dir"], device=job["device"], profile=job["profile"],
                           data_dir=data_dir, progress=progress, metrics=job["metrics"], n_eval=job["n_eval"],
-                          command=job["command"])
+                          command=job["command"], randomness=randomness)
 
 
 def pin_threads(n: int, framework: str) -> None:

@@ -30,10 +30,11 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
+from ..core.randomness import RANDOMNESS_MODES
+
 SCHEMA_VERSION = 2
 IDENTITY_VERSION = 3  # 2: float32 twins draw their random inputs in float32; 3: dropout keep
 # decisions from 16-bit raw draws (bench/core/randomness.py)
-RANDOMNESS = "reproducible"  # every random number drawn by the harness from seeded generators
 FILE_MODE = 0o644
 STATE_FILE = "state.npz"
 STATUSES = ("trained", "ok", "diverged", "metrics_failed", "failed", "interrupted")
@@ -192,11 +193,15 @@ def canonical_json(obj) -> str:
     return json.dumps(jsonable(obj), sort_keys=True, separators=(",", ":"))
 
 
-def identity(spec, framework: str, *, variant: str, device: str, profile: str | None, n_eval: int) -> dict:
+def identity(spec, framework: str, *, variant: str, device: str, profile: str | None, n_eval: int,
+             randomness: str = "reproducible") -> dict:
     """{"hash", "id", "inputs"}: see the module docstring. `inputs` is what was hashed
-    besides the spec (the spec itself is stored whole in the record)."""
+    besides the spec (the spec itself is stored whole in the record). `randomness`: where a
+    step's random inputs come from (bench/core/randomness.py RANDOMNESS_MODES)."""
+    if randomness not in RANDOMNESS_MODES:
+        raise ValueError(f"randomness {randomness!r} is not one of {', '.join(RANDOMNESS_MODES)}")
     inputs = {"identity_version": IDENTITY_VERSION, "framework": framework, "variant": variant,
-              "device": device, "profile": profile, "n_eval": int(n_eval), "randomness": RANDOMNESS}
+              "device": device, "profile": profile, "n_eval": int(n_eval), "randomness": randomness}
     digest = hashlib.sha256(canonical_json({"spec": spec.to_dict(), **inputs}).encode()).hexdigest()
     return {"hash": digest, "id": f"{spec.name}__{spec.dataset}__{framework}__s{spec.seed}__{digest[:8]}",
             "inputs": inputs}

@@ -44,10 +44,10 @@ EVALUATE_AGAIN = ("trained", "metrics_failed", "interrupted")  # with a saved st
 
 
 def experiment_identity(spec: ExperimentSpec, framework: str, *, device="cpu", variant=None, profile=None,
-                        n_eval=2000) -> dict:
+                        n_eval=2000, randomness="reproducible") -> dict:
     """{"hash", "id", "inputs"} of one experiment (bench/runs/records.py: the identity rule)."""
     return records.identity(spec, framework, variant=variant or DEFAULT_VARIANT[framework], device=device,
-                            profile=profile, n_eval=n_eval)
+                            profile=profile, n_eval=n_eval, randomness=randomness)
 
 
 class TrainingData:
@@ -157,16 +157,19 @@ def _base_record(spec, framework, ident, device, exp_id) -> dict:
 
 
 def run_experiment(spec: ExperimentSpec, framework: str, run_dir, *, device="cpu", variant=None, profile=None,
-                   data_dir=None, progress=True, metrics=True, n_eval=2000, command=None) -> dict:
+                   data_dir=None, progress=True, metrics=True, n_eval=2000, command=None,
+                   randomness="reproducible") -> dict:
     """Train `spec` in `framework`, save its state, evaluate it, write its files under run_dir;
     return its record. Re-raises KeyboardInterrupt after writing an "interrupted" record.
+    `randomness`: each step's random inputs from the NumPy stream, or the twin's NativeDraws.
     `data_dir` (a user's copy, or None) is opened once here into the experiment's Dataset,
     which the training batches, the figures and the metrics share."""
     import impls
 
     run_dir = Path(run_dir)
     dataset = data.open_dataset(spec.source_dataset, data_dir)
-    ident = experiment_identity(spec, framework, device=device, variant=variant, profile=profile, n_eval=n_eval)
+    ident = experiment_identity(spec, framework, device=device, variant=variant, profile=profile, n_eval=n_eval,
+                                randomness=randomness)
     exp_id = ident["id"]
     exp_dir = run_dir / exp_id
     exp_dir.mkdir(parents=True, exist_ok=True)
@@ -191,13 +194,14 @@ def run_experiment(spec: ExperimentSpec, framework: str, run_dir, *, device="cpu
         trainer = backend.build(spec, device=device, variant=ident["inputs"]["variant"])
         record["float32_precision"] = getattr(trainer, "precision", None)
         noise_rng = np.random.default_rng([spec.seed, 1])
+        draws = backend.noise.NativeDraws(spec, device) if randomness == "native" else None
         with open(exp_dir / "losses.csv", "w", newline="") as f:
             writer = None
             epoch = train_data.epoch
             for step in range(spec.steps):
                 t_loop = time.perf_counter()
                 batch = train_data.next(n_real)
-                noise = step_noise(spec, noise_rng)
+                noise = step_noise(spec, noise_rng, draws=draws)
                 t0 = time.perf_counter()
                 losses = trainer.train_step(batch, noise)
                 step_times.append(time.perf_counter() - t0)

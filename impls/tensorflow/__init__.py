@@ -4,7 +4,7 @@ import importlib
 
 # The twin's parts that a checking tool may use beside build(): the same list in both twins,
 # each imported on first access (impls/__init__.py says what each part holds).
-PARTS = ("losses", "stabilizers", "models", "train", "weights")
+PARTS = ("losses", "stabilizers", "models", "train", "weights", "noise")
 
 
 def build(spec, device="cpu", variant="function"):

@@ -121,6 +121,8 @@ class Trainer:
 
     # -- conversions -------------------------------------------------------------------
     def _t(self, a):
+        if tf.is_tensor(a):  # native randomness: drawn on the device already
+            return tf.cast(a, self.dtype)
         return tf.convert_to_tensor(np.asarray(a), dtype=self.dtype)
 
     def _image_in(self, a):

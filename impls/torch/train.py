@@ -208,6 +208,8 @@ class Trainer:
 
     # -- conversions -------------------------------------------------------------------
     def _t(self, a):
+        if isinstance(a, torch.Tensor):  # native randomness: drawn on the device already
+            return a.to(device=self.device, dtype=self.dtype)
         return torch.as_tensor(np.asarray(a), dtype=self.dtype, device=self.device)
 
     def _masks(self, noise, key):
