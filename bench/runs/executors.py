@@ -126,9 +126,8 @@ def run_job(job: dict, *, progress: bool = False, threads: int | None = None) ->
     if threads:
         pin_threads(threads, job["framework"])
     spec = ExperimentSpec.from_dict(job["spec"])
-    randomness = job.get("randomness", "reproducible")
     ident = experiment_identity(spec, job["framework"], device=job["device"], profile=job["profile"],
-                                n_eval=job["n_eval"], randomness=randomness)
+                                n_eval=job["n_eval"], randomness=job["randomness"])
     if ident["id"] != job["id"]:  # the spec did not survive the trip as data: refuse to write a record under it
         raise RuntimeError(f"job {job['id']}: rebuilt spec has identity {ident['id']}")
     data_dir = Path(job["data_dir"]) if job["data_dir"] else None
@@ -138,7 +137,7 @@ def run_job(job: dict, *, progress: bool = False, threads: int | None = None) ->
                               command=job["command"])
     return run_experiment(spec, job["framework"], job["run_dir"], device=job["device"], profile=job["profile"],
                           data_dir=data_dir, progress=progress, metrics=job["metrics"], n_eval=job["n_eval"],
-                          command=job["command"], randomness=randomness)
+                          command=job["command"], randomness=job["randomness"])
 
 
 def pin_threads(n: int, framework: str) -> None:

@@ -140,9 +140,8 @@ def loop_overhead(rows: list[dict]) -> list[dict]:
     out = []
     for r, step in _with_default_step(rows, "train_loop"):
         step_ms = r.get("step_ms") or step["median_ms"]
-        mode = r.get("randomness") or "reproducible"
-        out.append({"model": r["model"], "framework": r["framework"], "randomness": mode,
-                    "variant": r["variant"] + (" + native randomness" if mode == "native" else ""),
+        out.append({"model": r["model"], "framework": r["framework"], "randomness": r["randomness"],
+                    "variant": r["variant"] + (" + native randomness" if r["randomness"] == "native" else ""),
                     "step_ms": step_ms, "loop_ms": r["median_ms"], "draw_ms": r.get("draw_ms"),
                     "overhead_pct": 100.0 * (r["median_ms"] / step_ms - 1.0)})
     return out
