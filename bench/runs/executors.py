@@ -224,8 +224,14 @@ class RayPool:
             else:
                 ray.init(address=self.address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as e:
-            raise ExecutorError(f"--address {self.address or 'local'}: cannot start or join Ray: "
-                                f"{' '.join(str(e).split())[:300]}") from None
+            why = " ".join(str(e).split())[:300]
+            if self.address not in (None, "auto") and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+                # Ray enables token authentication on `ray start --head` when a token exists, but a
+                # client given an explicit address does not send one unless told to (docs/scale.md)
+                why += ("; if the cluster uses token authentication (Ray's default once a token exists, "
+                        "e.g. ~/.ray/auth_token), set RAY_AUTH_MODE=token with the cluster's token in "
+                        "~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN (docs/scale.md)")
+            raise ExecutorError(f"--address {self.address or 'local'}: cannot start or join Ray: {why}") from None
         res = ray.cluster_resources()
         where = "local" if self.address is None else self.address
         return (f"Ray {ray.__version__} ({where}): {int(res.get('CPU', 0))} CPU, {int(res.get('GPU', 0))} GPU, "
