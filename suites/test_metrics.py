@@ -141,7 +141,7 @@ def test_committed_evaluator_meets_target_and_its_record(dataset):
     ev = load_evaluator(dataset)
     test = data.load(dataset, "test")
     acc = ev.accuracy(test.images, test.labels)
-    assert acc >= ACCURACY_TARGETS[dataset]  # DESIGN.md: MNIST >= 99%, Fashion-MNIST >= 90%
+    assert acc >= ACCURACY_TARGETS[dataset]  # evaluator.ACCURACY_TARGETS: MNIST >= 99%, Fashion-MNIST >= 90%
     # inference is deterministic: the committed record was measured with the same weights
     assert acc == pytest.approx(ev.info["test_accuracy"], abs=2e-4)
     assert ev.features(test.images[:10]).shape == (10, 128)

@@ -125,7 +125,7 @@ def test_trainer_has_the_same_public_methods():
         if method in torch_methods:
             assert torch_methods[method] == tf_methods[method], f"Trainer.{method}"
     contract = {"train_step", "sample", "encode", "decode", "reconstruct", "get_weights", "set_weights"}
-    assert contract <= set(torch_names)  # DESIGN.md, "The backend contract"
+    assert contract <= set(torch_names)  # the backend contract in impls/__init__.py
     assert torch_methods["__init__"] == tf_methods["__init__"] == ["self", "spec", "device", "variant"]
 
 

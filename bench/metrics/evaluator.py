@@ -33,7 +33,7 @@ DATASETS = ("mnist", "fashion-mnist")
 FEATURE_DIM = 128
 NUM_CLASSES = 10
 INFERENCE_BATCH = 1000
-# (min test accuracy) a freshly trained evaluator must reach; DESIGN.md, Metrics
+# (min test accuracy) a freshly trained evaluator must reach (docs/metrics.md)
 ACCURACY_TARGETS = {"mnist": 0.99, "fashion-mnist": 0.90}
 # Training recipe per dataset: the committed weights were trained with these. Digits keep
 # their class under shifts of two pixels; Fashion-MNIST items are centred and fill the frame,
