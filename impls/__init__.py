@@ -5,7 +5,7 @@ never imports a framework. What `impls.load(framework)` returns, the backend con
 same in both twins:
 
 - `build(spec, device, variant)`: a Trainer (train_step, sample, encode, decode, reconstruct,
-  get_weights, set_weights; DESIGN.md "The backend contract");
+  get_weights, set_weights; suites/test_surface.py checks both twins have them);
 - `available_devices()`: "cpu", and "cuda" where the framework sees a GPU;
 - `PARTS`, the twin's modules that a checking tool (bench/checks: conventions, equivalence)
   may use beside build(), each imported on first access as `impls.load(framework).<part>`:
