@@ -33,6 +33,7 @@ import numpy as np
 
 from ..core import data, registry
 from . import plots, records
+from .provenance import code_hash
 from ..core.divergence import final_losses, losses_diverged
 from ..core.randomness import real_batches_per_step, step_noise
 from ..core.registry import DEFAULT_VARIANT
@@ -148,6 +149,7 @@ def plan(existing: dict | None, ident: dict, exp_dir: Path, *, metrics=True, fre
 def _base_record(spec, framework, ident, device, exp_id) -> dict:
     return {
         "schema_version": records.SCHEMA_VERSION, "id": exp_id, "spec_hash": ident["hash"],
+        "code_hash": code_hash(),  # the training code's version (bench/runs/provenance.py), not in the identity
         "identity": ident["inputs"], "experiment": spec.name, "dataset": spec.dataset, "framework": framework,
         "seed": spec.seed, "spec": spec.to_dict(), "device": device, "variant": ident["inputs"]["variant"],
         "profile": ident["inputs"]["profile"], "n_eval": ident["inputs"]["n_eval"], "float32_precision": None,
