@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bench.runs import records, study
 from bench.cli import main as genbench
+from bench.runs import records, study
+from bench.runs import stats as bstats
 
 
 def welch_by_hand(a, b, level=0.95):
@@ -30,34 +31,41 @@ def welch_by_hand(a, b, level=0.95):
 
 def test_welch_interval_equals_the_textbook_formula():
     a, b = [1.0, 2.5, 2.0, 3.1], [0.2, 0.9, 0.4]
-    got = study._welch(a, b)
-    assert got == pytest.approx(welch_by_hand(a, b), rel=1e-10)
+    got = bstats.welch(a, b)
+    assert (got.effect, got.lo, got.hi) == pytest.approx(welch_by_hand(a, b), rel=1e-10)
+    # and its p-value is scipy's Welch test, which the code does not call
+    assert got.p0() == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue, rel=1e-10)
 
 
 def test_t_interval_equals_the_textbook_formula():
     v = [0.3, 0.5, 0.45, 0.2, 0.35]
-    m, lo, hi = study._t_interval(v)
+    got = bstats.one_sample(v)
     half = stats.t.ppf(0.975, 4) * np.std(v, ddof=1) / math.sqrt(5)
-    assert (m, lo, hi) == pytest.approx((np.mean(v), np.mean(v) - half, np.mean(v) + half), rel=1e-12)
+    assert (got.effect, got.lo, got.hi) == pytest.approx((np.mean(v), np.mean(v) - half, np.mean(v) + half), rel=1e-12)
 
 
-@pytest.mark.parametrize("kind,effect,lo,hi,margin,want", [
-    ("diff", 1.0, 0.2, 1.8, 0, "supported"),
-    ("diff", -1.0, -1.8, -0.2, 0, "contradicted"),
-    ("diff", 0.5, -0.1, 1.1, 0, "inconclusive"),
-    ("one", 0.5, float("nan"), float("nan"), 0, "inconclusive"),  # one seed: no interval
-    ("flat", 0.01, -0.02, 0.04, 0.05, "supported"),
-    ("flat", 0.2, 0.1, 0.3, 0.05, "contradicted"),
-    ("flat", 0.04, 0.0, 0.08, 0.05, "inconclusive"),
+@pytest.mark.parametrize("kind,effect,p,p_eq,want", [
+    ("diff", 1.0, 0.01, float("nan"), "supported"),
+    ("diff", -1.0, 0.01, float("nan"), "contradicted"),
+    ("diff", 0.5, 0.2, float("nan"), "inconclusive"),
+    ("diff", 0.5, 0.2, 0.01, "no practical effect"),
+    ("diff", 0.01, 0.01, 0.01, "no practical effect"),  # real but smaller than the margin
+    ("one", float("nan"), float("nan"), float("nan"), "inconclusive"),  # one seed: no test
+    ("flat", 0.01, 1.0, 0.01, "supported"),
+    ("flat", 0.2, 0.01, 1.0, "contradicted"),
+    ("flat", 0.04, 0.5, 0.3, "inconclusive"),
 ])
-def test_verdict_rules(kind, effect, lo, hi, margin, want):
-    assert study.row_verdict(kind, effect, lo, hi, margin) == want
+def test_verdict_rules(kind, effect, p, p_eq, want):
+    assert study.row_verdict(kind, effect, p, p_eq, 0.05) == want
 
 
 def test_claim_verdict_combines_rows():
     assert study.claim_verdict(["supported", "supported"]) == "supported"
     assert study.claim_verdict(["supported", "inconclusive"]) == "inconclusive"
     assert study.claim_verdict(["supported", "contradicted"]) == "contradicted"
+    assert study.claim_verdict(["no practical effect", "no practical effect"]) == "no practical effect"
+    assert study.claim_verdict(["supported", "not judged: failed to train (3 of 3)"]) == "supported"
+    assert study.claim_verdict(["not judged at this budget"]) == "not judged"
     assert study.claim_verdict([]) == "inconclusive"
 
 
@@ -84,15 +92,18 @@ def test_loss_curve_metrics_known_answers():
     assert study.oscillation_index(3.0 * jag) == pytest.approx(study.oscillation_index(jag), rel=1e-12)  # scale-free
 
 
-def fake_study(tmp_path, values, metric="fid"):
-    """records for {spec name: [metric value per seed]}, both frameworks, mnist."""
+CODE = "c0de" * 16
+
+
+def fake_study(tmp_path, values, metric="fid", steps=6000, dataset="mnist"):
+    """records for {spec name: [metric value per seed]}, both frameworks, one code version."""
     for name, vals in values.items():
         for fw in ("torch", "tensorflow"):
             for seed, v in enumerate(vals):
-                rid = f"{name}__mnist__{fw}__s{seed}__00000000"
-                rec = {"id": rid, "experiment": name, "dataset": "mnist", "framework": fw, "seed": seed,
-                       "status": "ok", "spec": {"steps": 100}, "metrics": {metric: v, "class_kl": 0.1},
-                       "timing": {"wall_s": 10.0, "ms_per_step": 5.0}, "steps_done": 100}
+                rid = f"{name}__{dataset}__{fw}__s{seed}__00000000"
+                rec = {"id": rid, "experiment": name, "dataset": dataset, "framework": fw, "seed": seed,
+                       "status": "ok", "spec": {"steps": steps}, "metrics": {metric: v, "class_kl": 0.1},
+                       "timing": {"wall_s": 10.0, "ms_per_step": 5.0}, "steps_done": steps, "code_hash": CODE}
                 records.write_record(tmp_path / "records" / f"{rid}.json", rec)
     return tmp_path
 
@@ -107,16 +118,29 @@ def test_verdicts_on_a_fake_study(tmp_path):
     for r in fid:
         assert r["effect"] == pytest.approx(d) and r["ci"] == pytest.approx([lo, hi])
         assert r["verdict"] == "supported" and r["n"] == [3, 3] and r["seeds"] == [0, 1, 2]
-    # equal class KL in both groups: no difference, so that row (and with it the claim) is inconclusive
+        assert r["failed_to_train"] == {"treatment": [0, 3], "control": [0, 3]} and r["correction"] == "holm"
+    # equal class KL in both groups: exactly no difference, inside the margin: no practical effect;
+    # the sharpness gap is not recorded: not judged; so the claim is inconclusive
+    kl = [r for r in c4["rows"] if r["metric"] == "class_kl"]
+    assert {r["verdict"] for r in kl} == {"no practical effect"}
+    assert {r["verdict"] for r in c4["rows"] if r["metric"] == "sharpness_gap"} == {"not judged: no values"}
     assert c4["verdict"] == {"tensorflow/mnist": "inconclusive", "torch/mnist": "inconclusive"}
     assert c4["frameworks_agree"] == {"mnist": True}
     saved = json.loads((run / "study" / "verdicts.json").read_text())
-    assert saved["schema"] == study.SCHEMA and len(saved["claims"]) == 7
-    assert "| 4. Spectral normalization" in (run / "study" / "verdicts.md").read_text()
+    assert saved["schema"] == study.SCHEMA and len(saved["claims"]) == 7 and saved["correction"] == "holm"
+    assert saved["code"]["versions"] == {CODE[:12]: 12} and not saved["code"]["mixed"]
+    md = (run / "study" / "verdicts.md").read_text()
+    assert "| 4. Spectral normalization" in md and "Holm" in md
     # a planted swap of treatment and control turns the verdict round
     worse = fake_study(tmp_path / "swap", {"dcgan+spectral-norm": [100.0, 110.0, 105.0], "dcgan": [60.0, 64.0, 61.0]})
     rows = [r for c in study.verdicts(worse)["claims"] if c["claim"] == 4 for r in c["rows"] if r["metric"] == "fid"]
     assert {r["verdict"] for r in rows} == {"contradicted"}
+    # below the working budget (6000 steps for the DCGAN) the rows are not judged
+    short = fake_study(tmp_path / "short", {"dcgan": [100.0, 110.0, 105.0], "dcgan+spectral-norm": [60.0, 64.0, 61.0]},
+                       steps=1000)
+    rows = [r for c in study.verdicts(short)["claims"] if c["claim"] == 4 for r in c["rows"]]
+    assert {r["verdict"] for r in rows} == {"not judged at this budget"}
+    assert "working budget 6000" in rows[0]["note"]
 
 
 def test_study_matrix_and_budgets():
@@ -128,6 +152,25 @@ def test_study_matrix_and_budgets():
     assert steps["dcgan"] == study.BUDGETS["small"]["dcgan"] and steps["vae"] == study.BUDGETS["small"]["vae"]
     with pytest.raises(Exception, match="unknown budget"):
         study.study_specs(budget="huge")
+
+
+def test_stacked_mnist_counts_modes_from_at_least_10000_samples():
+    from bench.core import registry
+
+    specs = study.study_specs(("mnist", "stacked-mnist"), seeds=(0,))
+    parts = dict(study.by_profile(specs))
+    assert {s.dataset for s in parts[study.STACKED_PROFILE]} == {"stacked-mnist"}
+    assert {s.dataset for s in parts[study.STUDY_PROFILE]} == {"mnist"}
+    assert registry.PROFILES[study.STACKED_PROFILE]["n_eval"] >= 10000
+    # the reachable count: distinct modes hit by n uniform draws over 1000, by simulation here
+    rng = np.random.default_rng(0)
+    for n, lo, hi in ((2000, 855, 875), (10000, 999, 1000)):
+        sims = [len(np.unique(rng.integers(0, 1000, n))) for _ in range(200)]
+        assert abs(np.mean(sims) - study.expected_modes(n)) < 4 * np.std(sims) / math.sqrt(200) + 1e-9
+        assert lo < study.expected_modes(n) <= hi
+    # 2000 samples cannot show a uniform generator's 1000 modes: on average it reaches 865
+    assert study.expected_modes(registry.PROFILES["study"]["n_eval"]) < 866
+    assert study.expected_modes(study.STACKED_N_EVAL) > 999.9
 
 
 def test_study_command_bad_input_and_verdicts_only(tmp_path, capsys):

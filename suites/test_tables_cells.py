@@ -173,7 +173,11 @@ def test_results_has_one_row_per_run_and_every_cell_is_that_runs_number(run):
         assert r["dataset"] == "mnist"
         assert r["status"] == ("diverged" if key == DIVERGED else "ok")
         assert int(r["steps"]) == (8 if key == DIVERGED else 20)
+        # the study's trained criterion (bench/runs/trained.py, tested in suites/test_verdict_rules.py)
+        assert r["trained"] == ("no (diverged)" if key == DIVERGED else "") or r["trained"].startswith(("yes", "no ("))
         for col in columns[6:]:
+            if col == "trained":
+                continue
             want = value_of(*key, col)
             if want is None:
                 assert r[col] == "", (key, col)  # a metric this run does not have stays empty

@@ -131,6 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--framework", choices=FRAMEWORK_CHOICES, default="both")
     st.add_argument("--shard", default=None, metavar="K/N", help="train only every N-th experiment, from the K-th")
     st.add_argument("--verdicts-only", action="store_true", help="train nothing: verdicts from the records there")
+    st.add_argument("--claims", type=Path, default=None, metavar="FILE",
+                    help="the claims file to judge (TOML; default: the shipped bench/runs/claims.toml; format in "
+                         "docs/study.md); a bad file is exit 2 with one line naming the key")
+    st.add_argument("--correction", choices=("holm", "bh", "none"), default=None,
+                    help="multiplicity correction inside each claim (default: the claims file's, holm)")
+    st.add_argument("--allow-mixed-code", action="store_true",
+                    help="judge records trained by different versions of the code (different or missing "
+                         "code_hash) together; the verdicts say so")
     st.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu")
     st.add_argument("--data-dir", type=Path, default=None, help="your own copy of the datasets (as for run)")
     st.add_argument("--fresh", action="store_true", help="retrain experiments whose records exist")

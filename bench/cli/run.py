@@ -237,10 +237,11 @@ def _shard(text: str | None):
 
 
 def cmd_study(a) -> int:
-    from ..runs import study
+    from ..runs import claims, study
     from .matrix_ray import executor_options
 
     executor = executor_options(a)
+    claims_file = claims.load(a.claims)  # a bad file stops here, before any training
 
     datasets = [d.strip() for d in a.datasets.split(",") if d.strip()]
     for d in datasets:
@@ -257,17 +258,21 @@ def cmd_study(a) -> int:
         frameworks = ("torch", "tensorflow") if a.framework == "both" else (a.framework,)
         options = {"datasets": datasets, "seeds": a.seeds, "budget": a.budget, "framework": a.framework,
                    "shard": a.shard, "data_dir": str(a.data_dir.resolve()) if a.data_dir else None}
-        code = run_matrix(specs, frameworks, a.out, profile="study", device=_resolve_device(a.device), metrics=True,
-                          data_dir=a.data_dir, fresh=a.fresh, progress=not a.no_progress, command=a._command,
-                          options=options, name="study", select=select,
-                          resume_hint=" ".join(a._command), executor=executor)
-        if code in (EXIT_INTERRUPTED, EXIT_USAGE):  # Ctrl-C, or the executor could not start
-            return code
+        for profile, part in study.by_profile(specs):  # Stacked MNIST: its own evaluation sample count
+            code = max(code, run_matrix(part, frameworks, a.out, profile=profile, device=_resolve_device(a.device),
+                                        metrics=True, data_dir=a.data_dir, fresh=a.fresh, progress=not a.no_progress,
+                                        command=a._command, options=options, name="study", select=select,
+                                        resume_hint=" ".join(a._command), executor=executor))
+            if code in (EXIT_INTERRUPTED, EXIT_USAGE):  # Ctrl-C, or the executor could not start
+                return code
     from ..runs.records import record_paths
 
     if not record_paths(a.out):
         raise UsageError(f"{a.out}: no records to judge (run `genbench study --out {a.out}` first)")
-    result = study.write_verdicts(a.out)
+    result = study.write_verdicts(a.out, claims_file, a.correction, a.allow_mixed_code)
+    if result["code"]["allowed"]:
+        print("genbench study: judging records of mixed code versions (--allow-mixed-code): "
+              + ", ".join(f"{h}: {n}" for h, n in result["code"]["versions"].items()), file=sys.stderr)
     print(f"\n{(a.out / 'study' / 'verdicts.md').read_text().split(chr(10) + '## ')[0]}")
     print(f"verdicts: {a.out / 'study' / 'verdicts.json'}, {a.out / 'study' / 'verdicts.md'} "
           f"({sum(len(c['rows']) for c in result['claims'])} rows)")

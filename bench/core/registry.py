@@ -241,6 +241,8 @@ PROFILES = {
     "full": {"steps": 20000, "n_eval": 10000},
     # `genbench study`: each model's steps come from the study's budget (bench/runs/study.py)
     "study": {"steps": 3000, "n_eval": 2000},
+    # the study's Stacked MNIST part: modes of 1000 counted from 10,000 samples (bench/runs/study.py)
+    "study-stacked": {"steps": 1000, "n_eval": 10000},
     # quality against steps: the metrics every 500 steps of a 6000-step run
     "curve": {"steps": 6000, "n_eval": 2000, "eval_every": 500},
 }

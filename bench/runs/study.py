@@ -1,22 +1,37 @@
-"""The study: the seven claims of the original VAE/GAN study as measured questions.
+"""The study: the claims of the original VAE/GAN study as measured questions.
 
-Each claim is a list of rows. A row names a metric, the group that should do better
-(`treatment`) and the one it is compared with (`control`, None for a one-group question), and
-how the comparison is made:
+The claims live in a data file (bench/runs/claims.toml, or any user's file of that format:
+bench/runs/claims.py reads and checks it). Each claim is a list of rows; a row names a metric,
+the group that should do better (`treatment`) and the one it is compared with (`control`, none
+for a one-group question), the datasets, the working budget in steps, the smallest effect of
+interest (`margin`) and how the comparison is made:
 
 - "diff": the difference of the group means over seeds, signed so that a positive effect
-  supports the claim, with a Welch t 95 % interval (unequal variances; scipy.stats.ttest_ind);
-- "one":  the mean of one group (signed the same way) with a Student t 95 % interval;
-- "flat": the mean of one group must lie within +-margin (an equivalence question): supported
-  when the whole interval lies inside, contradicted when it lies wholly outside;
-- "cv":   the difference of the seed-to-seed coefficients of variation (std / |mean|, control
-  minus treatment), with a percentile bootstrap interval (scipy.stats.bootstrap, 2000
-  resamples of the seeds).
+  supports the claim, Welch t interval;
+- "one": the mean of one group minus a threshold, signed the same way, Student t interval;
+- "flat": the mean of one group must lie within +-margin (an equivalence question);
+- "spread": log(sd(control) / sd(treatment)) of the log metric over seeds, F interval;
+- "failure_rate": the control's minus the treatment's share of runs that failed to train
+  (bench/runs/trained.py), Newcombe interval, Fisher's exact test.
 
-Rule for "diff", "one" and "cv": supported when the interval lies above 0, contradicted when
-below, inconclusive when it crosses 0 (or fewer than 2 seeds ran). A claim's verdict for one
-framework and dataset is contradicted if any of its rows is, supported if all are, and
-inconclusive otherwise. docs/study.md states each claim's metric, comparison and rule.
+Only runs that trained enter an effect; each arm's failures are counted. Inside each claim
+and framework the p-values are corrected for multiplicity (Holm by default, or
+Benjamini-Hochberg; the output names it). The verdicts (bench/runs/stats.py for the tests):
+
+- not judged at this budget: an arm has no run of at least its working budget;
+- not judged: failed to train (k of n): most runs of an arm failed to train;
+- no practical effect: the equivalence test against +-margin passes (corrected p < alpha;
+  uncorrected, the 95 % interval lies inside +-margin);
+- supported / contradicted: the test of no effect passes (corrected p < alpha) with a
+  positive / negative effect; inconclusive otherwise. A "flat" row is supported when its
+  equivalence test passes and contradicted when the interval lies wholly outside +-margin.
+
+A claim's verdict for one framework and dataset combines its judged rows: contradicted if any
+is, supported if all are, no practical effect if all are, otherwise inconclusive. The two
+frameworks are compared on the difference of their effects with its interval (agree: inside
++-margin; differ: excluding 0; consistent: neither). Records from more than one code version
+(`code_hash`, bench/runs/provenance.py; none recorded: "unknown") are refused unless
+allow_mixed_code. docs/study.md states each claim's rows, margins and budgets.
 
 Metrics come from the records (rec["metrics"]) or, for the loss-curve questions, from the
 experiment's losses.csv (`oscillation:<term>`, `drop:<term>`, `drift:<term>`, defined below).
@@ -27,13 +42,15 @@ from __future__ import annotations
 import csv
 import json
 import math
-from dataclasses import dataclass, field
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from . import records
 from ..core import registry
+from ..core.specs import SpecError
+from . import claims as claims_mod
+from . import records, stats, trained
 
 SCHEMA = 1
 DATASETS = ("ring8", "grid25", "mnist", "fashion-mnist", "stacked-mnist")
@@ -54,6 +71,27 @@ IMAGE_MODELS = (("vae", "vae"), ("gan", "mlp"), ("gan+gradient-penalty", "mlp"),
 MIXTURE_MODELS = (("gan", "mixture"), ("gan+gradient-penalty", "mixture"), ("wgan-gp", "mixture"))
 # the seed's DCGAN with three channels in and out: modes of 1000 for claims 3 and 4
 STACKED_MODELS = (("dcgan", "dcgan"), ("dcgan+gradient-penalty", "dcgan"), ("dcgan+spectral-norm", "dcgan"))
+
+
+# Stacked MNIST counts its modes from STACKED_N_EVAL samples (its own profile, so the count is
+# part of the records' identity). n draws uniform over the 1000 modes cover on average
+# 1000 (1 - (1 - 1/1000)^n) distinct modes: 864.9 for n = 2000, 999.95 for n = 10,000, so a
+# generator uniform over the modes reaches the full 1000 (to 0.05) only from about 10,000 samples.
+STUDY_PROFILE, STACKED_PROFILE = "study", "study-stacked"
+STACKED_N_EVAL = registry.PROFILES[STACKED_PROFILE]["n_eval"]
+
+
+def expected_modes(n: int, modes: int = 1000) -> float:
+    """The expected number of distinct modes hit by n draws uniform over `modes`."""
+    return modes * (1.0 - (1.0 - 1.0 / modes) ** n)
+
+
+def by_profile(specs: list) -> list[tuple[str, list]]:
+    """The study's specs split by the profile they run under: [(profile, specs)], in order;
+    Stacked MNIST under STACKED_PROFILE (more evaluation samples), the rest under "study"."""
+    parts = {STUDY_PROFILE: [s for s in specs if s.dataset not in STACKED],
+             STACKED_PROFILE: [s for s in specs if s.dataset in STACKED]}
+    return [(p, part) for p, part in parts.items() if part]
 
 
 def study_specs(datasets=DATASETS, seeds=(0, 1, 2), budget: str = "small", **overrides) -> list:
@@ -156,163 +194,187 @@ def metric_value(rec: dict, metric: str, run_dir, curves: dict | None = None) ->
         return float("nan")
 
 
-# -- the claims ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Row:
-    metric: str
-    better: str  # "lower" | "higher" (for the treatment) | "within" (flat: |value| <= margin)
-    treatment: str
-    control: str | None = None
-    kind: str = "diff"
-    datasets: tuple = IMAGES
-    margin: float = 0.0
-    label: str = ""
+# -- code versions ------------------------------------------------------------------------------
+class MixedCodeError(SpecError):
+    """Records of one study folder trained by more than one version of the code (or by an
+    unknown one): one line naming the hashes and their counts."""
 
 
-@dataclass(frozen=True)
-class Claim:
-    number: int
-    title: str
-    rows: tuple = field(default_factory=tuple)
+def code_versions(recs: list[dict]) -> dict[str, int]:
+    """{code hash (first 12 hex) or "unknown": number of records}, most common first."""
+    counts = Counter((r.get("code_hash") or "unknown")[:12] for r in recs)
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def _regularized(metric: str, better: str, label: str) -> tuple:
-    pairs = (("dcgan+label-smoothing-one", "dcgan"), ("dcgan+spectral-norm", "dcgan"),
-             ("gan+gradient-penalty", "gan"), ("gan+dropout+batch-norm", "gan"), ("gan+weight-decay", "gan"))
-    return tuple(Row(metric, better, t, c, label=label) for t, c in pairs)
+def check_code_versions(recs: list[dict], run_dir, allow_mixed: bool = False) -> dict:
+    versions = code_versions(recs)
+    mixed = len(versions) > 1 or "unknown" in versions
+    if mixed and not allow_mixed:
+        listing = ", ".join(f"{h}: {n}" for h, n in versions.items())
+        raise MixedCodeError(f"{run_dir}: records of {len(versions)} code version(s) ({listing}; 'unknown': no "
+                             "code_hash recorded); retrain them with one version, or judge them together with "
+                             "--allow-mixed-code")
+    return {"versions": versions, "mixed": mixed, "allowed": bool(mixed and allow_mixed)}
 
 
-CLAIMS = (
-    Claim(1, "VAE: the ELBO, the reconstruction loss and the KL converge (decrease, then stay flat)", tuple(
-        r for term in ("loss", "recon", "kl") for r in (
-            Row(f"drop:{term}", "higher", "vae", kind="one", label=f"{term} decreased"),
-            Row(f"drift:{term}", "within", "vae", kind="flat", margin=0.05, label=f"{term} flat at the end"),
-        ))),
-    Claim(2, "BCE GAN losses oscillate; Wasserstein losses are smoother", (
-        Row("oscillation:d_loss", "lower", "wgan-gp", "dcgan", label="D loss oscillation, images"),
-        Row("oscillation:d_loss", "lower", "wgan-gp", "gan", datasets=MIXTURES, label="D loss oscillation, 2-D"),
-    )),
-    Claim(3, "The gradient penalty reduces mode collapse", (
-        Row("modes_covered", "higher", "gan+gradient-penalty", "gan", datasets=MIXTURES, label="modes covered"),
-        Row("mode_kl", "lower", "gan+gradient-penalty", "gan", datasets=MIXTURES, label="KL(modes || uniform)"),
-        Row("modes_covered", "higher", "dcgan+gradient-penalty", "dcgan", datasets=STACKED,
-            label="Stacked MNIST: modes covered of 1000"),
-        Row("mode_kl", "lower", "dcgan+gradient-penalty", "dcgan", datasets=STACKED,
-            label="Stacked MNIST: KL(modes || uniform)"),
-        Row("classes_covered", "higher", "gan+gradient-penalty", "gan", label="classes covered"),
-        Row("class_kl", "lower", "gan+gradient-penalty", "gan", label="KL(classes || uniform)"),
-    )),
-    Claim(4, "Spectral normalization improves sample clarity and diversity", (
-        Row("fid", "lower", "dcgan+spectral-norm", "dcgan", label="clarity: FID"),
-        Row("sharpness_gap", "lower", "dcgan+spectral-norm", "dcgan", label="clarity: |log(sharpness / real)|"),
-        Row("class_kl", "lower", "dcgan+spectral-norm", "dcgan", label="diversity: KL(classes || uniform)"),
-        Row("modes_covered", "higher", "dcgan+spectral-norm", "dcgan", datasets=STACKED,
-            label="diversity: Stacked MNIST modes covered of 1000"),
-    )),
-    Claim(5, "Regularized GANs beat unregularized ones in diversity and fidelity",
-          _regularized("fid", "lower", "fidelity: FID") + _regularized("class_kl", "lower", "diversity: class KL")),
-    Claim(6, "The VAE latent space forms well-separated class clusters, with smooth interpolations", (
-        Row("silhouette_gain", "higher", "vae", kind="one", label="silhouette of latent means minus pixel PCA's"),
-        Row("interp_jump", "lower", "vae", kind="one", margin=2.0,
-            label="interpolation: largest step / mean step below 2"),
-    )),
-    Claim(7, "VAE samples are blurrier than GAN samples, while VAE training is more stable", (
-        Row("sharpness_ratio", "higher", "dcgan", "vae", label="GAN sharper than VAE (sharpness / real)"),
-        Row("fid", "lower", "vae", "dcgan", kind="cv", label="VAE's FID varies less over seeds (CV)"),
-    )),
-)
+# -- one row ------------------------------------------------------------------------------------
+def _steps(rec: dict) -> int:
+    return int((rec.get("spec") or {}).get("steps", rec.get("steps_done", 0)) or 0)
 
 
-# -- statistics ---------------------------------------------------------------------------------
-def _t_interval(values) -> tuple[float, float, float]:
-    """mean and its Student t 95 % interval (NaN bounds with one value)."""
-    from ..metrics.stability import seed_spread
-
-    got = seed_spread(values, confidence=0.95)
-    return got["mean"], got["mean"] - got["ci_half_width"], got["mean"] + got["ci_half_width"]
-
-
-def _welch(a, b) -> tuple[float, float, float]:
-    """mean(a) - mean(b) and its Welch t 95 % interval."""
-    from scipy import stats
-
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    diff = float(np.mean(a) - np.mean(b))
-    if len(a) < 2 or len(b) < 2:
-        return diff, float("nan"), float("nan")
-    if np.ptp(a) == 0 and np.ptp(b) == 0:  # no spread at all: the difference is exact
-        return diff, diff, diff
-    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
-    return diff, float(ci.low), float(ci.high)
+def at_budget(recs: list[dict], budget: int) -> tuple[list[dict], int | None]:
+    """The records of one arm at its working budget: those of at least `budget` steps, and of
+    them the step count most records share (ties: the larger). ([], None) if none reach it."""
+    eligible = [r for r in recs if _steps(r) >= budget]
+    if not eligible:
+        return [], None
+    counts = Counter(_steps(r) for r in eligible)
+    steps = max(counts, key=lambda s: (counts[s], s))
+    return [r for r in eligible if _steps(r) == steps], steps
 
 
-def _cv_interval(control, treatment) -> tuple[float, float, float]:
-    """CV(control) - CV(treatment) and its percentile bootstrap 95 % interval."""
-    from scipy import stats
-
-    def cv(x, axis=-1):
-        return np.std(x, axis=axis, ddof=1) / np.abs(np.mean(x, axis=axis))
-
-    c, t = np.asarray(control, np.float64), np.asarray(treatment, np.float64)
-    effect = float(cv(c) - cv(t)) if len(c) > 1 and len(t) > 1 else float("nan")
-    if len(c) < 3 or len(t) < 3:
-        return effect, float("nan"), float("nan")
-    res = stats.bootstrap((c, t), lambda x, y, axis=-1: cv(x, axis) - cv(y, axis), n_resamples=2000,
-                          method="percentile", random_state=0, vectorized=True)
-    return effect, float(res.confidence_interval.low), float(res.confidence_interval.high)
+def _split_trained(recs: list[dict]) -> tuple[list[dict], int, int]:
+    """(runs that trained, failures to train, runs judged by the criterion)."""
+    checks = [trained.trained(r) for r in recs]
+    return ([r for r, ok in zip(recs, checks) if ok], sum(ok is False for ok in checks),
+            sum(ok is not None for ok in checks))
 
 
-def row_verdict(kind: str, effect: float, lo: float, hi: float, margin: float = 0.0) -> str:
-    if not all(map(math.isfinite, (effect, lo, hi))):
-        return "inconclusive"
-    if kind == "flat":
-        if -margin < lo and hi < margin:
-            return "supported"
-        return "contradicted" if hi < -margin or lo > margin else "inconclusive"
-    return "supported" if lo > 0 else "contradicted" if hi < 0 else "inconclusive"
-
-
-def evaluate_row(row: Row, groups: dict, run_dir, curves: dict | None = None) -> dict | None:
-    """groups: {spec name: [records]} of one framework and dataset. None if the row's groups
-    are absent (not part of this run)."""
-    treat = groups.get(row.treatment, [])
-    ctrl = groups.get(row.control, []) if row.control else []
-    if not treat or (row.control and not ctrl):
-        return None
-    tv = [metric_value(r, row.metric, run_dir, curves) for r in treat]
-    cv = [metric_value(r, row.metric, run_dir, curves) for r in ctrl]
-    t_ok, c_ok = [v for v in tv if math.isfinite(v)], [v for v in cv if math.isfinite(v)]
-    sign = -1.0 if row.better == "lower" else 1.0
+def _estimate(row, t_vals, c_vals, fails) -> stats.Estimate:
+    sign = -1.0 if row.direction == "lower" else 1.0
     if row.kind == "diff":
-        diff, lo, hi = _welch(t_ok, c_ok) if t_ok and c_ok else (float("nan"),) * 3
-        effect, lo, hi = (sign * diff, *sorted((sign * lo, sign * hi)))
-    elif row.kind == "cv":
-        effect, lo, hi = _cv_interval(c_ok, t_ok)
-    else:
-        mean, lo, hi = _t_interval(t_ok) if t_ok else (float("nan"),) * 3
-        if row.kind == "one":
-            mean, lo, hi = mean - row.margin, lo - row.margin, hi - row.margin
-            effect, lo, hi = (sign * mean, *sorted((sign * lo, sign * hi)))
-        else:
-            effect = mean
-    verdict = row_verdict(row.kind, effect, lo, hi, row.margin)
-    missing = (len(tv) - len(t_ok)) + (len(cv) - len(c_ok))
-    note = f"{missing} run(s) without a value (failed, diverged or not evaluated)" if missing else ""
+        return stats.welch(t_vals, c_vals).signed(sign)
+    if row.kind == "one":
+        return stats.one_sample(t_vals, row.threshold).signed(sign)
     if row.kind == "flat":
-        note = (note + "; " if note else "") + f"supported when the interval lies within +-{row.margin:g}"
-    steps = sorted({r["spec"]["steps"] for r in treat + ctrl if r.get("spec")})
-    return {"label": row.label, "metric": row.metric, "better": row.better, "kind": row.kind,
-            "treatment": row.treatment, "control": row.control, "effect": effect, "ci": [lo, hi],
-            "n": [len(t_ok), len(c_ok)], "seeds": sorted({r["seed"] for r in treat + ctrl}),
-            "steps": steps[0] if len(steps) == 1 else steps,
-            "treatment_mean": float(np.mean(t_ok)) if t_ok else float("nan"),
-            "control_mean": float(np.mean(c_ok)) if c_ok else float("nan"), "verdict": verdict, "note": note}
+        return stats.one_sample(t_vals, 0.0)
+    if row.kind == "spread":  # positive when the arm claimed steadier (lower: the treatment) varies less
+        return stats.spread_ratio(c_vals, t_vals) if sign < 0 else stats.spread_ratio(t_vals, c_vals)
+    (kt, nt), (kc, nc) = fails["treatment"], fails["control"]
+    return stats.rate_difference(kc, nc, kt, nt) if sign < 0 else stats.rate_difference(kt, nt, kc, nc)
+
+
+def _detectable(row, t_vals, c_vals, cf) -> tuple[float, str]:
+    if row.kind == "diff" and len(t_vals) > 1 and len(c_vals) > 1:
+        return (stats.detectable_effect(stats.pooled_sd(t_vals, c_vals), len(t_vals), len(c_vals), cf.alpha, cf.power),
+                "two-sample t, noncentral t, pooled sd")
+    if row.kind in ("one", "flat") and len(t_vals) > 1:
+        return (stats.detectable_effect(float(np.std(t_vals, ddof=1)), len(t_vals), None, cf.alpha, cf.power),
+                "one-sample t, noncentral t")
+    return float("nan"), ""
+
+
+def evaluate_row(row, groups: dict, run_dir, curves: dict | None = None, cf=None) -> dict | None:
+    """One row on the records of one framework and dataset (groups: {spec name: [records]}),
+    before the multiplicity correction. None if the row's groups are absent (not part of this run)."""
+    cf = cf or claims_mod.load()
+    arms = {"treatment": groups.get(row.treatment, []), "control": groups.get(row.control, []) if row.control else []}
+    if not arms["treatment"] or (row.control and not arms["control"]):
+        return None
+    out = {"label": row.label, "metric": row.metric, "better": row.direction, "kind": row.kind,
+           "treatment": row.treatment, "control": row.control, "margin": row.margin,
+           "budget": {"treatment": row.budget[0], "control": row.budget[1] if row.control else None},
+           "confound": row.confound, "effect": float("nan"), "ci": [float("nan"), float("nan")], "n": [0, 0],
+           "p": float("nan"), "p_equivalence": float("nan"), "detectable_effect": float("nan"), "power_method": "",
+           "treatment_mean": float("nan"), "control_mean": float("nan"), "note": ""}
+    names = ("treatment", "control") if row.control else ("treatment",)
+    chosen, steps, notes = {}, {}, []
+    for i, arm in enumerate(names):
+        chosen[arm], steps[arm] = at_budget(arms[arm], row.budget[i])
+        if steps[arm] is None:
+            ran = sorted({_steps(r) for r in arms[arm]})
+            out.update(verdict="not judged at this budget", seeds=sorted({r["seed"] for r in arms[arm]}), steps=ran,
+                       note=f"{arm} {getattr(row, arm)} ran {'/'.join(map(str, ran))} steps; working budget "
+                            f"{row.budget[i]}")
+            out["failed_to_train"] = {}
+            return out
+    fails, vals = {}, {}
+    for arm in names:
+        ok, k, n = _split_trained(chosen[arm])
+        fails[arm] = [k, n]
+        vals[arm] = [v for v in (metric_value(r, row.metric, run_dir, curves) for r in ok) if math.isfinite(v)]
+        missing = len(ok) - len(vals[arm])
+        if missing:
+            notes.append(f"{arm}: {missing} trained run(s) without a value")
+    if not row.control:
+        fails["control"], vals["control"] = [0, 0], []
+    out["failed_to_train"] = {arm: fails[arm] for arm in names}
+    out["seeds"] = sorted({r["seed"] for arm in names for r in chosen[arm]})
+    out["steps"] = steps["treatment"] if len(set(steps.values())) == 1 else [steps[a] for a in names]
+    t_vals, c_vals = vals["treatment"], vals["control"]
+    out["n"] = [len(t_vals), len(c_vals)]
+    out["treatment_mean"] = float(np.mean(t_vals)) if t_vals else float("nan")
+    out["control_mean"] = float(np.mean(c_vals)) if c_vals else float("nan")
+    if row.kind != "failure_rate":
+        for arm in names:
+            k, n = fails[arm]
+            if n and k > n / 2:
+                out.update(verdict=f"not judged: failed to train ({k} of {n})",
+                           note=f"{arm} {getattr(row, arm)}: {k} of {n} runs failed to train (bench/runs/trained.py)")
+                return out
+        empty = [arm for arm in names if not vals[arm]]
+        if empty:
+            out.update(verdict="not judged: no values",
+                       note=f"{', '.join(empty)}: no trained run has a value of {row.metric} (not recorded, or "
+                            "its loss log is not kept)")
+            return out
+    else:
+        out["n"] = [fails["treatment"][1], fails["control"][1]]
+        out["treatment_mean"] = fails["treatment"][0] / fails["treatment"][1] if fails["treatment"][1] else float("nan")
+        out["control_mean"] = fails["control"][0] / fails["control"][1] if fails["control"][1] else float("nan")
+    est = _estimate(row, t_vals, c_vals, fails)
+    out["effect"], out["ci"] = est.effect, [est.lo, est.hi]
+    if row.kind == "flat":
+        out["p"], out["p_equivalence"] = est.p_out(row.margin), est.p_eq(row.margin)
+    else:
+        out["p"], out["p_equivalence"] = est.p0(), est.p_eq(row.margin)
+    out["detectable_effect"], out["power_method"] = _detectable(row, t_vals, c_vals, cf)
+    if row.confound:
+        notes.append(f"confound: {row.confound}")
+    out["note"] = "; ".join(notes)
+    out["verdict"] = None  # set after the correction (judge_claim)
+    out["_estimate"] = est
+    return out
+
+
+def row_verdict(kind: str, effect: float, p: float, p_eq: float, alpha: float = 0.05, lo: float = float("nan"),
+                hi: float = float("nan"), margin: float = 0.0) -> str:
+    """The verdict of one row from its (corrected) p-values; see the module's docstring. A
+    failure-rate row has no equivalence test: its 95 % interval inside +-margin stands for it."""
+    if kind == "flat":
+        if p_eq < alpha:
+            return "supported"
+        return "contradicted" if p < alpha else "inconclusive"
+    if not math.isfinite(effect):
+        return "inconclusive"
+    if p_eq < alpha or (kind == "failure_rate" and margin > 0 and -margin < lo and hi < margin):
+        return "no practical effect"
+    if p < alpha:
+        return "supported" if effect > 0 else "contradicted"
+    return "inconclusive"
+
+
+def judge_claim(rows: list[dict], correction: str, alpha: float) -> None:
+    """Correct the rows' p-values inside one claim and framework (tests of an effect, and the
+    equivalence tests, each as one family), then set each row's verdict."""
+    open_rows = [r for r in rows if r.get("verdict") is None]
+    p_adj = stats.adjust([r["p"] for r in open_rows], correction)
+    eq_adj = stats.adjust([r["p_equivalence"] for r in open_rows], correction)
+    for r, p, q in zip(open_rows, p_adj, eq_adj):
+        r["p_adjusted"], r["p_equivalence_adjusted"], r["correction"] = p, q, correction
+        r["verdict"] = row_verdict(r["kind"], r["effect"], p, q, alpha, r["ci"][0], r["ci"][1], r["margin"])
 
 
 def claim_verdict(verdicts: list[str]) -> str:
-    if "contradicted" in verdicts:
+    judged = [v for v in verdicts if not v.startswith("not judged")]
+    if not judged:
+        return "not judged" if verdicts else "inconclusive"
+    if "contradicted" in judged:
         return "contradicted"
-    return "supported" if verdicts and all(v == "supported" for v in verdicts) else "inconclusive"
+    for v in ("supported", "no practical effect"):
+        if all(x == v for x in judged):
+            return v
+    return "inconclusive"
 
 
 def read_curves(run_dir) -> dict:
@@ -320,35 +382,64 @@ def read_curves(run_dir) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def verdicts(run_dir, curves: dict | None = None) -> dict:
-    """Every claim's rows and verdicts from the records of a study run folder."""
+def _agreement(rows: list[dict], claim) -> tuple[list[dict], dict]:
+    """Per row and dataset judged in both frameworks: the difference of the two effects
+    (PyTorch minus TensorFlow) with its interval and whether they agree."""
+    by_key: dict[tuple, dict] = {}
+    for r in rows:
+        by_key.setdefault((r["_row"], r["dataset"]), {})[r["framework"]] = r
+    out, per_ds = [], {}
+    for (i, ds), pair in by_key.items():
+        if "torch" not in pair or "tensorflow" not in pair:
+            continue
+        a, b = pair["torch"].get("_estimate"), pair["tensorflow"].get("_estimate")
+        if a is None or b is None:
+            continue
+        d = stats.difference(a, b)
+        verdict = stats.agreement(d, claim.rows[i].margin)
+        out.append({"dataset": ds, "label": claim.rows[i].label, "difference": d.effect, "ci": [d.lo, d.hi],
+                    "margin": claim.rows[i].margin, "agreement": verdict})
+        if verdict != "n/a":
+            per_ds[ds] = per_ds.get(ds, True) and verdict != "differ"
+    return out, dict(sorted(per_ds.items()))
+
+
+def verdicts(run_dir, curves: dict | None = None, claims_file=None, correction: str | None = None,
+             allow_mixed_code: bool = False) -> dict:
+    """Every claim's rows and verdicts from the records of a study run folder. claims_file: a
+    ClaimsFile, a path, or None (the shipped file); correction overrides the file's."""
+    cf = claims_file if isinstance(claims_file, claims_mod.ClaimsFile) else claims_mod.load(claims_file)
+    correction = correction or cf.correction
     recs = records.read_records(run_dir)
+    code = check_code_versions(recs, run_dir, allow_mixed_code)
     curves = read_curves(run_dir) if curves is None else curves
     cells: dict[tuple, dict[str, list]] = {}
     for r in recs:
         cells.setdefault((r["framework"], r["dataset"]), {}).setdefault(r["experiment"], []).append(r)
     out = []
-    for claim in CLAIMS:
-        rows, per_cell = [], {}
+    for claim in cf.claims:
+        rows = []
         for (fw, ds), groups in sorted(cells.items()):
-            cell_rows = []
-            for row in claim.rows:
+            for i, row in enumerate(claim.rows):
                 if ds not in row.datasets:
                     continue
-                got = evaluate_row(row, groups, run_dir, curves)
+                got = evaluate_row(row, groups, run_dir, curves, cf)
                 if got is not None:
-                    cell_rows.append({"framework": fw, "dataset": ds, **got})
-            if cell_rows:
-                rows += cell_rows
-                per_cell[f"{fw}/{ds}"] = claim_verdict([r["verdict"] for r in cell_rows])
-        agree = {}
-        for ds in sorted({k.split("/")[1] for k in per_cell}):
-            pair = [per_cell.get(f"{fw}/{ds}") for fw in ("torch", "tensorflow")]
-            if None not in pair:
-                agree[ds] = pair[0] == pair[1]
+                    rows.append({"framework": fw, "dataset": ds, **got, "_row": i})
+        for fw in sorted({r["framework"] for r in rows}):
+            judge_claim([r for r in rows if r["framework"] == fw], correction, cf.alpha)
+        per_cell: dict[str, str] = {}
+        for key in sorted({f"{r['framework']}/{r['dataset']}" for r in rows}):
+            per_cell[key] = claim_verdict([r["verdict"] for r in rows if f"{r['framework']}/{r['dataset']}" == key])
+        agreement, agree = _agreement(rows, claim)
+        for r in rows:
+            r.pop("_estimate", None)
+            r.pop("_row", None)
         out.append({"claim": claim.number, "title": claim.title, "rows": rows, "verdict": per_cell,
-                    "frameworks_agree": agree})
-    return {"schema": SCHEMA, "claims": out, "cost": cost_table(recs)}
+                    "frameworks_agree": agree, "agreement": agreement})
+    return {"schema": SCHEMA, "claims_file": str(cf.path), "correction": correction,
+            "correction_name": stats.CORRECTIONS[correction], "alpha": cf.alpha, "power": cf.power, "code": code,
+            "claims": out, "cost": cost_table(recs)}
 
 
 def cost_table(recs: list[dict]) -> list[dict]:
@@ -369,26 +460,56 @@ def cost_table(recs: list[dict]) -> list[dict]:
 
 # -- writing ------------------------------------------------------------------------------------
 def _fmt(x: float) -> str:
-    return "n/a" if not math.isfinite(x) else f"{x:+.3g}"
+    return "n/a" if not isinstance(x, (int, float)) or not math.isfinite(x) else f"{x:+.3g}"
+
+
+def _p(x) -> str:
+    return "-" if not isinstance(x, (int, float)) or not math.isfinite(x) else f"{x:.3g}"
+
+
+def _failed(r: dict) -> str:
+    f = r.get("failed_to_train") or {}
+    return " / ".join(f"{k}/{n}" for k, n in f.values()) or "-"
 
 
 def verdicts_markdown(result: dict) -> str:
     cells = sorted({k for c in result["claims"] for k in c["verdict"]})
-    lines = ["# Study verdicts", "", "| claim | " + " | ".join(cells) + " | frameworks agree |",
-             "|---|" + "---|" * (len(cells) + 1)]
+    code = result.get("code") or {}
+    versions = ", ".join(f"{h}: {n}" for h, n in (code.get("versions") or {}).items())
+    lines = ["# Study verdicts", "",
+             f"Claims file: `{result.get('claims_file', '')}`. Multiplicity correction inside each claim and "
+             f"framework: {result.get('correction_name', '')}, alpha {result.get('alpha', 0.05):g}. "
+             f"Code versions of the records: {versions or 'none'}"
+             + (" (mixed: judged together with --allow-mixed-code)." if code.get("allowed") else "."), "",
+             "| claim | " + " | ".join(cells) + " | frameworks agree |", "|---|" + "---|" * (len(cells) + 1)]
     for c in result["claims"]:
         agree = ", ".join(f"{ds}: {'yes' if ok else 'no'}" for ds, ok in c["frameworks_agree"].items())
         lines.append(f"| {c['claim']}. {c['title']} | " + " | ".join(c["verdict"].get(k, "not run") for k in cells)
                      + f" | {agree} |")
-    lines += ["", "Effects are signed so that a positive value supports the claim; intervals are 95 %.", ""]
+    lines += ["", "Effects are signed so that a positive value supports the claim; intervals are 95 % "
+              "(uncorrected); p: the test of no effect (flat rows: of lying outside the margin), p eq: the "
+              "equivalence test against +-margin, both after the correction; detectable: the smallest effect "
+              "the row's seeds detect with the stated power (noncentral t); failed: runs that failed to train "
+              "of those judged, treatment / control.", ""]
     for c in result["claims"]:
         lines += [f"## Claim {c['claim']}: {c['title']}", "",
-                  "| framework | dataset | question | treatment | control | effect [95 % CI] | n | steps | verdict |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| framework | dataset | question | treatment | control | effect [95 % CI] | margin | p | p eq | "
+                  "detectable | n | failed | steps | verdict |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in c["rows"]:
             lines.append(f"| {r['framework']} | {r['dataset']} | {r['label']} | {r['treatment']} | "
                          f"{r['control'] or '-'} | {_fmt(r['effect'])} [{_fmt(r['ci'][0])}, {_fmt(r['ci'][1])}] | "
-                         f"{'/'.join(map(str, r['n']))} | {r['steps']} | {r['verdict']} |")
+                         f"{r['margin']:g} | {_p(r.get('p_adjusted'))} | {_p(r.get('p_equivalence_adjusted'))} | "
+                         f"{_p(r.get('detectable_effect'))} | {'/'.join(map(str, r['n']))} | {_failed(r)} | "
+                         f"{r['steps']} | {r['verdict']} |")
+        notes = [f"- {r['framework']}/{r['dataset']}, {r['label']}: {r['note']}" for r in c["rows"] if r.get("note")]
+        if notes:
+            lines += [""] + notes
+        if c.get("agreement"):
+            lines += ["", "| dataset | question | PyTorch minus TensorFlow [95 % CI] | margin | frameworks |",
+                      "|---|---|---|---|---|"]
+            lines += [f"| {a['dataset']} | {a['label']} | {_fmt(a['difference'])} [{_fmt(a['ci'][0])}, "
+                      f"{_fmt(a['ci'][1])}] | {a['margin']:g} | {a['agreement']} |" for a in c["agreement"]]
         lines.append("")
     lines += ["## Cost", "", "| model | dataset | framework | runs | steps | s per run | ms per step | total s |",
               "|---|---|---|---|---|---|---|---|"]
@@ -401,10 +522,10 @@ def verdicts_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def write_verdicts(run_dir) -> dict:
+def write_verdicts(run_dir, claims_file=None, correction: str | None = None, allow_mixed_code: bool = False) -> dict:
     """run_dir/study/verdicts.json and verdicts.md, atomically; returns the result."""
     curves = read_curves(run_dir)
-    result = verdicts(run_dir, curves)
+    result = verdicts(run_dir, curves, claims_file, correction, allow_mixed_code)
     folder = Path(run_dir) / STUDY_DIR
     records.atomic_write_text(folder / CURVES_FILE, json.dumps(records.jsonable(curves), indent=0, sort_keys=True))
     records.atomic_write_text(folder / VERDICTS_FILE, json.dumps(records.jsonable(result), indent=1) + "\n")

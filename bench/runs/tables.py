@@ -21,6 +21,7 @@ import numpy as np
 from tabulate import tabulate
 
 from .records import as_float, atomic_write_text, read_records
+from .trained import cell as trained_cell
 
 # The columns a reader looks for first; any other metric follows in alphabetical order.
 HEAD_METRICS = ("fid", "kid_mean", "classes_covered", "class_kl", "modes_covered", "high_quality_share",
@@ -84,7 +85,10 @@ def results_table(recs: list[dict]) -> tuple[str, str]:
     rows = [flat_row(r) for r in recs]
     for row, rec in zip(rows, recs):
         row["error"] = _error(rec)
-    cols = ["experiment", "dataset", "framework", "seed", "status", "steps"] + metric_names(rows) + ["error"]
+    names = metric_names(rows)
+    for row, rec in zip(rows, recs):  # the study's criterion (bench/runs/trained.py): yes, no (why), or empty
+        row["trained"] = trained_cell(rec)
+    cols = ["experiment", "dataset", "framework", "seed", "status", "steps"] + names + ["trained", "error"]
     md = tabulate([[_md_cell(r["error"]) if c == "error" else _fmt(r.get(c, "")) for c in cols] for r in rows],
                   headers=cols, tablefmt="github")
     return md, _csv(rows, cols)
