@@ -21,6 +21,8 @@ import importlib
 import importlib.util
 import sys
 
+from bench.core import cpu as _cpu
+
 FRAMEWORKS = ("torch", "tensorflow")
 
 
@@ -41,6 +43,7 @@ def _load_triton_before_tensorflow():
 
 
 _load_triton_before_tensorflow()
+_cpu.apply_tf_onednn()  # TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, when it loads
 
 
 def load(framework: str):

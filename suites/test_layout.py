@@ -129,3 +129,62 @@ def test_the_layer_check_catches_an_upward_import():
 def test_no_module_is_longer_than_it_can_be_read(path):
     n = len(path.read_text().splitlines())
     assert n <= MAX_LINES, f"{path.relative_to(ROOT)}: {n} lines > {MAX_LINES}; split it by responsibility"
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """module -> the bench/impls modules it imports (at module level or inside a function; a
+    package stands for its __init__)."""
+    modules = {m for _, m in _modules()}
+
+    def node(target: str) -> str | None:
+        for name in (target, f"{target}.__init__"):
+            if name in modules:
+                return name
+        return None
+
+    return {module: {n for t in _imports(path, module) if (n := node(t)) and n != module}
+            for path, module in _modules()}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_cycle_in_bench_or_the_twins():
+    assert _cycles(_import_graph()) == []
+
+
+def test_the_cycle_check_catches_a_planted_cycle():
+    """Two modules that import each other, as a CLI module and its executor helper once did,
+    and a three-module ring beside a module that is only imported."""
+    graph = {"a": {"b"}, "b": {"a", "c"}, "c": set(), "x": {"y"}, "y": {"z"}, "z": {"x"}}
+    assert _cycles(graph) == [["a", "b"], ["x", "y", "z"]]
+    real = _import_graph()
+    assert "bench.runs.records" in real["bench.runs.matrix"]  # the graph sees `from . import records`

@@ -205,7 +205,7 @@ def test_loss_curve_rows_are_kept_in_curves_json_and_recomputed_without_the_logs
 
 
 def test_a_record_written_by_another_shard_after_the_scan_is_reused(tmp_path):
-    from bench.cli.run import _current_record
+    from bench.runs.matrix import current_record as _current_record
 
     run = fake_study(tmp_path, {"vae": [1.0]})
     rid = "vae__mnist__torch__s0__00000000"

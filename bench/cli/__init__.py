@@ -12,6 +12,10 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from ..core import cpu  # noqa: E402
+
+cpu.apply_tf_onednn()  # before any command imports TensorFlow (bench/core/cpu.py)
+
 from ..core.specs import SpecError  # noqa: E402
 from .commands import (  # noqa: E402
     cmd_baseline,
@@ -39,7 +43,7 @@ from .options import (  # noqa: E402
     _steps,
 )
 from .parser import build_parser  # noqa: E402
-from .run import cmd_run, cmd_study, run_matrix  # noqa: E402
+from .run import cmd_run, cmd_study  # noqa: E402
 
 COMMANDS = {"run": cmd_run, "study": cmd_study, "list": cmd_list, "data": cmd_data, "gate": cmd_gate,
             "baseline": cmd_baseline, "tables": cmd_tables, "report": cmd_report, "eval": cmd_eval,

@@ -14,9 +14,14 @@ from .options import EQUIVALENCE_DTYPES, FRAMEWORK_CHOICES, TF_VARIANTS
 def add_executor_options(p: argparse.ArgumentParser) -> None:
     """How the matrix is executed (README, "Scale: Ray and clusters"); none of these changes an
     experiment's identity, so they may be given with --resume."""
-    g = p.add_argument_group("execution (serial in this process, or Ray tasks on a local or remote cluster)")
+    g = p.add_argument_group("execution (in this process, in worker processes with --jobs, or as Ray tasks)")
+    g.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="experiments at once, each in its own worker process pinned to its share of this "
+                        "machine's cores (cores // N each, that many threads); records are the same as a "
+                        "serial run's within float32 rounding. Default 1: one after the other in this process")
     g.add_argument("--executor", choices=("serial", "ray"), default="serial",
-                   help="serial (default): one experiment after the other in this process; ray: each "
+                   help="serial (default): on this machine (one experiment after the other, or --jobs N at "
+                        "once); ray: each "
                         "experiment is a Ray task on a local Ray started for the run (every CPU of this "
                         "machine) or on the cluster --address names; needs `pip install 'genbench[ray]'` "
                         "(exit 2 without it) and a run folder every worker can see")

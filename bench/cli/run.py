@@ -3,15 +3,46 @@ matrix of experiments trained, evaluated or reused into one run folder."""
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
 
 from ..core import registry
 from ..core.specs import CONVENTIONS, DATASETS
-from .options import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, FRAMEWORK_CHOICES, RUN_DEFAULTS, UsageError,
-                      _models, _seeds, _steps)
+from ..runs.executors import RAY_MISSING, ExecutorError
+from ..runs.matrix import MatrixConfig, MatrixError, run_matrix
+from ..runs.pools import make_pool
+from .options import (EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, FRAMEWORK_CHOICES, RUN_DEFAULTS, UsageError, _models,
+                      _seeds, _steps)
+
+DEFAULT_MAX_RETRIES = 2
+
+
+def executor_options(a) -> dict:
+    """How the matrix runs (--executor, --jobs, --threads and the Ray options; none of them is
+    part of an experiment's identity), checked; "flags" repeats them for the resume hint."""
+    ray = a.executor == "ray"
+    for flag, value in (("--address", a.address), ("--ray-cpus-per-task", a.ray_cpus_per_task),
+                        ("--ray-max-retries", a.ray_max_retries)):
+        if value is not None and not ray:
+            raise UsageError(f"{flag} is an option of the Ray executor: add --executor ray")
+    for flag, value, low in (("--ray-cpus-per-task", a.ray_cpus_per_task, 1), ("--threads", a.threads, 1),
+                             ("--ray-max-retries", a.ray_max_retries, 0), ("--jobs", a.jobs, 1)):
+        if value is not None and value < low:
+            raise UsageError(f"{flag} must be >= {low}, got {value}")
+    if ray and a.jobs is not None:
+        raise UsageError("--jobs runs worker processes on this machine; with --executor ray, Ray runs as many "
+                         "experiments at once as its CPUs allow (--ray-cpus-per-task each)")
+    flags = "".join(f" --{k.replace('_', '-')} {v}" for k, v in (("jobs", a.jobs), ("threads", a.threads))
+                    if v is not None)
+    if not ray:
+        jobs = a.jobs or 1
+        return {"executor": "serial" if jobs == 1 else "process", "jobs": jobs, "threads": a.threads,
+                "flags": flags}
+    cpus = a.ray_cpus_per_task or 1
+    return {"executor": "ray", "address": a.address, "cpus_per_task": cpus, "threads": a.threads or cpus,
+            "max_retries": DEFAULT_MAX_RETRIES if a.ray_max_retries is None else a.ray_max_retries,
+            "flags": " --executor ray" + flags + (f" --address {a.address}" if a.address else "")}
 
 
 def _run_options(a) -> tuple[dict, Path | None]:
@@ -47,8 +78,6 @@ def _preflight_data(specs, data_dir, metrics: bool) -> None:
 
 
 def cmd_run(a) -> int:
-    from .matrix_ray import executor_options
-
     opts, out = _run_options(a)
     executor = executor_options(a)
     datasets = [d.strip() for d in str(opts["dataset"]).split(",") if d.strip()] if opts["dataset"] else None
@@ -75,9 +104,24 @@ def cmd_run(a) -> int:
     _preflight_data(specs, data_dir, metrics)
     out = out or Path("results/runs") / f"{profile}-{time.strftime('%Y%m%d-%H%M%S')}"
     options = {**opts, "data_dir": str(data_dir.resolve()) if data_dir else None, "steps": steps}
-    return run_matrix(specs, frameworks, out, profile=profile, device=device, metrics=metrics, data_dir=data_dir,
-                      fresh=a.fresh, progress=not a.no_progress, command=a._command, options=options,
-                      executor=executor, randomness=opts["randomness"])
+    cfg = MatrixConfig(profile=profile, device=device, metrics=metrics, data_dir=data_dir, fresh=a.fresh,
+                       progress=not a.no_progress, command=tuple(a._command), options=options,
+                       randomness=opts["randomness"], resume_hint=f"genbench run --resume {out}" + executor["flags"])
+    return _run(specs, frameworks, out, cfg, executor)
+
+
+def _run(specs, frameworks, out: Path, cfg: MatrixConfig, executor: dict) -> int:
+    """The matrix with the executor the options name; its exit code."""
+    pool = make_pool(executor, cfg)
+    try:
+        return run_matrix(specs, frameworks, out, cfg, pool).code
+    except MatrixError as e:
+        raise UsageError(str(e)) from None
+    except ExecutorError as e:
+        if str(e) == RAY_MISSING:
+            print(f"genbench {cfg.name}: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        raise UsageError(str(e)) from None
 
 
 def _resolve_device(device: str) -> str:
@@ -91,136 +135,6 @@ def _resolve_device(device: str) -> str:
             return "cpu"
         return "cuda"
     return device
-
-
-def run_matrix(specs, frameworks, out: Path, *, profile: str, device: str, metrics: bool, data_dir, fresh: bool,
-               progress: bool, command: list, options: dict, name: str = "run", select=None, resume_hint=None,
-               executor: dict | None = None, randomness: str = "reproducible") -> int:
-    """Train and evaluate specs x frameworks into the run folder `out` (records reused by identity
-    hash, superseded and corrupt ones moved aside), then render the tables; the exit code.
-    `select(i)` keeps only the i-th experiment of the matrix (sharding); None keeps all.
-    `executor` (executor_options): serial in this process (None), or Ray tasks (matrix_ray.py)."""
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file, not a run folder")
-
-    from ..runs import records, tables
-    from ..runs.executors import ExperimentBusy, claim, make_job, release, run_job
-    from ..runs.runner import experiment_identity, plan
-
-    executor = executor or {"executor": "serial", "threads": None}
-    pool = None
-    if executor["executor"] == "ray":
-        from . import matrix_ray
-
-        pool = matrix_ray.start(executor, device, name)
-        if isinstance(pool, int):
-            return pool
-    try:
-        records.append_invocation(out, {"command": command, "options": options, "device_used": device,
-                                        "executor": executor, "started_at": records.now_iso(),
-                                        "git_revision": records.git_revision()})
-        existing, unreadable = records.scan_records(out)
-        for path, why in unreadable:
-            dest = records.move_aside(path, records.CORRUPT_DIR)
-            print(f"genbench {name}: warning: {why}; moved to {dest}, treated as not run", file=sys.stderr)
-    except records.WriteError as e:
-        print(f"genbench {name}: error: {e}", file=sys.stderr)
-        if pool is not None:
-            pool.shutdown()
-        return EXIT_FAILED
-    by_key: dict[tuple, set[str]] = {}  # experiment key -> ids of its records in records/
-    for rid, rec in existing.items():
-        by_key.setdefault(records.experiment_key(rec), set()).add(rid)
-    n_eval = registry.PROFILES[profile]["n_eval"]
-    matrix = [(spec, fw) for spec in specs for fw in frameworks]
-    matrix = [m for i, m in enumerate(matrix) if select is None or select(i)]
-    total = len(matrix)
-    hint = resume_hint or f"genbench run --resume {out}" + (" --executor ray" if pool is not None else "")
-    print(f"genbench {name}: {total} experiment(s), profile {profile}, device {device}, out {out}", flush=True)
-    statuses: dict[str, str] = {}
-    jobs: list[dict] = []  # planned for Ray
-    claims: dict[str, Path] = {}  # experiments this process holds (executors.claim)
-    interrupted = write_failed = False
-    t0 = time.perf_counter()
-    for spec, fw in matrix:
-        ident = experiment_identity(spec, fw, device=device, profile=profile, n_eval=n_eval, randomness=randomness)
-        eid = ident["id"]
-        job = None
-        try:
-            try:
-                claims[eid] = claim(out, eid)
-            except ExperimentBusy as e:
-                print(f"  [{eid}] skipped: {e}; another genbench process is working on it", flush=True)
-                statuses[eid] = "busy"
-                continue
-            prev = _current_record(out, eid, existing)
-            action, why = plan(prev, ident, out / eid, metrics=metrics, fresh=fresh)
-            if action == "reuse":
-                print(f"  [{eid}] {prev['status']} record with this identity hash exists, reused "
-                      f"(--fresh retrains)", flush=True)
-                statuses[eid] = prev["status"]
-            elif action == "train" and prev is not None and prev.get("status") in (
-                    "ok", "diverged", "metrics_failed", "trained"):
-                dest = records.move_aside(out / "records" / f"{eid}.json", records.SUPERSEDED_DIR)
-                print(f"  [{eid}] retraining ({why}); the old record moved to {dest}", flush=True)
-            elif action == "evaluate":
-                print(f"  [{eid}] {why}", flush=True)
-            if action != "reuse":
-                job = make_job(action, spec, fw, out, eid, device=device, profile=profile, n_eval=n_eval,
-                               data_dir=data_dir, metrics=metrics, command=command, prev=prev,
-                               randomness=randomness)
-            if job is not None and pool is not None:
-                jobs.append(job)
-                continue  # the record (and the claim's release) arrives later: matrix_ray.collect
-            rec = run_job(job, progress=progress, threads=executor["threads"]) if job is not None else None
-        except KeyboardInterrupt:
-            print(f"  [{eid}] interrupted; everything written so far is kept in {out}; `{hint}` continues", flush=True)
-            statuses[eid] = "interrupted"
-            interrupted = True
-        except records.WriteError as e:
-            print(f"genbench {name}: error: {e}; records already written are kept in {out}", file=sys.stderr)
-            statuses[eid] = "failed"
-            write_failed = True
-        else:
-            if rec is not None:
-                statuses[eid] = rec["status"]
-                _report(eid, rec)
-        release(claims.pop(eid, None))
-        try:
-            _supersede_others(out, eid, by_key)
-        except records.WriteError as e:
-            if not write_failed:
-                print(f"genbench {name}: error: {e}", file=sys.stderr)
-            write_failed = True
-        if interrupted or write_failed:
-            break
-    if pool is not None:
-        from . import matrix_ray
-
-        try:
-            if not (interrupted or write_failed):
-                outcome = matrix_ray.collect(pool, jobs, out, by_key, statuses, total=total, name=name,
-                                             progress=progress, hint=hint)
-                interrupted, write_failed = outcome == "interrupted", outcome == "write_failed"
-        finally:
-            pool.shutdown()
-    for path in claims.values():  # Ray jobs whose outcome never arrived
-        release(path)
-    if not write_failed and records.record_paths(out):
-        try:
-            written = tables.render(out)
-        except records.WriteError as e:
-            print(f"genbench {name}: error: {e}", file=sys.stderr)
-            write_failed = True
-        else:
-            print(f"\n{(out / 'comparison.md').read_text()}")
-            print(f"tables: {', '.join(str(p) for p in written.values())}")
-    counts = {s: list(statuses.values()).count(s) for s in dict.fromkeys(statuses.values())}
-    code = (EXIT_INTERRUPTED if interrupted else EXIT_FAILED if write_failed or
-            any(s in ("failed", "metrics_failed") for s in statuses.values()) else EXIT_OK)
-    print(f"{len(statuses)}/{total} experiment(s): " + ", ".join(f"{n} {s}" for s, n in counts.items())
-          + f"; total wall time {time.perf_counter() - t0:.1f} s; exit {code}", flush=True)
-    return code
 
 
 def _shard(text: str | None):
@@ -238,11 +152,9 @@ def _shard(text: str | None):
 
 def cmd_study(a) -> int:
     from ..runs import claims, study
-    from .matrix_ray import executor_options
 
     executor = executor_options(a)
     claims_file = claims.load(a.claims)  # a bad file stops here, before any training
-
     datasets = [d.strip() for d in a.datasets.split(",") if d.strip()]
     for d in datasets:
         if d not in study.DATASETS:
@@ -259,10 +171,10 @@ def cmd_study(a) -> int:
         options = {"datasets": datasets, "seeds": a.seeds, "budget": a.budget, "framework": a.framework,
                    "shard": a.shard, "data_dir": str(a.data_dir.resolve()) if a.data_dir else None}
         for profile, part in study.by_profile(specs):  # Stacked MNIST: its own evaluation sample count
-            code = max(code, run_matrix(part, frameworks, a.out, profile=profile, device=_resolve_device(a.device),
-                                        metrics=True, data_dir=a.data_dir, fresh=a.fresh, progress=not a.no_progress,
-                                        command=a._command, options=options, name="study", select=select,
-                                        resume_hint=" ".join(a._command), executor=executor))
+            cfg = MatrixConfig(profile=profile, device=_resolve_device(a.device), metrics=True, data_dir=a.data_dir,
+                               fresh=a.fresh, progress=not a.no_progress, command=tuple(a._command),
+                               options=options, name="study", select=select, resume_hint=" ".join(a._command))
+            code = max(code, _run(part, frameworks, a.out, cfg, executor))
             if code in (EXIT_INTERRUPTED, EXIT_USAGE):  # Ctrl-C, or the executor could not start
                 return code
     from ..runs.records import record_paths
@@ -277,62 +189,3 @@ def cmd_study(a) -> int:
     print(f"verdicts: {a.out / 'study' / 'verdicts.json'}, {a.out / 'study' / 'verdicts.md'} "
           f"({sum(len(c['rows']) for c in result['claims'])} rows)")
     return code
-
-
-def _current_record(out: Path, eid: str, existing: dict) -> dict | None:
-    """The record under this id: in records/ (as scanned when the run started, or written
-    since by another process into the same folder, e.g. another --shard), or, moved there by a
-    run of another configuration, in records/superseded/ (then it moves back)."""
-    from ..runs import records
-
-    if eid in existing:
-        return existing[eid]
-    fresh = out / "records" / f"{eid}.json"
-    if fresh.exists():
-        try:
-            return records.read_record(fresh)
-        except records.RecordError:
-            return None
-    old = out / "records" / records.SUPERSEDED_DIR / f"{eid}.json"
-    if old.exists():
-        try:
-            rec = records.read_record(old)
-        except records.RecordError:
-            return None
-        try:
-            os.replace(old, out / "records" / f"{eid}.json")
-        except OSError as e:
-            raise records.WriteError(out / "records" / f"{eid}.json", e) from e
-        print(f"  [{eid}] back from records/{records.SUPERSEDED_DIR}/", flush=True)
-        return rec
-    return None
-
-
-def _supersede_others(out: Path, eid: str, by_key: dict[tuple, set[str]]) -> None:
-    """Move every other record of the same experiment (same name, dataset, framework, seed;
-    another identity hash) to records/superseded/: the tables show one configuration of each."""
-    from ..runs import records
-
-    current = out / "records" / f"{eid}.json"
-    if not current.exists():
-        return
-    key = records.experiment_key(records.read_record(current))
-    for other in sorted(by_key.get(key, set()) - {eid}):
-        path = out / "records" / f"{other}.json"
-        if path.exists():
-            dest = records.move_aside(path, records.SUPERSEDED_DIR)
-            print(f"  [{eid}] replaces {path.name} (another configuration), moved to {dest}", flush=True)
-    by_key[key] = {eid}
-
-
-def _report(eid: str, rec: dict) -> None:
-    losses = ", ".join(f"{k} {v:.4g}" for k, v in rec["final_losses"].items())
-    timing = rec.get("timing", {})
-    nan = float("nan")
-    line = (f"  [{eid}] {rec['status']}: {rec['steps_done']} steps, {timing.get('ms_per_step', nan):.1f} "
-            f"ms/step ({timing.get('loop_ms_per_step', nan):.1f} with the loop), "
-            f"{timing.get('wall_s', nan):.1f} s; {losses}")
-    if rec.get("error"):
-        line += f"\n  [{eid}] {rec['status']}: {' '.join(str(rec['error']).split())}"
-    print(line, flush=True)
-

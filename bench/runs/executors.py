@@ -199,6 +199,9 @@ class RayPool:
     """The Ray side of a run: start or join a cluster, submit jobs as tasks, hand back their
     outcomes as they finish, cancel the rest on Ctrl-C."""
 
+    kind = "ray"
+    matrix_bar = True
+
     def __init__(self, *, address: str | None, cpus_per_task: int, gpus_per_task: int, max_retries: int,
                  threads: int):
         self.address, self.cpus, self.gpus = address, cpus_per_task, gpus_per_task

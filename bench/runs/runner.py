@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core import data, registry
+from ..core import cpu, data, registry
 from . import plots, records
 from .provenance import code_hash
 from ..core.divergence import final_losses, losses_diverged
@@ -195,6 +195,7 @@ def run_experiment(spec: ExperimentSpec, framework: str, run_dir, *, device="cpu
         train_data = TrainingData(spec, dataset)
         trainer = backend.build(spec, device=device, variant=ident["inputs"]["variant"])
         record["float32_precision"] = getattr(trainer, "precision", None)
+        record["compute"] = cpu.compute_settings(framework)
         noise_rng = np.random.default_rng([spec.seed, 1])
         draws = backend.noise.NativeDraws(spec, device) if randomness == "native" else None
         with open(exp_dir / "losses.csv", "w", newline="") as f:
@@ -261,12 +262,13 @@ def run_experiment(spec: ExperimentSpec, framework: str, run_dir, *, device="cpu
 
 
 def failed_record(spec: ExperimentSpec, framework: str, run_dir, error: str, *, device="cpu", variant=None,
-                  profile=None, n_eval=2000, command=None) -> dict:
+                  profile=None, n_eval=2000, command=None, randomness="reproducible") -> dict:
     """Write and return the `failed` record of an experiment whose training ended without
     writing one (its process was killed): the next run of the same experiment trains it again."""
     from ..metrics.stability import loss_summary
 
-    ident = experiment_identity(spec, framework, device=device, variant=variant, profile=profile, n_eval=n_eval)
+    ident = experiment_identity(spec, framework, device=device, variant=variant, profile=profile, n_eval=n_eval,
+                                randomness=randomness)
     record = _base_record(spec, framework, ident, device, ident["id"])
     if command is not None:
         record["command"] = list(command)
@@ -293,6 +295,7 @@ def evaluate_saved(spec: ExperimentSpec, framework: str, run_dir, existing: dict
     trainer = impls.load(framework).build(spec, device=device, variant=variant or DEFAULT_VARIANT[framework])
     trainer.set_weights(weights)
     record["float32_precision"] = getattr(trainer, "precision", None)
+    record["compute_evaluation"] = cpu.compute_settings(framework)
     record.update({"evaluated_from_state": True, "error": None, "errors": {}, "schema_version": records.SCHEMA_VERSION})
     if command is not None:
         record["command"] = list(command)
