@@ -2,7 +2,7 @@
 
 The equivalence suite compares the two twins with each other; both read the layer lists of
 bench/core/arch.py, so a mistake in those lists (a missing batch norm, a kernel of 3, a slope of
-0.01) would pass it. Here the reference is written out in the test from the README catalog and
+0.01) would pass it. Here the reference is written out in the test from the catalog (docs/cli.md) and
 the papers it cites, never derived from arch.py:
 
 - the layers of each network (kind, canonical name, shapes, kernel, stride, padding, activation
@@ -88,7 +88,7 @@ def out(kind, shape):
 
 
 def vae_encoder(latent, n_in=PIXELS, dropout=0.0, batch_norm=False):
-    """README: 784-512-256-20, ReLU; the last layer gives [mean, log-variance], 2 x latent."""
+    """docs/cli.md: 784-512-256-20, ReLU; the last layer gives [mean, log-variance], 2 x latent."""
     layers = [flatten(IMG)]
     for i, (a, b) in enumerate(((n_in, 512), (512, 256))):
         layers.append(dense(f"fc{i}", a, b))
@@ -138,7 +138,7 @@ def mlp_discriminator(dropout=0.0, batch_norm=False, sn=False):
 
 def dcgan_generator(latent=100):
     """Dense to 128 x 7 x 7, then 7 -> 14 -> 28 by transposed convs; batch norm on every block
-    but the output (Radford et al. 2016), LeakyReLU 0.2 (README), tanh out."""
+    but the output (Radford et al. 2016), LeakyReLU 0.2 (docs/cli.md), tanh out."""
     return [dense("fc0", latent, 128 * 7 * 7), reshape("reshape0", (128 * 7 * 7,), (128, 7, 7)),
             bn("bn0", (128, 7, 7)), lrelu("act0", (128, 7, 7)),
             convT("deconv1", 128, 64, 7), bn("bn1", (64, 14, 14)), lrelu("act1", (64, 14, 14)),
@@ -173,7 +173,7 @@ EXPECTED = {
     # DCGANs with other losses (Mao et al. 2017; Jolicoeur-Martineau 2018), where the catalog has them
     "lsgan": {"G": dcgan_generator(), "D": dcgan_discriminator()},
     "ragan": {"G": dcgan_generator(), "D": dcgan_discriminator()},
-    # stabilizers that change the layers (README: where each one goes)
+    # stabilizers that change the layers (docs/cli.md: where each one goes)
     "gan+batch-norm": {"G": mlp_generator(64, batch_norm=True), "D": mlp_discriminator(batch_norm=True)},
     "gan+dropout": {"G": mlp_generator(64), "D": mlp_discriminator(dropout=0.3)},
     "gan+spectral-norm": {"G": mlp_generator(64), "D": mlp_discriminator(sn=True)},
@@ -238,7 +238,7 @@ def as_tuple(layer):
 
 
 def expected_weight_shapes(nets):
-    """Canonical arrays (README backend contract): Linear (out, in), Conv (C_out, C_in, kh, kw),
+    """Canonical arrays (the backend contract, docs/extending.md): Linear (out, in), Conv (C_out, C_in, kh, kw),
     ConvTranspose (C_in, C_out, kh, kw), batch-norm scale, shift and running statistics, the
     spectral-norm vector u with one entry per output unit or channel."""
     shapes = {}
@@ -308,7 +308,7 @@ MIXTURE_D = [dense("fc0", 2, 128), lrelu("act0", (128,)), dense("fc1", 128, 128)
 
 @pytest.mark.parametrize("model", ["gan", "gan-minimax", "dcgan", "wgan", "wgan-gp", "hinge-gan"])
 def test_gans_on_a_2d_mixture_take_the_small_setup(backend, model):
-    """README (the CI profile): on the 2-D mixtures every GAN takes the classic small setup, MLPs
+    """docs/gate.md (the CI profile): on the 2-D mixtures every GAN takes the classic small setup, MLPs
     of 128 units and a 2-D latent (ReLU in G, LeakyReLU 0.2 in D), batch 256; its loss stays."""
     spec = registry.experiment(model, (), dataset="ring8", profile="smoke")
     nets = arch.networks(spec)

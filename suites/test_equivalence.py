@@ -259,7 +259,7 @@ def test_a_broken_convention_fails_the_check_and_names_the_tensor(name, monkeypa
     patch(monkeypatch)
     with pytest.raises(eq.EquivalenceError) as e:
         eq.run_case(case, "float64", steps=2)
-    print(f"{name}: {e.value}")  # shown with -rP; the README quotes one
+    print(f"{name}: {e.value}")  # shown with -rP; docs/equivalence.md quotes one
     assert e.value.path == path and where in e.value.context
     assert f"{path} differs, max abs" in str(e.value)
     assert e.value.max_abs > e.value.bound

@@ -10,7 +10,7 @@ following the papers' definitions), so a swap or a wrong direction fails:
   precision and high recall; both equal a NumPy k-NN computation exactly;
 - classes covered and KL(class histogram || uniform), from hand-built predicted labels;
 - ring-of-8 and 5x5-grid metrics (VEEGAN, Srivastava et al. 2017; PacGAN, Lin et al. 2018)
-  with points placed by hand around centres stated here from the README.
+  with points placed by hand around centres stated here from docs/cli.md.
 """
 
 import math
@@ -128,7 +128,7 @@ def test_class_kl_is_of_the_samples_against_uniform_not_the_reverse():
 
 
 # -- ring of 8 and grid of 25 ------------------------------------------------------------------
-# README: ring8 = 8 Gaussians on a circle of radius 2, std 0.02 (mode k at angle 2 pi k / 8);
+# docs/cli.md: ring8 = 8 Gaussians on a circle of radius 2, std 0.02 (mode k at angle 2 pi k / 8);
 # grid25 = the 5 x 5 grid at -4, -2, 0, 2, 4, std 0.05 (mode 5 i + j at (-4 + 2 i, -4 + 2 j)).
 RING = np.array([[2 * math.cos(2 * math.pi * k / 8), 2 * math.sin(2 * math.pi * k / 8)] for k in range(8)])
 RING_STD = 0.02

@@ -8,7 +8,7 @@ exposes them), and the difference on the path genbench takes, the spec's explici
 through the TensorFlow twin's own code, which is what removes it. The twins are reached through
 their contract only, `impls.load(framework).<part>` (PARTS, impls/__init__.py).
 suites/test_conventions.py asserts that each default difference is real and that the pinned
-path removes it; `rows()` feeds a README table.
+path removes it; `rows()` returns them as table rows.
 
 Row keys: convention, torch, keras (defaults as read), default_diff, matched_diff (None where
 Keras has no such argument), pinned_diff, pinned_by.

@@ -12,7 +12,7 @@ from .options import EQUIVALENCE_DTYPES, FRAMEWORK_CHOICES, TF_VARIANTS
 
 
 def add_executor_options(p: argparse.ArgumentParser) -> None:
-    """How the matrix is executed (README, "Scale: Ray and clusters"); none of these changes an
+    """How the matrix is executed (docs/scale.md); none of these changes an
     experiment's identity, so they may be given with --resume."""
     g = p.add_argument_group("execution (in this process, in worker processes with --jobs, or as Ray tasks)")
     g.add_argument("--jobs", type=int, default=None, metavar="N",
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "says which ran")
     r.add_argument("--convention", default=None,
                    help=f"a peer library's conventions, set on every experiment of the run (bench/core/registry.py "
-                        f"CONVENTION_PRESETS; README, \"Peer conventions\"): {', '.join(CONVENTIONS)} "
+                        f"CONVENTION_PRESETS; docs/conventions.md): {', '.join(CONVENTIONS)} "
                         "(default torch, genbench's own); each record's spec says which")
     r.add_argument("--randomness", choices=RANDOMNESS_MODES, default=None,
                    help="where each step's latents and dropout masks come from: reproducible (default): one "
