@@ -429,8 +429,8 @@ def test_spectral_norm_of_a_zero_kernel_is_finite_at_most_one_and_nan_equality(f
 def test_spectral_norm_options_are_validated():
     from bench.core.specs import ExperimentSpec, NetSpec, SpecError
 
-    for field, bad in (("sn_form", "at_most"), ("sn_vector", "left")):
-        with pytest.raises(SpecError, match=f"discriminator.{field}='{bad}' is not one of"):
+    for field, bad, allowed in (("sn_form", "at_most", "equality, at_most_one"), ("sn_vector", "left", "output, input")):
+        with pytest.raises(SpecError, match=f"NetSpec.{field}='{bad}' is not one of {allowed}"):
             ExperimentSpec("x", discriminator=NetSpec(**{field: bad}))
     d = NetSpec()
     assert (d.sn_form, d.sn_vector) == ("equality", "output")  # torch's, unchanged
@@ -602,7 +602,7 @@ def test_presets_set_the_conventions_together_and_record_their_name():
     assert smooth.targets == pytest.approx((0.95, 0.05))
     for name in ("torchgan", "mimicry"):  # torch.optim, torch BN, subtracted GP: genbench's own
         assert registry.experiment("dcgan", profile="smoke", convention=name) == plain.with_(convention=name)
-    with pytest.raises(Exception, match="unknown convention"):
+    with pytest.raises(Exception, match="convention=.jax. is not one of torch, tfgan, keras, torchgan, mimicry"):
         registry.with_convention(plain, "jax")
 
 

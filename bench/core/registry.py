@@ -7,11 +7,11 @@ resolves one row of any table into a full spec, which every record stores.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Callable
 
-from .specs import BCE_LOSSES, CONVENTIONS, ExperimentSpec, NetSpec, OptimizerSpec, SpecError
+from .specs import (SMOOTHED_SIDES, ExperimentSpec, NetSpec, OptimizerSpec, SpecError,
+                    did_you_mean)
 
 # The study's optimizers: RMSprop for GANs, Adam for VAEs; every value explicit.
 RMSPROP_GAN = OptimizerSpec(kind="rmsprop", lr=2e-4, rho=0.99, eps=1e-8)
@@ -83,6 +83,14 @@ class Stabilizer:
     help: str
     applies: Callable[[ExperimentSpec], bool]
     apply: Callable[[ExperimentSpec], ExperimentSpec]
+    # the stabilizer a finished spec amounts to, where a peer preset can change what this one
+    # does (None: the name always holds)
+    ran_as: Callable[[ExperimentSpec], str] | None = None
+
+
+def _smoothing_ran_as(spec: ExperimentSpec) -> str:
+    """label-smoothing-one or -two: the one smoothing as many sides as the spec's style does."""
+    return "label-smoothing-" + {1: "one", 2: "two"}[SMOOTHED_SIDES[spec.label_smoothing_sides]]
 
 
 def _bce(spec: ExperimentSpec) -> bool:
@@ -120,9 +128,9 @@ STABILIZERS: dict[str, Stabilizer] = {s.name: s for s in (
     Stabilizer("batch-norm", "batch norm in G and D (GANs) or encoder and decoder (VAEs)",
                lambda s: s.family != "vaegan", _batch_norm),
     Stabilizer("label-smoothing-one", "one-sided: real target 0.9, fake 0 (Salimans 2016)",
-               _bce, lambda s: s.with_(label_smoothing=0.1, label_smoothing_sides="one")),
+               _bce, lambda s: s.with_(label_smoothing=0.1, label_smoothing_sides="one"), _smoothing_ran_as),
     Stabilizer("label-smoothing-two", "two-sided: real 0.9, fake 0.1",
-               _bce, lambda s: s.with_(label_smoothing=0.1, label_smoothing_sides="two")),
+               _bce, lambda s: s.with_(label_smoothing=0.1, label_smoothing_sides="two"), _smoothing_ran_as),
     Stabilizer("spectral-norm", "spectral normalization of every D layer, 1 power iteration (Miyato 2018)",
                lambda s: s.has_discriminator, lambda s: s.with_(**{"discriminator.spectral_norm": True})),
     Stabilizer("gradient-penalty", "GP lambda 10, target 1 on real/fake interpolates (Gulrajani 2017)",
@@ -154,82 +162,14 @@ def for_mixture(spec: ExperimentSpec, dataset: str) -> ExperimentSpec:
 
 
 # -- peer conventions ----------------------------------------------------------------------------
-# A preset sets, together, the conventions in which a peer library's defaults differ from
-# genbench's own ("torch"), and records its name in spec.convention. It keeps the model's
-# hyperparameters (learning rates, betas, rho, BN momentum as a rate) and changes formulas and
-# the peer's default constants: optimizer eps and where it is added, the RMSprop start, batch
-# norm's stored variance, eps and Keras' momentum (0.99 of the old value = 0.01 of the new
-# batch), label-smoothing style, gradient-penalty form. README, "Peer conventions".
-def _tf_batch_norm(spec: ExperimentSpec) -> dict:
-    """Keras/TF BatchNormalization defaults: momentum 0.99 (Keras convention), epsilon 1e-3,
-    the biased batch variance in the moving variance."""
-    return {f"{n}.{k}": v for n in ("generator", "discriminator", "encoder")
-            for k, v in (("bn_momentum", 1.0 - 0.99), ("bn_eps", 1e-3), ("bn_variance", "biased"))}
-
-
-def _spectral_norm(**kw) -> dict:
-    """Spectral-norm settings on every net (they act only where spectral_norm is on). TF-GAN's
-    compute_spectral_norm keeps the input-side vector and normalizes with tf.nn.l2_normalize,
-    x / sqrt(max(sum x^2, 1e-12)) = x / max(||x||, 1e-6); Keras 3's SpectralNormalization keeps
-    the output side, as torch, and normalizes with ops.normalize, x / max(||x||, 1e-7). Both
-    divide by sigma (TF-GAN's equality_constrained=True default): sn_form stays "equality"."""
-    return {f"{n}.{k}": v for n in ("generator", "discriminator", "encoder") for k, v in kw.items()}
-
-
-def _optimizers(spec: ExperimentSpec, adam: dict, rmsprop: dict) -> dict:
-    out = {}
-    for name in ("g_optimizer", "d_optimizer"):
-        for k, v in (adam if getattr(spec, name).kind == "adam" else rmsprop).items():
-            out[f"{name}.{k}"] = v
-    return out
-
-
-def _smoothing(spec: ExperimentSpec, style: str, default: float = 0.0) -> dict:
-    """The peer's smoothing style where smoothing is on; TF-GAN's D losses smooth by 0.25 by default."""
-    if spec.loss not in BCE_LOSSES:
-        return {}
-    if spec.label_smoothing_sides != "none":
-        return {"label_smoothing_sides": style}
-    if default:
-        return {"label_smoothing_sides": style, "label_smoothing": default}
-    return {}
-
-
-def _tfgan(spec: ExperimentSpec) -> ExperimentSpec:
-    # TF-GAN trains with tf.compat.v1 optimizers: AdamOptimizer (epsilon hat, 1e-8) and
-    # RMSPropOptimizer (eps 1e-10 inside the sqrt, mean square starting at 1)
-    opts = _optimizers(spec, {"adam_eps": "epsilon_hat", "eps": 1e-8},
-                       {"rmsprop_eps_placement": "inside", "rmsprop_initial_ms": 1.0, "eps": 1e-10})
-    return spec.with_(gp_form="divide", **_smoothing(spec, "tfgan", 0.25), **_tf_batch_norm(spec), **opts,
-                      **_spectral_norm(sn_vector="input", sn_eps=1e-6))
-
-
-def _keras(spec: ExperimentSpec) -> ExperimentSpec:
-    # Keras 3: Adam epsilon hat 1e-7; RMSprop eps 1e-7 inside the sqrt, velocity starting at 0
-    opts = _optimizers(spec, {"adam_eps": "epsilon_hat", "eps": 1e-7},
-                       {"rmsprop_eps_placement": "inside", "rmsprop_initial_ms": 0.0, "eps": 1e-7})
-    return spec.with_(**_smoothing(spec, "keras"), **_tf_batch_norm(spec), **opts, **_spectral_norm(sn_eps=1e-7))
-
-
-def _torch_like(spec: ExperimentSpec) -> ExperimentSpec:
-    # torchgan and mimicry train with torch.optim and torch.nn.BatchNorm, subtract the GP target,
-    # and smooth one side (torchgan's MinimaxDiscriminatorLoss(label_smoothing)): genbench's own.
-    # torchgan's SpectralNorm2d keeps u (output side) in torch's order, as genbench's default
-    # (its x / (||x|| + 1e-12) differs from max(||x||, eps) only by ~1e-12 relative)
-    return spec.with_(**_smoothing(spec, "one"))
-
-
-CONVENTION_PRESETS: dict[str, Callable[[ExperimentSpec], ExperimentSpec]] = {
-    "torch": lambda s: s, "tfgan": _tfgan, "keras": _keras, "torchgan": _torch_like, "mimicry": _torch_like,
-}
-assert tuple(CONVENTION_PRESETS) == CONVENTIONS
-
-
+# The presets are the spec's own (bench/core/specs.py CONVENTION_PRESETS): a spec that names a
+# peer holds that peer's settings or is refused. Under a preset a label-smoothing stabilizer
+# takes the peer's style; where that style smooths the other number of sides (TF-GAN's, torchgan's
+# and mimicry's one, Keras' two), the experiment is named after the stabilizer that smooths as many
+# sides as ran: both give the same spec (`_named_under`).
 def with_convention(spec: ExperimentSpec, convention: str) -> ExperimentSpec:
     """The spec with a peer's conventions set together, and the preset's name recorded."""
-    if convention not in CONVENTION_PRESETS:
-        raise SpecError(f"unknown convention {convention!r}: {', '.join(CONVENTION_PRESETS)}")
-    return CONVENTION_PRESETS[convention](spec).with_(convention=convention)
+    return spec.with_convention(convention)
 
 
 PROFILES = {
@@ -280,12 +220,6 @@ def parse_model(token: str) -> tuple[str, tuple[str, ...]]:
     return model, tuple(stabs)
 
 
-def did_you_mean(name: str, choices) -> str:
-    """"; did you mean 'x'?" for the closest choice (difflib), or ""."""
-    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
 def experiment(model: str, stabilizers=(), dataset: str | None = None, profile: str = "quick",
                seed: int = 0, steps: int | None = None, convention: str | None = None,
                **overrides) -> ExperimentSpec:
@@ -306,11 +240,18 @@ def experiment(model: str, stabilizers=(), dataset: str | None = None, profile: 
         spec = STABILIZERS[name].apply(spec)
     if convention is not None:
         spec = with_convention(spec, convention)
-    label = "+".join((model,) + tuple(stabilizers))
+    label = "+".join((model,) + tuple(_named_under(name, spec) for name in stabilizers))
     changes = dict(name=label, seed=seed, steps=steps or PROFILES[profile]["steps"], **overrides)
     if dataset:
         changes["dataset"] = dataset
     return spec.with_(**changes)
+
+
+def _named_under(name: str, spec: ExperimentSpec) -> str:
+    """The name of stabilizer `name` in an experiment's name: itself, or under a peer preset
+    that changes it, the stabilizer the finished spec amounts to."""
+    ran_as = STABILIZERS[name].ran_as
+    return ran_as(spec) if ran_as is not None and spec.convention != "torch" else name
 
 
 def profile_experiments(profile: str, models=None, datasets=None, seeds=(0,), steps=None,

@@ -30,9 +30,10 @@ Conventions fixed here, once, for both twins:
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Callable
 
 FAMILIES = ("gan", "vae", "cvae", "vaegan")
 ARCHITECTURES = ("mlp", "dcgan")
@@ -45,8 +46,11 @@ BCE_LOSSES = ("minimax", "non-saturating")  # the losses label smoothing applies
 G_NEEDS_REAL = ("ragan",)  # losses whose generator term also reads D(x) on real data
 LOSSES = GAN_LOSSES + ("elbo",)
 LIKELIHOODS = ("bernoulli", "gaussian")
+ACTIVATIONS = ("leaky_relu", "relu")
 OPTIMIZERS = ("adam", "rmsprop")
 SMOOTHING_SIDES = ("none", "one", "two", "tfgan", "keras")
+# how many of the two targets each style moves (TF-GAN smooths the real side only, Keras both)
+SMOOTHED_SIDES = {"none": 0, "one": 1, "two": 2, "tfgan": 1, "keras": 2}
 # reductions of per-example losses (impls/*/losses.py `reduce`)
 REDUCTIONS = ("mean", "sum", "none", "sum_by_nonzero_weights")
 GP_FORMS = ("subtract", "divide", "one_sided")
@@ -60,8 +64,11 @@ SN_FORMS = ("equality", "at_most_one")
 # torch, Keras 3, torchgan, compare_gan singular_value="right") or "input" (v, the input side;
 # TF-GAN's compute_spectral_norm, compare_gan's default singular_value="left")
 SN_VECTORS = ("output", "input")
-CONVENTIONS = ("torch", "tfgan", "keras", "torchgan", "mimicry")  # presets: bench/core/registry.py
+CONVENTIONS = ("torch", "tfgan", "keras", "torchgan", "mimicry")  # presets: CONVENTION_PRESETS below
 DTYPES = ("float32", "float64")
+DEVICES = ("cpu", "cuda")  # where both twins train (the CLI resolves "auto" to one of them)
+# the layer kinds with a weight matrix, the ones spectral norm normalizes (bench/core/arch.py)
+SN_KINDS = ("dense", "conv", "convT")
 # float32 matmuls and convolutions: "full" IEEE float32, or "tf32" (10-bit mantissa inputs), which
 # PyTorch's cuDNN convolutions and TensorFlow's GPU kernels use by default on Ampere and newer
 FLOAT32_PRECISIONS = ("full", "tf32")
@@ -84,7 +91,7 @@ def smoothed_targets(label_smoothing: float = 0.0, style: str = "none") -> tuple
     "two" (genbench two-sided): (1 - ls, ls); "tfgan" (TF-GAN's D losses, through
     tf.losses.sigmoid_cross_entropy, real side only): (1 - ls / 2, 0); "keras"
     (BinaryCrossentropy(label_smoothing=ls) on both sides): (1 - ls / 2, ls / 2)."""
-    _choice("label smoothing style", style, SMOOTHING_SIDES)
+    check_choice("label smoothing style", style, SMOOTHING_SIDES)
     ls = float(label_smoothing)
     if style == "none":
         return 1.0, 0.0
@@ -101,9 +108,21 @@ class SpecError(ValueError):
     """A spec asks for something that does not exist or does not fit together."""
 
 
-def _choice(name: str, value: Any, allowed: tuple) -> None:
+def did_you_mean(name: str, choices) -> str:
+    """"; did you mean 'x'?" for the closest choice (difflib), or ""."""
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def check_choice(name: str, value: Any, allowed) -> None:
+    """Refuse a value outside `allowed`: one SpecError (a ValueError) naming every allowed value.
+
+    Every string option, in the spec dataclasses and at each twin function that takes one, is
+    checked through here, so a misspelt option fails where it is given instead of falling back
+    to a default."""
     if value not in allowed:
-        raise SpecError(f"{name}={value!r} is not one of {', '.join(map(str, allowed))}")
+        raise SpecError(f"{name}={value!r} is not one of {', '.join(map(str, allowed))}"
+                        + did_you_mean(value, allowed))
 
 
 @dataclass(frozen=True)
@@ -121,10 +140,13 @@ class OptimizerSpec:
     rmsprop_initial_ms: float = 0.0  # initial mean square v_0: torch/Keras 0, TF1 RMSPropOptimizer 1
     adam_eps: str = "torch"  # torch: eps added to sqrt(v_hat); epsilon_hat (TF1, Keras 2): lr_t m / (sqrt(v) + eps)
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> None:
-        _choice("optimizer.kind", self.kind, OPTIMIZERS)
-        _choice("optimizer.rmsprop_eps_placement", self.rmsprop_eps_placement, RMSPROP_EPS_PLACEMENTS)
-        _choice("optimizer.adam_eps", self.adam_eps, ADAM_EPS)
+        check_choice("optimizer.kind", self.kind, OPTIMIZERS)
+        check_choice("optimizer.rmsprop_eps_placement", self.rmsprop_eps_placement, RMSPROP_EPS_PLACEMENTS)
+        check_choice("optimizer.adam_eps", self.adam_eps, ADAM_EPS)
         if self.rmsprop_initial_ms not in (0.0, 1.0):
             raise SpecError("optimizer.rmsprop_initial_ms is 0 (torch, Keras) or 1 (TF1)")
         if self.lr <= 0 or self.eps <= 0 or self.weight_decay < 0:
@@ -149,17 +171,20 @@ class NetSpec:
     sn_form: str = "equality"  # equality: W / sigma; at_most_one: W / max(1, sigma) (TF-GAN option)
     sn_vector: str = "output"  # the stored singular vector: output side u (torch) or input side v (TF-GAN)
 
+    def __post_init__(self) -> None:
+        self.validate("NetSpec")
+
     def validate(self, name: str) -> None:
-        _choice(f"{name}.activation", self.activation, ("leaky_relu", "relu"))
-        _choice(f"{name}.bn_variance", self.bn_variance, BN_VARIANCES)
+        check_choice(f"{name}.activation", self.activation, ACTIVATIONS)
+        check_choice(f"{name}.bn_variance", self.bn_variance, BN_VARIANCES)
         if not 0.0 <= self.dropout < 1.0:
             raise SpecError(f"{name}.dropout must be in [0, 1), got {self.dropout}")
         if not 0.0 < self.bn_momentum <= 1.0:
             raise SpecError(f"{name}.bn_momentum must be in (0, 1], got {self.bn_momentum}")
         if self.sn_power_iterations < 1:
             raise SpecError(f"{name}.sn_power_iterations must be >= 1")
-        _choice(f"{name}.sn_form", self.sn_form, SN_FORMS)
-        _choice(f"{name}.sn_vector", self.sn_vector, SN_VECTORS)
+        check_choice(f"{name}.sn_form", self.sn_form, SN_FORMS)
+        check_choice(f"{name}.sn_vector", self.sn_vector, SN_VECTORS)
         if self.sn_eps <= 0:
             raise SpecError(f"{name}.sn_eps must be > 0")
         if not self.hidden or any(h <= 0 for h in self.hidden):
@@ -199,8 +224,9 @@ class ExperimentSpec:
     seed: int = 0
     dtype: str = "float32"
     float32_precision: str = "full"  # pinned in both twins at build; every record says what ran
-    # the peer whose conventions the spec follows (bench/core/registry.py `with_convention` sets them
-    # together); "torch" is genbench's own. A record, not a switch: the fields above decide.
+    # the peer whose conventions the spec follows; "torch" is genbench's own. The fields above
+    # decide what runs: a spec naming a peer must hold the values its preset sets
+    # (CONVENTION_PRESETS, applied by `with_convention`), or it is refused.
     convention: str = "torch"
 
     def __post_init__(self) -> None:
@@ -258,16 +284,16 @@ class ExperimentSpec:
         return smoothed_targets(self.label_smoothing, self.label_smoothing_sides)
 
     def validate(self) -> None:
-        _choice("family", self.family, FAMILIES)
-        _choice("architecture", self.architecture, ARCHITECTURES)
-        _choice("dataset", self.dataset, DATASETS)
-        _choice("loss", self.loss, LOSSES)
-        _choice("likelihood", self.likelihood, LIKELIHOODS)
-        _choice("label_smoothing_sides", self.label_smoothing_sides, SMOOTHING_SIDES)
-        _choice("dtype", self.dtype, DTYPES)
-        _choice("float32_precision", self.float32_precision, FLOAT32_PRECISIONS)
-        _choice("gp_form", self.gp_form, GP_FORMS)
-        _choice("convention", self.convention, CONVENTIONS)
+        check_choice("family", self.family, FAMILIES)
+        check_choice("architecture", self.architecture, ARCHITECTURES)
+        check_choice("dataset", self.dataset, DATASETS)
+        check_choice("loss", self.loss, LOSSES)
+        check_choice("likelihood", self.likelihood, LIKELIHOODS)
+        check_choice("label_smoothing_sides", self.label_smoothing_sides, SMOOTHING_SIDES)
+        check_choice("dtype", self.dtype, DTYPES)
+        check_choice("float32_precision", self.float32_precision, FLOAT32_PRECISIONS)
+        check_choice("gp_form", self.gp_form, GP_FORMS)
+        check_choice("convention", self.convention, CONVENTIONS)
         for name in ("generator", "discriminator", "encoder"):
             getattr(self, name).validate(name)
         self.g_optimizer.validate()
@@ -302,6 +328,27 @@ class ExperimentSpec:
             raise SpecError("gradient_penalty applies to family gan")
         if self.weight_clip < 0:
             raise SpecError("weight_clip must be >= 0 (0 turns clipping off)")
+        self._check_convention()
+
+    def _check_convention(self) -> None:
+        """The fields its convention's preset sets hold the preset's values."""
+        wrong = [f"{key}={_field(self, key)!r} (the preset sets {value!r})"
+                 for key, value in CONVENTION_PRESETS[self.convention](self).items() if _field(self, key) != value]
+        if wrong:
+            more = f"; and {len(wrong) - 3} more" if len(wrong) > 3 else ""
+            raise SpecError(f"convention={self.convention!r} does not match the spec's fields: "
+                            f"{'; '.join(wrong[:3])}{more}. "
+                            f"Apply it with spec.with_convention({self.convention!r}) (or build the spec with "
+                            f"convention='torch')")
+
+    def with_convention(self, convention: str) -> "ExperimentSpec":
+        """This spec with a peer's conventions set together (CONVENTION_PRESETS) and the preset's
+        name recorded. A spec follows one peer: moving one to another peer is refused."""
+        check_choice("convention", convention, CONVENTIONS)
+        if self.convention not in ("torch", convention):
+            raise SpecError(f"the spec follows convention {self.convention!r} already; apply {convention!r} "
+                            f"to a spec with convention 'torch'")
+        return self.with_(convention=convention, **CONVENTION_PRESETS[convention](self))
 
     # -- serialisation ---------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -310,14 +357,19 @@ class ExperimentSpec:
     @classmethod
     def from_dict(cls, d: dict) -> "ExperimentSpec":
         d = dict(d)
-        for key, sub in (("generator", NetSpec), ("discriminator", NetSpec), ("encoder", NetSpec)):
+        for key, sub in (("generator", NetSpec), ("discriminator", NetSpec), ("encoder", NetSpec),
+                         ("g_optimizer", OptimizerSpec), ("d_optimizer", OptimizerSpec)):
             if key in d and isinstance(d[key], dict):
                 v = dict(d[key])
-                v["hidden"] = tuple(v.get("hidden", ()))
-                d[key] = sub(**v)
-        for key in ("g_optimizer", "d_optimizer"):
-            if key in d and isinstance(d[key], dict):
-                d[key] = OptimizerSpec(**d[key])
+                if sub is NetSpec:
+                    v["hidden"] = tuple(v.get("hidden", ()))
+                unknown = set(v) - {f.name for f in fields(sub)}
+                if unknown:
+                    raise SpecError(f"unknown {key} fields: {', '.join(sorted(unknown))}")
+                try:
+                    d[key] = sub(**v)
+                except SpecError as e:
+                    raise SpecError(f"{key}: {e}") from None
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -342,3 +394,82 @@ class ExperimentSpec:
                 raise SpecError(f"{head} has no nested fields")
             top[head] = replace(top.get(head, getattr(self, head)), **sub)
         return replace(self, **top)
+
+
+# -- peer conventions --------------------------------------------------------------------------
+# A preset sets, together, the conventions in which a peer library's defaults differ from
+# genbench's own ("torch"): the field changes it makes to a spec, written as `with_` takes them
+# ("g_optimizer.eps"). It keeps the model's hyperparameters (learning rates, betas, rho, BN
+# momentum as a rate) and changes formulas and the peer's default constants: optimizer eps and
+# where it is added, the RMSprop start, batch norm's stored variance, eps and Keras' momentum
+# (0.99 of the old value = 0.01 of the new batch), label-smoothing style, gradient-penalty form.
+# Applying a preset twice changes nothing more, which is what `_check_convention` relies on.
+# README, "Peer conventions".
+def _field(spec: ExperimentSpec, key: str) -> Any:
+    head, _, tail = key.partition(".")
+    return getattr(getattr(spec, head), tail) if tail else getattr(spec, head)
+
+
+def _tf_batch_norm() -> dict:
+    """Keras/TF BatchNormalization defaults: momentum 0.99 (Keras convention), epsilon 1e-3,
+    the biased batch variance in the moving variance."""
+    return {f"{n}.{k}": v for n in ("generator", "discriminator", "encoder")
+            for k, v in (("bn_momentum", 1.0 - 0.99), ("bn_eps", 1e-3), ("bn_variance", "biased"))}
+
+
+def _spectral_norm(**kw) -> dict:
+    """Spectral-norm settings on every net (they act only where spectral_norm is on). TF-GAN's
+    compute_spectral_norm keeps the input-side vector and normalizes with tf.nn.l2_normalize,
+    x / sqrt(max(sum x^2, 1e-12)) = x / max(||x||, 1e-6); Keras 3's SpectralNormalization keeps
+    the output side, as torch, and normalizes with ops.normalize, x / max(||x||, 1e-7). Both
+    divide by sigma (TF-GAN's equality_constrained=True default): sn_form stays "equality"."""
+    return {f"{n}.{k}": v for n in ("generator", "discriminator", "encoder") for k, v in kw.items()}
+
+
+def _optimizers(spec: ExperimentSpec, adam: dict, rmsprop: dict) -> dict:
+    out = {}
+    for name in ("g_optimizer", "d_optimizer"):
+        for k, v in (adam if getattr(spec, name).kind == "adam" else rmsprop).items():
+            out[f"{name}.{k}"] = v
+    return out
+
+
+def _smoothing(spec: ExperimentSpec, style: str, default: float = 0.0) -> dict:
+    """The peer's smoothing style where smoothing is on; TF-GAN's D losses smooth by 0.25 by default."""
+    if spec.loss not in BCE_LOSSES:
+        return {}
+    if spec.label_smoothing_sides != "none":
+        return {"label_smoothing_sides": style}
+    if default:
+        return {"label_smoothing_sides": style, "label_smoothing": default}
+    return {}
+
+
+def _tfgan(spec: ExperimentSpec) -> dict:
+    # TF-GAN trains with tf.compat.v1 optimizers: AdamOptimizer (epsilon hat, 1e-8) and
+    # RMSPropOptimizer (eps 1e-10 inside the sqrt, mean square starting at 1)
+    opts = _optimizers(spec, {"adam_eps": "epsilon_hat", "eps": 1e-8},
+                       {"rmsprop_eps_placement": "inside", "rmsprop_initial_ms": 1.0, "eps": 1e-10})
+    return {"gp_form": "divide", **_smoothing(spec, "tfgan", 0.25), **_tf_batch_norm(), **opts,
+            **_spectral_norm(sn_vector="input", sn_eps=1e-6)}
+
+
+def _keras(spec: ExperimentSpec) -> dict:
+    # Keras 3: Adam epsilon hat 1e-7; RMSprop eps 1e-7 inside the sqrt, velocity starting at 0
+    opts = _optimizers(spec, {"adam_eps": "epsilon_hat", "eps": 1e-7},
+                       {"rmsprop_eps_placement": "inside", "rmsprop_initial_ms": 0.0, "eps": 1e-7})
+    return {**_smoothing(spec, "keras"), **_tf_batch_norm(), **opts, **_spectral_norm(sn_eps=1e-7)}
+
+
+def _torch_like(spec: ExperimentSpec) -> dict:
+    # torchgan and mimicry train with torch.optim and torch.nn.BatchNorm, subtract the GP target,
+    # and smooth one side (torchgan's MinimaxDiscriminatorLoss(label_smoothing)): genbench's own.
+    # torchgan's SpectralNorm2d keeps u (output side) in torch's order, as genbench's default
+    # (its x / (||x|| + 1e-12) differs from max(||x||, eps) only by ~1e-12 relative)
+    return _smoothing(spec, "one")
+
+
+CONVENTION_PRESETS: dict[str, Callable[[ExperimentSpec], dict]] = {
+    "torch": lambda spec: {}, "tfgan": _tfgan, "keras": _keras, "torchgan": _torch_like, "mimicry": _torch_like,
+}
+assert tuple(CONVENTION_PRESETS) == CONVENTIONS

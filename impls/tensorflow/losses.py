@@ -10,7 +10,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from bench.core.specs import REDUCTIONS, smoothed_targets  # noqa: F401 - smoothed_targets is API
+from bench.core.specs import REDUCTIONS, check_choice, smoothed_targets  # noqa: F401 - smoothed_targets is API
 
 
 def _const(value, like):
@@ -23,6 +23,7 @@ def bce_with_logits(logits, targets, weights=None, reduction="mean"):
 
 
 def reduce(per_example, weights=None, reduction="mean"):
+    check_choice("reduction", reduction, REDUCTIONS)
     if weights is not None:
         if tf.is_tensor(weights):
             weights = tf.cast(weights, per_example.dtype)
@@ -35,11 +36,9 @@ def reduce(per_example, weights=None, reduction="mean"):
         return tf.reduce_sum(per_example)
     if reduction == "none":
         return per_example
-    if reduction == "sum_by_nonzero_weights":
-        w = tf.ones_like(per_example) if weights is None else tf.broadcast_to(weights, tf.shape(per_example))
-        count = tf.cast(tf.math.count_nonzero(w), per_example.dtype)
-        return tf.math.divide_no_nan(tf.reduce_sum(per_example), count)
-    raise ValueError(f"reduction={reduction!r} is not one of {', '.join(REDUCTIONS)}")
+    w = tf.ones_like(per_example) if weights is None else tf.broadcast_to(weights, tf.shape(per_example))
+    count = tf.cast(tf.math.count_nonzero(w), per_example.dtype)  # sum_by_nonzero_weights
+    return tf.math.divide_no_nan(tf.reduce_sum(per_example), count)
 
 
 def _sides(weights, real_weights, fake_weights):

@@ -7,10 +7,12 @@ saves the host draws and copies; on a CPU NumPy's 16-bit draws are faster (docs/
 import tensorflow as tf
 
 from bench.core.randomness import Draws, native_seed
+from bench.core.specs import DEVICES, check_choice
 
 
 class NativeDraws(Draws):
     def __init__(self, spec, device="cpu"):
+        check_choice("device", device, DEVICES)
         self.device = "/GPU:0" if device == "cuda" else "/CPU:0"
         self.dtype = tf.as_dtype(spec.dtype)
         with tf.device(self.device):

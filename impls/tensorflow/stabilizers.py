@@ -3,7 +3,7 @@ quirks are commented here (layouts: kernels are Keras-style, activations NHWC)."
 
 import tensorflow as tf
 
-from bench.core.specs import GP_EPSILON
+from bench.core.specs import GP_EPSILON, GP_FORMS, SN_FORMS, SN_KINDS, SN_VECTORS, check_choice
 
 
 def spectral_matrix(kernel, kind):
@@ -11,6 +11,7 @@ def spectral_matrix(kernel, kind):
 
     A naive reshape of a (kh, kw, C_in, C_out) kernel to (C_out, -1) mixes axes; transpose to
     the canonical order first so that u means the same vector in both twins."""
+    check_choice("kind", kind, SN_KINDS)
     if kind == "dense":  # (in, out)
         return tf.transpose(kernel)
     if kind == "conv":  # (kh, kw, C_in, C_out) -> (C_out, C_in, kh, kw)
@@ -26,6 +27,8 @@ def _normalize(v, eps):
 
 
 def spectral_normalize(kernel, u, kind, n_iter, eps, update, form="equality", vector="output"):
+    check_choice("form", form, SN_FORMS)
+    check_choice("vector", vector, SN_VECTORS)
     w_mat = spectral_matrix(kernel, kind)
     if vector == "input":
         w_mat = tf.transpose(w_mat)
@@ -47,6 +50,7 @@ def spectral_normalize(kernel, u, kind, n_iter, eps, update, form="equality", ve
 
 def gradient_penalty(critic, real, fake, alpha, target=1.0, form="subtract"):
     """sqrt(sum g^2 + GP_EPSILON) as in the torch twin (not tf.norm, which has no epsilon)."""
+    check_choice("form", form, GP_FORMS)
     x_hat = alpha * real + (1.0 - alpha) * tf.stop_gradient(fake)
     with tf.GradientTape() as tape:
         tape.watch(x_hat)
@@ -57,13 +61,12 @@ def gradient_penalty(critic, real, fake, alpha, target=1.0, form="subtract"):
 
 
 def penalty_of_norm(norm, target, form="subtract"):
+    check_choice("form", form, GP_FORMS)
     if form == "subtract":
         return (norm - target) ** 2
     if form == "divide":
         return (norm / target - 1.0) ** 2
-    if form == "one_sided":
-        return tf.nn.relu(norm - target) ** 2
-    raise ValueError(f"unknown gradient-penalty form {form!r}")
+    return tf.nn.relu(norm - target) ** 2  # one_sided
 
 
 def clip_weights(params, clip):

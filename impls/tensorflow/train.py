@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from bench.core import arch
 from bench.core.randomness import initial_weights
-from bench.core.specs import G_NEEDS_REAL, NUM_CLASSES
+from bench.core.specs import DEVICES, FLOAT32_PRECISIONS, G_NEEDS_REAL, NUM_CLASSES, check_choice
 
 from . import losses, stabilizers, weights
 from .models import Net, to_nchw, to_nhwc
@@ -25,6 +25,7 @@ class Optimizer(tf.Module):
     rmsprop_initial_ms 1) switch to TF1's and Keras' formulas."""
 
     def __init__(self, variables, o):
+        o.validate()  # a misspelt style or placement would fall through to torch's formula
         super().__init__()
         self.o, self.params = o, list(variables)
         self.step_count = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -66,7 +67,7 @@ class Optimizer(tf.Module):
 
 
 def make_optimizer(variables, o):
-    return Optimizer(variables, o)
+    return Optimizer(variables, o)  # which refuses a misspelt option
 
 
 def set_float32_precision(mode: str) -> dict:
@@ -74,6 +75,7 @@ def set_float32_precision(mode: str) -> dict:
 
     TensorFlow runs float32 matmuls and convolutions in TF32 on Ampere and newer GPUs by default;
     "full" turns that off, as the PyTorch twin does with its own switches."""
+    check_choice("mode", mode, FLOAT32_PRECISIONS)
     tf.config.experimental.enable_tensor_float_32_execution(mode == "tf32")
     on = tf.config.experimental.tensor_float_32_execution_enabled()
     return {"mode": mode, "tensorflow.tensor_float_32": "tf32" if on else "ieee"}
@@ -85,6 +87,7 @@ class Trainer:
     def __init__(self, spec, device="cpu", variant="function"):
         if variant not in VARIANTS:
             raise ValueError(f"unknown tensorflow variant {variant!r}: {', '.join(VARIANTS)}")
+        check_choice("device", device, DEVICES)
         self.spec, self.variant = spec, variant
         self.device = "/GPU:0" if device == "cuda" else "/CPU:0"
         self.precision = set_float32_precision(spec.float32_precision)

@@ -21,7 +21,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from bench.core.specs import REDUCTIONS, smoothed_targets  # noqa: F401 - smoothed_targets is API
+from bench.core.specs import REDUCTIONS, check_choice, smoothed_targets  # noqa: F401 - smoothed_targets is API
 
 
 def bce_with_logits(logits, targets, weights=None, reduction="mean"):
@@ -39,6 +39,7 @@ def reduce(per_example, weights=None, reduction="mean"):
 
     "mean": sum(w l) / n (torch's and Keras' default); "sum": sum(w l); "none": w l;
     "sum_by_nonzero_weights": sum(w l) / count(w != 0), TF1's tf.losses default (0 if none)."""
+    check_choice("reduction", reduction, REDUCTIONS)
     if weights is not None:
         weights = torch.as_tensor(weights, dtype=per_example.dtype, device=per_example.device)
         per_example = per_example * weights
@@ -48,12 +49,10 @@ def reduce(per_example, weights=None, reduction="mean"):
         return torch.sum(per_example)
     if reduction == "none":
         return per_example
-    if reduction == "sum_by_nonzero_weights":
-        w = torch.ones_like(per_example) if weights is None else torch.broadcast_to(weights, per_example.shape)
-        count = torch.count_nonzero(w).to(per_example.dtype)
-        total = torch.sum(per_example)
-        return torch.where(count > 0, total / torch.clamp(count, min=1.0), torch.zeros_like(total))
-    raise ValueError(f"reduction={reduction!r} is not one of {', '.join(REDUCTIONS)}")
+    w = torch.ones_like(per_example) if weights is None else torch.broadcast_to(weights, per_example.shape)
+    count = torch.count_nonzero(w).to(per_example.dtype)  # sum_by_nonzero_weights
+    total = torch.sum(per_example)
+    return torch.where(count > 0, total / torch.clamp(count, min=1.0), torch.zeros_like(total))
 
 
 def _sides(weights, real_weights, fake_weights):

@@ -7,10 +7,12 @@ host-to-device copies; on a CPU NumPy's 16-bit draws are faster (docs/timing.md)
 import torch
 
 from bench.core.randomness import Draws, native_seed
+from bench.core.specs import DEVICES, check_choice
 
 
 class NativeDraws(Draws):
     def __init__(self, spec, device="cpu"):
+        check_choice("device", device, DEVICES)
         self.device = torch.device(device)
         self.dtype = getattr(torch, spec.dtype)
         self.gen = torch.Generator(device=self.device)

@@ -6,11 +6,12 @@ Formulas and conventions are in bench/core/arch.py (spectral norm) and bench/cor
 import torch
 import torch.nn.functional as F
 
-from bench.core.specs import GP_EPSILON
+from bench.core.specs import GP_EPSILON, GP_FORMS, SN_FORMS, SN_KINDS, SN_VECTORS, check_choice
 
 
 def spectral_matrix(weight, kind):
     """The (rows, rest) matrix whose top singular value spectral norm divides by."""
+    check_choice("kind", kind, SN_KINDS)
     if kind == "convT":  # (C_in, C_out, kh, kw): rows are output channels (torch dim=1)
         weight = weight.transpose(0, 1)
     return weight.reshape(weight.shape[0], -1)
@@ -24,6 +25,8 @@ def spectral_normalize(weight, u, kind, n_iter, eps, update, form="equality", ve
     singular vector v (TF-GAN), the same iteration on W^T. form="at_most_one": weight /
     max(1, sigma) (TF-GAN's equality_constrained=False), no gradient through sigma below 1.
     """
+    check_choice("form", form, SN_FORMS)
+    check_choice("vector", vector, SN_VECTORS)
     w_mat = spectral_matrix(weight, kind)
     if vector == "input":
         w_mat = w_mat.t()
@@ -57,6 +60,7 @@ def gradient_penalty(critic, real, fake, alpha, target=1.0, form="subtract"):
     The norm is sqrt(sum g^2 + GP_EPSILON) (TF-GAN's epsilon, bench/core/specs.py), finite in value
     and gradient where the critic's input gradient is exactly zero. `form` (bench/core/specs.py GP_FORMS): "divide" is TF-GAN's (||g|| / target - 1)^2,
     "one_sided" max(0, ||g|| - target)^2 (TF-GAN's one_sided=True, Petzka et al. 2018)."""
+    check_choice("form", form, GP_FORMS)
     x_hat = (alpha * real + (1.0 - alpha) * fake.detach()).requires_grad_(True)
     scores = critic(x_hat)
     (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
@@ -66,13 +70,12 @@ def gradient_penalty(critic, real, fake, alpha, target=1.0, form="subtract"):
 
 def penalty_of_norm(norm, target, form="subtract"):
     """The per-example penalty of a gradient norm, in one of the GP forms."""
+    check_choice("form", form, GP_FORMS)
     if form == "subtract":
         return (norm - target) ** 2
     if form == "divide":
         return (norm / target - 1.0) ** 2
-    if form == "one_sided":
-        return F.relu(norm - target) ** 2
-    raise ValueError(f"unknown gradient-penalty form {form!r}")
+    return F.relu(norm - target) ** 2  # one_sided
 
 
 def clip_weights(params, clip):

@@ -13,7 +13,7 @@ import torch
 
 from bench.core import arch
 from bench.core.randomness import initial_weights
-from bench.core.specs import G_NEEDS_REAL, NUM_CLASSES
+from bench.core.specs import DEVICES, FLOAT32_PRECISIONS, G_NEEDS_REAL, NUM_CLASSES, check_choice
 
 from . import losses, stabilizers, weights
 from .models import Net
@@ -48,6 +48,7 @@ class PeerOptimizer(torch.optim.Optimizer):
     coupled (g += wd p) or decoupled (p *= 1 - lr wd), as the spec says."""
 
     def __init__(self, params, o):
+        o.validate()  # a misspelt style or placement would fall through to torch's formula
         super().__init__(params, {})
         self.o = o
         self.t = 0
@@ -94,6 +95,7 @@ def _peer_conventions(o) -> bool:
 
 def make_optimizer(params, o):
     """torch.optim from an OptimizerSpec; every hyperparameter passed explicitly."""
+    o.validate()
     if _peer_conventions(o):
         return PeerOptimizer(params, o)
     coupled_wd = 0.0 if o.decoupled_weight_decay else o.weight_decay
@@ -113,6 +115,7 @@ def set_float32_precision(mode: str) -> dict:
     PyTorch runs cuDNN float32 convolutions in TF32 by default (torch.backends.cudnn.conv), and
     matmuls in full float32; oneDNN on CPU in full float32 unless told otherwise. "full" pins all
     of them to IEEE float32, "tf32" allows TF32 on CUDA (CPU kernels stay IEEE in both modes)."""
+    check_choice("mode", mode, FLOAT32_PRECISIONS)
     b = torch.backends
     cuda = "tf32" if mode == "tf32" else "ieee"
     if hasattr(b.cuda.matmul, "fp32_precision"):  # torch >= 2.9
@@ -165,6 +168,7 @@ class Trainer:
     def __init__(self, spec, device="cpu", variant="eager"):
         if variant not in VARIANTS:
             raise ValueError(f"unknown torch variant {variant!r}: {', '.join(VARIANTS)}")
+        check_choice("device", device, DEVICES)
         self.spec, self.variant = spec, variant
         self.device = torch.device(device)
         self.precision = set_float32_precision(spec.float32_precision)
