@@ -214,6 +214,20 @@ def test_holm_and_bh_change_a_planted_borderline_row_as_by_hand(tmp_path):
         assert result["correction"] == method and bstats.CORRECTIONS[method] == result["correction_name"]
 
 
+def test_a_row_without_a_test_does_not_count_in_the_correction(tmp_path):
+    base = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    for s in range(5):
+        record(tmp_path, "gan", "torch", s, metrics={"high_quality_share": 0.5, "a_mean": base[s]})
+        record(tmp_path, "gan+gradient-penalty", "torch", s, metrics={"high_quality_share": 0.5, "a_mean": base[s] + 2.6,
+                                                                      **({"b_mean": 1.0} if s == 0 else {})})
+    record(tmp_path, "gan", "torch", 0, metrics={"high_quality_share": 0.5, "a_mean": base[0], "b_mean": 0.0})
+    rows = study.verdicts(tmp_path, claims_file=one_claim({"label": "a", "metric": "a_mean"},
+                                                          {"label": "b", "metric": "b_mean"}))["claims"][0]["rows"]
+    # b has one seed per arm: no test, so the family is {a} alone and a keeps its raw p (about 0.032)
+    assert math.isnan(rows[1]["p"]) and rows[1]["verdict"] == "inconclusive"
+    assert rows[0]["p_adjusted"] == pytest.approx(2 * stats.t.sf(2.6, 8)) and rows[0]["verdict"] == "supported"
+
+
 def test_adjusted_p_values_against_a_worked_example():
     p = [0.01, 0.04, 0.03, 0.005, float("nan")]
     # Holm, m = 4: sorted 0.005, 0.01, 0.03, 0.04 -> 0.02, 0.03, 0.06, 0.06

@@ -69,15 +69,15 @@ class Estimate:
         return NAN
 
     def p0(self) -> float:
-        return min(1.0, 2 * min(self.p_greater(0.0), self.p_less(0.0)))
+        return _two_sided(min, self.p_greater(0.0), self.p_less(0.0))
 
     def p_eq(self, margin: float) -> float:
         if not margin > 0:
             return NAN
-        return min(1.0, 2 * max(self.p_greater(-margin), self.p_less(margin)))
+        return _two_sided(max, self.p_greater(-margin), self.p_less(margin))
 
     def p_out(self, margin: float) -> float:
-        return min(1.0, 2 * min(self.p_greater(margin), self.p_less(-margin)))
+        return _two_sided(min, self.p_greater(margin), self.p_less(-margin))
 
     def signed(self, sign: float) -> Estimate:
         """The same estimate with its effect multiplied by sign (+1 or -1)."""
@@ -86,6 +86,13 @@ class Estimate:
         if self.kind in ("t", "none"):
             return Estimate(-self.effect, -self.hi, -self.lo, self.kind, self.se, self.df)
         raise ValueError(f"a {self.kind} estimate is signed when it is made")
+
+
+def _two_sided(pick, a: float, b: float) -> float:
+    """min(1, 2 pick(a, b)) of two one-sided p-values; NaN (no test) when either is NaN."""
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return NAN
+    return min(1.0, 2 * pick(a, b))
 
 
 def _nan_estimate() -> Estimate:
