@@ -154,6 +154,27 @@ def test_study_matrix_and_budgets():
         study.study_specs(budget="huge")
 
 
+def test_the_working_budget_reaches_every_row_of_the_shipped_claims():
+    from bench.runs import claims
+
+    specs = study.study_specs(seeds=(0,), budget="working")
+    steps = {(s.name, s.dataset): s.steps for s in specs}
+    small = {(s.name, s.dataset): s.steps for s in study.study_specs(seeds=(0,), budget="small")}
+    judged_small = 0
+    for claim in claims.load().claims:
+        for row in claim.rows:
+            for ds in row.datasets:
+                for arm, budget in zip((row.treatment, row.control), row.budget):
+                    if arm is None:
+                        continue
+                    assert (arm, ds) in steps, (claim.number, row.label, arm, ds)  # the matrix trains every arm
+                    assert steps[(arm, ds)] >= budget, (claim.number, row.label, arm, ds)
+                    judged_small += small[(arm, ds)] >= budget
+    # planted check: the small budget leaves DCGAN and WGAN-GP arms below their working budget
+    assert small[("dcgan", "mnist")] < 6000 and judged_small < sum(
+        1 for c in claims.load().claims for r in c.rows for _ in r.datasets for a in (r.treatment, r.control) if a)
+
+
 def test_stacked_mnist_counts_modes_from_at_least_10000_samples():
     from bench.core import registry
 

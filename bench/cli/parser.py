@@ -131,8 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--datasets", default=",".join(("ring8", "grid25", "mnist", "fashion-mnist")),
                     help="comma-separated, in run order (default ring8,grid25,mnist,fashion-mnist)")
     st.add_argument("--seeds", default="0-2", help="seeds, e.g. '0-4' (default 0-2; at least 3 for intervals)")
-    st.add_argument("--budget", choices=("small", "full"), default="small",
-                    help="steps per model kind (bench/runs/study.py BUDGETS; default small)")
+    st.add_argument("--budget", choices=("small", "working", "full"), default="small",
+                    help="steps per model kind (bench/runs/study.py BUDGETS; default small; working reaches the "
+                         "shipped claims' working budgets)")
     st.add_argument("--framework", choices=FRAMEWORK_CHOICES, default="both")
     st.add_argument("--shard", default=None, metavar="K/N", help="train only every N-th experiment, from the K-th")
     st.add_argument("--verdicts-only", action="store_true", help="train nothing: verdicts from the records there")
