@@ -189,7 +189,7 @@ PROFILES = {
 
 # The CI profile's own matrix (`genbench run --profile ci` without --models/--dataset): small
 # problems on which a few hundred to two thousand steps move every gated metric far from the
-# untrained model's value, so that results/baselines/ci.json can fail (README, "The CI gate").
+# untrained model's value, so that results/baselines/ci.json can fail (docs/gate.md).
 # (model, stabilizers, dataset, steps)
 CI_MATRIX = (
     ("gan", (), "ring8", 2000),

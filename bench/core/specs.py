@@ -135,7 +135,7 @@ class OptimizerSpec:
     eps: float = 1e-8  # torch placement (see module docstring), not Keras' 1e-7 inside sqrt
     weight_decay: float = 0.0
     decoupled_weight_decay: bool = False
-    # peer conventions (README, "Peer conventions"); the defaults are torch.optim's formulas
+    # peer conventions (docs/conventions.md); the defaults are torch.optim's formulas
     rmsprop_eps_placement: str = "outside"  # outside: g / (sqrt(v) + eps); inside (TF/Keras): g / sqrt(v + eps)
     rmsprop_initial_ms: float = 0.0  # initial mean square v_0: torch/Keras 0, TF1 RMSPropOptimizer 1
     adam_eps: str = "torch"  # torch: eps added to sqrt(v_hat); epsilon_hat (TF1, Keras 2): lr_t m / (sqrt(v) + eps)
@@ -404,7 +404,7 @@ class ExperimentSpec:
 # where it is added, the RMSprop start, batch norm's stored variance, eps and Keras' momentum
 # (0.99 of the old value = 0.01 of the new batch), label-smoothing style, gradient-penalty form.
 # Applying a preset twice changes nothing more, which is what `_check_convention` relies on.
-# README, "Peer conventions".
+# docs/conventions.md.
 def _field(spec: ExperimentSpec, key: str) -> Any:
     head, _, tail = key.partition(".")
     return getattr(getattr(spec, head), tail) if tail else getattr(spec, head)
