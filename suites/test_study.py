@@ -128,6 +128,7 @@ def test_verdicts_on_a_fake_study(tmp_path):
     assert c4["frameworks_agree"] == {"mnist": True}
     saved = json.loads((run / "study" / "verdicts.json").read_text())
     assert saved["schema"] == study.SCHEMA and len(saved["claims"]) == 7 and saved["correction"] == "holm"
+    assert saved["claims_file"] == "bench/runs/claims.toml (shipped)"  # no machine's path in a committed file
     assert saved["code"]["versions"] == {CODE[:12]: 12} and not saved["code"]["mixed"]
     md = (run / "study" / "verdicts.md").read_text()
     assert "| 4. Spectral normalization" in md and "Holm" in md

@@ -441,7 +441,9 @@ def verdicts(run_dir, curves: dict | None = None, claims_file=None, correction: 
             r.pop("_row", None)
         out.append({"claim": claim.number, "title": claim.title, "rows": rows, "verdict": per_cell,
                     "frameworks_agree": agree, "agreement": agreement})
-    return {"schema": SCHEMA, "claims_file": str(cf.path), "correction": correction,
+    shipped = Path(cf.path).resolve() == claims_mod.DEFAULT_FILE.resolve()
+    return {"schema": SCHEMA, "claims_file": "bench/runs/claims.toml (shipped)" if shipped else str(cf.path),
+            "correction": correction,
             "correction_name": stats.CORRECTIONS[correction], "alpha": cf.alpha, "power": cf.power, "code": code,
             "claims": out, "cost": cost_table(recs)}
 
