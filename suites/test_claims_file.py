@@ -127,10 +127,10 @@ BAD = [
     ('margin = 10\n', 'margin = 10\ncolour = "red"\n', "claim[0].row[0].colour", "unknown key"),
     ('margin = 10\n', 'margin = "ten"\n', "claim[0].row[0].margin", "expected a number"),
     ('metric = "fid"', 'metric = "fidd"', "claim[0].row[0].metric", "unknown metric 'fidd'"),
-    ('direction = "lower"\nkind = "diff"\ntreatment = "dcgan+spectral-norm"\ncontrol = "dcgan"\n'
-     'datasets = ["fashion-mnist"]\nbudget = 2000\nmargin = 10',
-     'direction = "lowr"\nkind = "diff"\ntreatment = "dcgan+spectral-norm"\ncontrol = "dcgan"\n'
-     'datasets = ["fashion-mnist"]\nbudget = 2000\nmargin = 10', "claim[0].row[0].direction", "'lowr' is not one of"),
+    (('direction = "lower"\nkind = "diff"\ntreatment = "dcgan+spectral-norm"\ncontrol = "dcgan"\n'
+     'datasets = ["fashion-mnist"]\nbudget = 2000\nmargin = 10'),
+     ('direction = "lowr"\nkind = "diff"\ntreatment = "dcgan+spectral-norm"\ncontrol = "dcgan"\n'
+     'datasets = ["fashion-mnist"]\nbudget = 2000\nmargin = 10'), "claim[0].row[0].direction", "'lowr' is not one of"),
     ('treatment = "dcgan+spectral-norm"', 'treatment = "dcgan+spectral-nrom"', "claim[0].row[0].treatment",
      "unknown stabilizer"),
     ('control = "dcgan"', 'control = "dcgann"', "claim[0].row[0].control", "unknown model"),

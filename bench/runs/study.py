@@ -492,15 +492,15 @@ def verdicts_markdown(result: dict) -> str:
         agree = ", ".join(f"{ds}: {'yes' if ok else 'no'}" for ds, ok in c["frameworks_agree"].items())
         lines.append(f"| {c['claim']}. {c['title']} | " + " | ".join(c["verdict"].get(k, "not run") for k in cells)
                      + f" | {agree} |")
-    lines += ["", "Effects are signed so that a positive value supports the claim; intervals are 95 % "
+    lines += ["", ("Effects are signed so that a positive value supports the claim; intervals are 95 % "
               "(uncorrected); p: the test of no effect (flat rows: of lying outside the margin), p eq: the "
               "equivalence test against +-margin, both after the correction; detectable: the smallest effect "
               "the row's seeds detect with the stated power (noncentral t); failed: runs that failed to train "
-              "of those judged, treatment / control.", ""]
+              "of those judged, treatment / control."), ""]
     for c in result["claims"]:
         lines += [f"## Claim {c['claim']}: {c['title']}", "",
-                  "| framework | dataset | question | treatment | control | effect [95 % CI] | margin | p | p eq | "
-                  "detectable | n | failed | steps | verdict |",
+                  ("| framework | dataset | question | treatment | control | effect [95 % CI] | margin | p | p eq | "
+                  "detectable | n | failed | steps | verdict |"),
                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in c["rows"]:
             lines.append(f"| {r['framework']} | {r['dataset']} | {r['label']} | {r['treatment']} | "
@@ -523,8 +523,8 @@ def verdicts_markdown(result: dict) -> str:
         lines.append(f"| {r['model']} | {r['dataset']} | {r['framework']} | {r['runs']} | {r['steps']} | "
                      f"{r['wall_s_per_run']:.0f} | {r['ms_per_step']:.1f} | {r['wall_s_total']:.0f} |")
     total = sum(r["wall_s_total"] for r in result["cost"])
-    lines += ["", f"Total: {sum(r['runs'] for r in result['cost'])} runs, {total / 3600:.2f} h of training "
-              f"and evaluation.", ""]
+    lines += ["", (f"Total: {sum(r['runs'] for r in result['cost'])} runs, {total / 3600:.2f} h of training "
+              f"and evaluation."), ""]
     return "\n".join(lines)
 
 
