@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 
 from bench.timing import flops
-from bench.core import registry
+from bench.core import cpu, registry
 from bench.core.randomness import random_batch, real_batches_per_step, step_noise
 from impls import FRAMEWORKS
 
@@ -113,8 +113,20 @@ def _run_benchmark(benchmark, fn):
     benchmark.pedantic(fn, rounds=rounds, warmup_rounds=WARMUP_ROUNDS, iterations=1)
     # other processes' load moves timings on a shared machine: keep it next to them
     benchmark.extra_info["load_avg_1m"] = round(os.getloadavg()[0], 2)
+    benchmark.extra_info["kernels"] = kernels()
     stats = getattr(benchmark, "stats", None)  # None under --benchmark-disable
     return first, (stats.stats.median if stats is not None else None)
+
+
+def kernels() -> dict:
+    """The ISA level and each loaded framework's oneDNN state (bench/core/cpu.py), for the row."""
+    out = {"isa": cpu.isa_level()}
+    for fw in FRAMEWORKS:
+        settings = cpu.compute_settings(fw)
+        if "onednn" in settings:
+            out[f"{fw}_onednn"] = settings["onednn"]
+            out[f"{fw}_onednn_source"] = settings["onednn_source"]
+    return out
 
 
 def _rates(benchmark, median, work_flops, items, peak):

@@ -50,7 +50,7 @@ def rows_from_json(data: dict) -> list[dict]:
             "first_call_s": info.get("first_call_s"), "threads": info.get("threads"),
             "peak_gflops": info.get("peak_gflops"), "peak_library": info.get("peak_library"),
             "load_avg_1m": info.get("load_avg_1m"), "step_ms": info.get("step_ms"), "draw_ms": info.get("draw_ms"),
-            "randomness": info.get("randomness", "reproducible"),
+            "randomness": info.get("randomness", "reproducible"), "kernels": info.get("kernels") or {},
             "name": b.get("name", ""),
         })
     return rows
@@ -167,6 +167,16 @@ def defaults(rows: list[dict]) -> list[dict]:
     return out
 
 
+def kernels_line(kernels: dict) -> str:
+    """'ISA avx2, PyTorch oneDNN on, TensorFlow oneDNN on (why)' from a row's kernels."""
+    parts = [f"ISA {kernels.get('isa', '?')}"]
+    for fw, name in (("torch", "PyTorch"), ("tensorflow", "TensorFlow")):
+        if f"{fw}_onednn" in kernels:
+            why = kernels.get(f"{fw}_onednn_source")
+            parts.append(f"{name} oneDNN {'on' if kernels[f'{fw}_onednn'] else 'off'}" + (f" ({why})" if why else ""))
+    return ", ".join(parts)
+
+
 def render_markdown(data: dict, rows: list[dict], source: str = "") -> str:
     machine, commit = data.get("machine_info", {}), data.get("commit_info", {})
     cpu = machine.get("cpu", {})
@@ -177,6 +187,9 @@ def render_markdown(data: dict, rows: list[dict], source: str = "") -> str:
     lines.append(f"Machine: {cpu.get('brand_raw', machine.get('processor', '?'))}, "
                  f"{cpu.get('count', '?')} logical CPUs; Python {machine.get('python_version', '?')}; "
                  f"commit {str(commit.get('id', '?'))[:10]}{' (dirty)' if commit.get('dirty') else ''}.")
+    kernel_lines = sorted({kernels_line(r["kernels"]) for r in rows if r.get("kernels")})
+    if kernel_lines:
+        lines.append("Kernels: " + "; or ".join(kernel_lines) + ".")
     if peak:
         lines.append(f"fp32 GEMM peak measured in the same session (bench/timing/peak.py): "
                      f"**{peak['peak_gflops']:.0f} GFLOP/s** ({peak['peak_library']}).")
