@@ -120,13 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the matrix the seven claims need (docs/study.md: VAE, MLP GANs with and without "
                     "each regularizer, DCGAN, DCGAN + spectral norm / label smoothing, WGAN-GP; MNIST, "
                     "Fashion-MNIST, ring8 and grid25; both frameworks; several seeds), then write "
-                    "OUT/study/verdicts.json and verdicts.md: per claim, framework and dataset, the effect "
-                    "with its 95% interval over seeds and the verdict (supported, contradicted, "
-                    "inconclusive). Records are reused by identity hash, so running the same command again "
-                    "continues an interrupted study; --shard K/N splits the matrix between N processes "
-                    "writing into the same folder.",
+                    "OUT/study/verdicts.json and verdicts.md: per claim of the claims file (--claims), "
+                    "framework and dataset, the effect over the seeds of the runs that trained, its 95% "
+                    "interval, p-values corrected inside each claim (Holm or Benjamini-Hochberg) and the "
+                    "verdict (supported, contradicted, no practical effect, inconclusive, or not judged: "
+                    "below the working budget, failed to train, no values). Records are reused by identity "
+                    "hash, so running the same command again continues an interrupted study; --shard K/N "
+                    "splits the matrix between N processes writing into the same folder.",
         epilog="exit status as `genbench run`: 0 ok, 1 a run failed or a file could not be written, "
-               "2 bad input, 130 interrupted (run the same command again to continue).")
+               "2 bad input (a bad claims file, records of mixed code versions without --allow-mixed-code), "
+               "130 interrupted (run the same command again to continue).")
     st.add_argument("--out", type=Path, default=Path("results/study"), help="the study folder (default results/study)")
     st.add_argument("--datasets", default=",".join(("ring8", "grid25", "mnist", "fashion-mnist")),
                     help="comma-separated, in run order (default ring8,grid25,mnist,fashion-mnist)")
