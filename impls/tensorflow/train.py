@@ -66,8 +66,8 @@ class Optimizer(tf.Module):
                 var.assign_sub(o.lr * grad / (tf.sqrt(v) + o.eps))
 
 
-def make_optimizer(variables, o):
-    return Optimizer(variables, o)  # which refuses a misspelt option
+def make_optimizer(params, o):
+    return Optimizer(params, o)  # which refuses a misspelt option
 
 
 def set_float32_precision(mode: str) -> dict:

@@ -234,7 +234,7 @@ class Trainer:
         if self.record_grads:
             grads = {f"{net_name}.{n}": p.grad
                      for n, p in self.nets[net_name].state.named_parameters() if p.grad is not None}
-            self.last_grads = {**(self.last_grads or {}), **weights.gradients_to_canonical(grads)}
+            self.last_grads = {**(self.last_grads or {}), **weights.gradients_to_canonical(grads, self.nets)}
 
     # -- training ----------------------------------------------------------------------
     def train_step(self, batch, noise):
@@ -252,7 +252,7 @@ class Trainer:
                 with torch._functorch.config.patch(donated_buffer=False):
                     return self._vaegan_step(x, noise)
             return self._vaegan_step(x, noise)
-        return self._vae_step(x, self._onehot(batch.get("y")), noise)
+        return self._vae_step(x, noise, self._onehot(batch.get("y")))
 
     def _gan_step(self, x_all, noise):
         spec, b = self.spec, self.spec.batch_size
@@ -315,7 +315,7 @@ class Trainer:
             return losses.gaussian_nll(out, x, self.spec.decoder_sigma)
         return losses.bernoulli_nll(out, x)
 
-    def _vae_step(self, x, cond, noise):
+    def _vae_step(self, x, noise, cond=None):
         mean, logvar, z = self._encode_sample(x, cond, noise)
         out, _ = self._run("G", z, self._masks(noise, "G"), cond)
         loss, recon, kl = losses.elbo_terms(self._recon_nll(out, x), mean, logvar)

@@ -33,6 +33,7 @@ def set_weights(nets, weights):
             tensor.copy_(torch.as_tensor(value, dtype=tensor.dtype))
 
 
-def gradients_to_canonical(named_grads):
-    """{canonical name: grad tensor} -> NumPy, layout unchanged."""
+def gradients_to_canonical(named_grads, nets):
+    """{canonical name: grad tensor} -> NumPy, layout unchanged (the canonical layout is torch's
+    own, so `nets` is not needed here; the TensorFlow twin reads its layer kinds)."""
     return {name: g.detach().cpu().numpy().copy() for name, g in named_grads.items()}
