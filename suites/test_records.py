@@ -145,6 +145,16 @@ def test_a_record_is_reused_only_with_the_same_hash(tmp_path, capsys):
     assert first.read_bytes() == first_bytes
 
 
+def test_a_finished_record_stores_the_trained_criterion(base_run):
+    """What bench/runs/trained.py (tested on planted records in test_verdict_rules.py) says of
+    the finished record is stored in it, beside the metrics it was judged on."""
+    from bench.runs.trained import check
+
+    for rec in records.read_records(base_run):
+        assert rec["status"] == "ok" and rec["trained"]["ok"] is not None
+        assert rec["trained"] == dict(zip(("ok", "why"), check(rec)))
+
+
 def test_record_carries_schema_command_timestamps_and_files_are_0644(base_run):
     for rec in records.read_records(base_run):
         assert rec["schema_version"] == records.SCHEMA_VERSION
@@ -281,6 +291,7 @@ def test_a_bad_loss_at_step_k_is_diverged_with_k_plus_1_steps(tmp_path, capsys, 
     assert gan["status"] == "diverged" and gan["steps_done"] == k + 1
     assert gan["metrics"]["diverged"] == 1.0 and gan["metrics"]["diverged_step"] == k  # the same definition
     assert gan["state"] is None and recs["gan+weight-decay"]["status"] == "ok"
+    assert gan["trained"] == {"ok": False, "why": "diverged"}  # stored: a diverged run did not train
     comparison = (tmp_path / "comparison.md").read_text()
     assert "s0 diverged" in comparison
     # a diverged record is a result of its hash: reused, not retrained

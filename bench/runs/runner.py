@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core import cpu, data, registry
-from . import plots, records
+from . import plots, records, trained
 from .provenance import code_hash
 from ..core.divergence import final_losses, losses_diverged
 from ..core.randomness import real_batches_per_step, step_noise
@@ -253,6 +253,7 @@ def run_experiment(spec: ExperimentSpec, framework: str, run_dir, *, device="cpu
                                                                    exp_dir / "loss_curves.png"))
     if record["status"] != "trained":
         record["ended_at"] = records.now_iso()
+        record["trained"] = dict(zip(("ok", "why"), trained.check(record)))
     records.write_record(record_path, record)
     if status == "interrupted":
         raise KeyboardInterrupt
@@ -364,6 +365,7 @@ def evaluate(trainer, spec: ExperimentSpec, record: dict, run_dir, *, metrics=Tr
         raise
     record["status"] = "metrics_failed" if record["errors"] else "ok"
     record["phase"] = "done" if record["status"] == "ok" else "evaluation"
+    record["trained"] = dict(zip(("ok", "why"), trained.check(record)))  # the study's criterion, at write time
     timing = record.setdefault("timing", {})
     timing["eval_s"] = time.perf_counter() - t0
     timing["wall_s"] = timing.get("train_s_wall", timing.get("train_s", 0.0)) + timing["eval_s"]
