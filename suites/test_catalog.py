@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from bench.core import randomness, registry
-from bench.core.specs import NUM_CLASSES
+from bench.core.facts import NUM_CLASSES
 
 STEPS = 2
 BATCH = 8

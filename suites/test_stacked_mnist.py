@@ -18,7 +18,7 @@ def test_the_spec_is_a_three_channel_image_for_gans_only():
     assert spec.is_image and spec.data_shape == (3, 28, 28) and spec.data_dim == 3 * 784
     assert spec.source_dataset == "mnist" and spec.data_range == (-1.0, 1.0)
     for model in ("vae", "cvae", "vaegan"):
-        with pytest.raises(SpecError, match="stacked-mnist is for GANs"):
+        with pytest.raises(SpecError, match=f"dataset stacked-mnist is for family gan only, not {model}"):
             registry.experiment(model, dataset="stacked-mnist")
 
 

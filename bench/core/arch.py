@@ -29,7 +29,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .specs import NUM_CLASSES, ExperimentSpec, NetSpec
+from .facts import NUM_CLASSES
+from .specs import ExperimentSpec, NetSpec
 
 DCGAN_KERNEL, DCGAN_STRIDE, DCGAN_PADDING = 4, 2, 1  # 28 -> 14 -> 7 and back, both frameworks
 

@@ -24,7 +24,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import arch
-from .specs import G_NEEDS_REAL, NUM_CLASSES, ExperimentSpec
+from .facts import NUM_CLASSES
+from .specs import G_NEEDS_REAL, ExperimentSpec
 
 
 def initial_weights(spec: ExperimentSpec, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -33,16 +33,14 @@ import dataclasses
 import difflib
 import json
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Callable
+from typing import Any
 
-FAMILIES = ("gan", "vae", "cvae", "vaegan")
+from .conventions import BCE_LOSSES, CONVENTION_PRESETS, CONVENTIONS, field_value
+from .facts import DATASET_FACTS, DATASETS, FAMILIES, FAMILY_FACTS
+
+# families and datasets: bench/core/facts.py; peer conventions: bench/core/conventions.py
 ARCHITECTURES = ("mlp", "dcgan")
-DATASETS = ("mnist", "fashion-mnist", "ring8", "grid25", "stacked-mnist")
-# Stacked MNIST (Metz et al. 2017; VEEGAN): three MNIST digits as the channels of one image,
-# 1000 modes; GANs only (its metric is the number of modes, bench/metrics/modes.py)
-IMAGE_DATASETS = ("mnist", "fashion-mnist", "stacked-mnist")
 GAN_LOSSES = ("minimax", "non-saturating", "wasserstein", "wgan-gp", "hinge", "lsgan", "ragan")
-BCE_LOSSES = ("minimax", "non-saturating")  # the losses label smoothing applies to
 G_NEEDS_REAL = ("ragan",)  # losses whose generator term also reads D(x) on real data
 LOSSES = GAN_LOSSES + ("elbo",)
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -64,7 +62,6 @@ SN_FORMS = ("equality", "at_most_one")
 # torch, Keras 3, torchgan, compare_gan singular_value="right") or "input" (v, the input side;
 # TF-GAN's compute_spectral_norm, compare_gan's default singular_value="left")
 SN_VECTORS = ("output", "input")
-CONVENTIONS = ("torch", "tfgan", "keras", "torchgan", "mimicry")  # presets: CONVENTION_PRESETS below
 DTYPES = ("float32", "float64")
 DEVICES = ("cpu", "cuda")  # where both twins train (the CLI resolves "auto" to one of them)
 # the layer kinds with a weight matrix, the ones spectral norm normalizes (bench/core/arch.py)
@@ -72,10 +69,6 @@ SN_KINDS = ("dense", "conv", "convT")
 # float32 matmuls and convolutions: "full" IEEE float32, or "tf32" (10-bit mantissa inputs), which
 # PyTorch's cuDNN convolutions and TensorFlow's GPU kernels use by default on Ampere and newer
 FLOAT32_PRECISIONS = ("full", "tf32")
-
-IMAGE_SHAPE = (1, 28, 28)
-STACKED_SHAPE = (3, 28, 28)
-NUM_CLASSES = 10
 
 # The gradient penalty's norm is sqrt(sum g^2 + GP_EPSILON), TF-GAN's choice
 # (tfgan.losses.wasserstein_gradient_penalty, epsilon=1e-10): the derivative of sqrt at 0 is
@@ -235,18 +228,16 @@ class ExperimentSpec:
     # -- derived facts, used by both twins -------------------------------------------------
     @property
     def is_image(self) -> bool:
-        return self.dataset in IMAGE_DATASETS
+        return DATASET_FACTS[self.dataset].is_image
 
     @property
     def source_dataset(self) -> str:
         """The dataset whose files the data is made from (Stacked MNIST: MNIST's)."""
-        return "mnist" if self.dataset == "stacked-mnist" else self.dataset
+        return DATASET_FACTS[self.dataset].source or self.dataset
 
     @property
     def data_shape(self) -> tuple[int, ...]:
-        if self.dataset == "stacked-mnist":
-            return STACKED_SHAPE
-        return IMAGE_SHAPE if self.is_image else (2,)
+        return DATASET_FACTS[self.dataset].shape
 
     @property
     def data_dim(self) -> int:
@@ -260,19 +251,19 @@ class ExperimentSpec:
         """GANs and VAE-GAN see [-1, 1] (tanh output); VAEs see [0, 1] (Bernoulli/sigmoid)."""
         if not self.is_image:
             return (float("-inf"), float("inf"))
-        return (0.0, 1.0) if self.family in ("vae", "cvae") else (-1.0, 1.0)
+        return (0.0, 1.0) if FAMILY_FACTS[self.family].unit_range else (-1.0, 1.0)
 
     @property
     def has_discriminator(self) -> bool:
-        return self.family in ("gan", "vaegan")
+        return FAMILY_FACTS[self.family].discriminator
 
     @property
     def has_encoder(self) -> bool:
-        return self.family in ("vae", "cvae", "vaegan")
+        return FAMILY_FACTS[self.family].encoder
 
     @property
     def conditional(self) -> bool:
-        return self.family == "cvae"
+        return FAMILY_FACTS[self.family].conditional
 
     @property
     def uses_gp(self) -> bool:
@@ -306,8 +297,9 @@ class ExperimentSpec:
             raise SpecError("vaegan uses a BCE discriminator: loss minimax or non-saturating")
         if not self.is_image and (self.family != "gan" or self.architecture != "mlp"):
             raise SpecError(f"dataset {self.dataset} is 2-D: only family gan with architecture mlp")
-        if self.dataset == "stacked-mnist" and self.family != "gan":
-            raise SpecError("dataset stacked-mnist is for GANs (its measure is modes of 1000)")
+        if self.family not in DATASET_FACTS[self.dataset].families:
+            raise SpecError(f"dataset {self.dataset} is for family {' or '.join(DATASET_FACTS[self.dataset].families)} "
+                            f"only, not {self.family}")
         if self.architecture == "dcgan" and self.family not in ("gan",):
             raise SpecError("architecture dcgan is built for family gan; use mlp for VAEs")
         if self.architecture == "dcgan" and len(self.generator.hidden) != 2:
@@ -332,8 +324,8 @@ class ExperimentSpec:
 
     def _check_convention(self) -> None:
         """The fields its convention's preset sets hold the preset's values."""
-        wrong = [f"{key}={_field(self, key)!r} (the preset sets {value!r})"
-                 for key, value in CONVENTION_PRESETS[self.convention](self).items() if _field(self, key) != value]
+        wrong = [f"{key}={field_value(self, key)!r} (the preset sets {value!r})"
+                 for key, value in CONVENTION_PRESETS[self.convention](self).items() if field_value(self, key) != value]
         if wrong:
             more = f"; and {len(wrong) - 3} more" if len(wrong) > 3 else ""
             raise SpecError(f"convention={self.convention!r} does not match the spec's fields: "
@@ -394,82 +386,3 @@ class ExperimentSpec:
                 raise SpecError(f"{head} has no nested fields")
             top[head] = replace(top.get(head, getattr(self, head)), **sub)
         return replace(self, **top)
-
-
-# -- peer conventions --------------------------------------------------------------------------
-# A preset sets, together, the conventions in which a peer library's defaults differ from
-# genbench's own ("torch"): the field changes it makes to a spec, written as `with_` takes them
-# ("g_optimizer.eps"). It keeps the model's hyperparameters (learning rates, betas, rho, BN
-# momentum as a rate) and changes formulas and the peer's default constants: optimizer eps and
-# where it is added, the RMSprop start, batch norm's stored variance, eps and Keras' momentum
-# (0.99 of the old value = 0.01 of the new batch), label-smoothing style, gradient-penalty form.
-# Applying a preset twice changes nothing more, which is what `_check_convention` relies on.
-# docs/conventions.md.
-def _field(spec: ExperimentSpec, key: str) -> Any:
-    head, _, tail = key.partition(".")
-    return getattr(getattr(spec, head), tail) if tail else getattr(spec, head)
-
-
-def _tf_batch_norm() -> dict:
-    """Keras/TF BatchNormalization defaults: momentum 0.99 (Keras convention), epsilon 1e-3,
-    the biased batch variance in the moving variance."""
-    return {f"{n}.{k}": v for n in ("generator", "discriminator", "encoder")
-            for k, v in (("bn_momentum", 1.0 - 0.99), ("bn_eps", 1e-3), ("bn_variance", "biased"))}
-
-
-def _spectral_norm(**kw) -> dict:
-    """Spectral-norm settings on every net (they act only where spectral_norm is on). TF-GAN's
-    compute_spectral_norm keeps the input-side vector and normalizes with tf.nn.l2_normalize,
-    x / sqrt(max(sum x^2, 1e-12)) = x / max(||x||, 1e-6); Keras 3's SpectralNormalization keeps
-    the output side, as torch, and normalizes with ops.normalize, x / max(||x||, 1e-7). Both
-    divide by sigma (TF-GAN's equality_constrained=True default): sn_form stays "equality"."""
-    return {f"{n}.{k}": v for n in ("generator", "discriminator", "encoder") for k, v in kw.items()}
-
-
-def _optimizers(spec: ExperimentSpec, adam: dict, rmsprop: dict) -> dict:
-    out = {}
-    for name in ("g_optimizer", "d_optimizer"):
-        for k, v in (adam if getattr(spec, name).kind == "adam" else rmsprop).items():
-            out[f"{name}.{k}"] = v
-    return out
-
-
-def _smoothing(spec: ExperimentSpec, style: str, default: float = 0.0) -> dict:
-    """The peer's smoothing style where smoothing is on; TF-GAN's D losses smooth by 0.25 by default."""
-    if spec.loss not in BCE_LOSSES:
-        return {}
-    if spec.label_smoothing_sides != "none":
-        return {"label_smoothing_sides": style}
-    if default:
-        return {"label_smoothing_sides": style, "label_smoothing": default}
-    return {}
-
-
-def _tfgan(spec: ExperimentSpec) -> dict:
-    # TF-GAN trains with tf.compat.v1 optimizers: AdamOptimizer (epsilon hat, 1e-8) and
-    # RMSPropOptimizer (eps 1e-10 inside the sqrt, mean square starting at 1)
-    opts = _optimizers(spec, {"adam_eps": "epsilon_hat", "eps": 1e-8},
-                       {"rmsprop_eps_placement": "inside", "rmsprop_initial_ms": 1.0, "eps": 1e-10})
-    return {"gp_form": "divide", **_smoothing(spec, "tfgan", 0.25), **_tf_batch_norm(), **opts,
-            **_spectral_norm(sn_vector="input", sn_eps=1e-6)}
-
-
-def _keras(spec: ExperimentSpec) -> dict:
-    # Keras 3: Adam epsilon hat 1e-7; RMSprop eps 1e-7 inside the sqrt, velocity starting at 0
-    opts = _optimizers(spec, {"adam_eps": "epsilon_hat", "eps": 1e-7},
-                       {"rmsprop_eps_placement": "inside", "rmsprop_initial_ms": 0.0, "eps": 1e-7})
-    return {**_smoothing(spec, "keras"), **_tf_batch_norm(), **opts, **_spectral_norm(sn_eps=1e-7)}
-
-
-def _torch_like(spec: ExperimentSpec) -> dict:
-    # torchgan and mimicry train with torch.optim and torch.nn.BatchNorm, subtract the GP target,
-    # and smooth one side (torchgan's MinimaxDiscriminatorLoss(label_smoothing)): genbench's own.
-    # torchgan's SpectralNorm2d keeps u (output side) in torch's order, as genbench's default
-    # (its x / (||x|| + 1e-12) differs from max(||x||, eps) only by ~1e-12 relative)
-    return _smoothing(spec, "one")
-
-
-CONVENTION_PRESETS: dict[str, Callable[[ExperimentSpec], dict]] = {
-    "torch": lambda spec: {}, "tfgan": _tfgan, "keras": _keras, "torchgan": _torch_like, "mimicry": _torch_like,
-}
-assert tuple(CONVENTION_PRESETS) == CONVENTIONS

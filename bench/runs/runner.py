@@ -31,13 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core import cpu, data, registry
+from ..core import cpu, data, facts, registry
 from . import plots, records, trained
 from .provenance import code_hash
 from ..core.divergence import final_losses, losses_diverged
 from ..core.randomness import real_batches_per_step, step_noise
 from ..core.registry import DEFAULT_VARIANT
-from ..core.specs import NUM_CLASSES, ExperimentSpec
+from ..core.specs import ExperimentSpec
 
 GRID_SIZE = 64
 EVAL_SEED_KEY = 4  # metrics draw their samples from default_rng([seed, EVAL_SEED_KEY])
@@ -89,7 +89,7 @@ def fixed_grid_inputs(spec: ExperimentSpec):
     """The same latent noise (and labels for a CVAE) for every grid of every run of this spec."""
     g = np.random.default_rng([spec.seed, 2])
     z = g.standard_normal((GRID_SIZE, spec.latent_dim)).astype(spec.dtype)
-    y = np.arange(GRID_SIZE) % NUM_CLASSES if spec.conditional else None
+    y = np.arange(GRID_SIZE) % facts.NUM_CLASSES if spec.conditional else None
     return z, y
 
 

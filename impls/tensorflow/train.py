@@ -10,7 +10,8 @@ import tensorflow as tf
 
 from bench.core import arch
 from bench.core.randomness import initial_weights
-from bench.core.specs import DEVICES, FLOAT32_PRECISIONS, G_NEEDS_REAL, NUM_CLASSES, check_choice
+from bench.core.facts import NUM_CLASSES
+from bench.core.specs import DEVICES, FLOAT32_PRECISIONS, G_NEEDS_REAL, check_choice
 
 from . import losses, stabilizers, weights
 from .models import Net, to_nchw, to_nhwc
