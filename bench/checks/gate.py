@@ -33,14 +33,9 @@ import numpy as np
 from tabulate import tabulate
 
 from ..runs.records import jsonable, as_float, atomic_write_text, read_records, versions
+from ..metrics.catalog import DIRECTIONS  # which way each gated metric is better
 from ..runs.tables import flat_row
 
-DIRECTIONS = {
-    "fid": "lower", "kid_mean": "lower", "class_kl": "lower", "mode_kl": "lower",
-    "classes_covered": "higher", "modes_covered": "higher", "high_quality_share": "higher",
-    "precision": "higher", "recall": "higher", "isc_mean": "higher",
-    "test_elbo": "higher", "knn_accuracy": "higher", "iwae_nll": "lower",
-}
 GATED_PREFIXES = ("final.",)  # loss terms: "both", only with make_baseline(losses=True)
 BASELINE_SCHEMA = 2
 

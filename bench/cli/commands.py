@@ -16,11 +16,22 @@ from .options import EQUIVALENCE_DTYPES, EXIT_FAILED, EXIT_OK, TF_VARIANTS, Usag
 def cmd_list(_a) -> int:
     from tabulate import tabulate
 
+    from ..core import facts
+    from ..metrics import catalog
+
     print(tabulate(registry.catalog_rows(), headers="keys", tablefmt="github"))
     print("\nstabilizers:")
     print(tabulate([{"stabilizer": s.name, "what": s.help} for s in registry.STABILIZERS.values()],
                    headers="keys", tablefmt="github"))
     print("\nprofiles: " + ", ".join(f"{k} ({v['steps']} steps)" for k, v in registry.PROFILES.items()))
+    print("\ndatasets:")
+    print(tabulate([{"dataset": d.name, "shape": "x".join(map(str, d.shape)), "families": ", ".join(d.families),
+                     "evaluator": d.evaluator or "-", "what": d.help} for d in facts.DATASET_FACTS.values()],
+                   headers="keys", tablefmt="github"))
+    print("\nmetrics (better: what the gate checks; shown first in the tables: head):")
+    print(tabulate([{"metric": m.name, "better": m.direction or "-", "unit": m.unit or "-",
+                     "head": "yes" if m.head else "-"} for m in catalog.METRICS],
+                   headers="keys", tablefmt="github"))
     return 0
 
 

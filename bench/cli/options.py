@@ -7,8 +7,7 @@ from ..core import registry
 
 FRAMEWORK_CHOICES = ("torch", "tensorflow", "both")
 EQUIVALENCE_DTYPES = ("float64", "float32")
-# impls/tensorflow/train.py VARIANTS, not imported from there: TensorFlow is slow to load
-TF_VARIANTS = ("eager", "function", "xla")
+TF_VARIANTS = registry.VARIANTS["tensorflow"]  # as the twin reads them: no TensorFlow import
 
 
 class UsageError(Exception):

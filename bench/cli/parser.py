@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..core import registry
 from ..core.randomness import RANDOMNESS_MODES
+from ..core.facts import IMAGE_DATASETS
 from ..core.specs import CONVENTIONS, DATASETS, FLOAT32_PRECISIONS
 from .options import EQUIVALENCE_DTYPES, FRAMEWORK_CHOICES, TF_VARIANTS
 
@@ -231,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "file, images of the wrong shape or range, a missing dataset or evaluator); "
                               "130 interrupted.")
     e.add_argument("samples", type=Path, metavar="SAMPLES.npz")
-    e.add_argument("--dataset", choices=("mnist", "fashion-mnist", "stacked-mnist"), required=True)
+    e.add_argument("--dataset", choices=IMAGE_DATASETS, required=True)
     e.add_argument("--data-dir", type=Path, default=None,
                    help="your own copy of the dataset's test split (as for run)")
 

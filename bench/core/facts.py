@@ -68,3 +68,4 @@ DATASETS = tuple(DATASET_FACTS)
 IMAGE_DATASETS = tuple(d for d, f in DATASET_FACTS.items() if f.is_image)  # stacked-mnist included
 FILE_DATASETS = tuple(d for d, f in DATASET_FACTS.items() if f.own_files)  # mnist, fashion-mnist
 MIXTURE_DATASETS = tuple(d for d, f in DATASET_FACTS.items() if not f.is_image)
+EVALUATED_DATASETS = tuple(d for d, f in DATASET_FACTS.items() if f.evaluator == d)  # a classifier of their own

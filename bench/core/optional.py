@@ -43,9 +43,9 @@ def require_browser() -> bool:
 @functools.cache
 def missing_dataset(dataset: str) -> str | None:
     """None when the built-in source of an image dataset is installed, else the skip line."""
-    from . import data
+    from . import data, facts
 
-    name = {"stacked-mnist": "mnist"}.get(dataset, dataset)
+    name = getattr(facts.DATASET_FACTS.get(dataset), "source", dataset)  # Stacked MNIST: MNIST's files
     if name not in data.IMAGE_DATASETS:
         return None  # made in code (ring8, grid25): never absent
     try:

@@ -200,7 +200,7 @@ CI_MATRIX = (
 
 DEFAULT_MODELS = ("dcgan", "vae")  # the original study's conv GAN and its VAE
 
-# How each twin can execute a step (impls/<framework>/train.py VARIANTS, same order), and the
+# How each twin can execute a step (each twin's train.VARIANTS is its row here), and the
 # one `genbench run` trains with when none is asked for: the fastest on the DCGAN step that
 # gives the reference variant's losses (suites/test_timing.py, results/tables/timing.md).
 VARIANTS = {"torch": ("eager", "compile", "channels_last"), "tensorflow": ("eager", "function", "xla")}

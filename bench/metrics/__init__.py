@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.facts import EVALUATED_DATASETS, IMAGE_DATASETS
 from .evaluator import (ACCURACY_TARGETS, Evaluator, EvaluatorError, load_evaluator,
                         train_evaluator)
 from .fidelity import feature_metrics, fidelity_metrics, laplacian_sharpness, sharpness_metrics
@@ -36,7 +37,6 @@ __all__ = [
     "SamplesFileError",
 ]
 
-IMAGE_DATASETS = ("mnist", "fashion-mnist")  # the datasets with an evaluator of their own
 # Quick mode (after every experiment, a few seconds): no precision/recall (its k-NN over
 # all pairs is the slow part), KID over 20 subsets instead of 100.
 QUICK_FIDELITY = {"prc": False, "kid_subsets": 20}
@@ -191,9 +191,8 @@ def eval_samples_file(path, dataset: str, reference: str = "test", quick: bool =
             raise SamplesFileError(f"{path}: Stacked MNIST images must be (N, 3, 28, 28), "
                                    f"got {images.shape}")
         return stacked_mnist_metrics(images)
-    if dataset not in IMAGE_DATASETS:
-        raise SamplesFileError(f"unknown dataset {dataset!r}: choose one of "
-                               f"{', '.join(IMAGE_DATASETS + ('stacked-mnist',))}")
+    if dataset not in EVALUATED_DATASETS:
+        raise SamplesFileError(f"unknown dataset {dataset!r}: choose one of {', '.join(IMAGE_DATASETS)}")
     if images.ndim == 3:
         images = images[:, None]
     if images.ndim != 4 or images.shape[1:] != (1, 28, 28):

@@ -20,12 +20,11 @@ from pathlib import Path
 import numpy as np
 from tabulate import tabulate
 
+from ..metrics.catalog import HEAD_METRICS
 from .records import as_float, atomic_write_text, read_records
 from .trained import cell as trained_cell
 
-# The columns a reader looks for first; any other metric follows in alphabetical order.
-HEAD_METRICS = ("fid", "kid_mean", "classes_covered", "class_kl", "modes_covered", "high_quality_share",
-                "test_elbo", "test_recon", "test_kl", "test_recon_mse", "knn_accuracy", "d_loss_std")
+# The columns a reader looks for first (HEAD_METRICS); any other metric follows in alphabetical order.
 
 
 def flat_row(rec: dict) -> dict:

@@ -8,7 +8,7 @@ powers); a step runs eagerly, in tf.function, or in tf.function(jit_compile=True
 import numpy as np
 import tensorflow as tf
 
-from bench.core import arch
+from bench.core import arch, registry
 from bench.core.randomness import initial_weights
 from bench.core.facts import NUM_CLASSES
 from bench.core.specs import DEVICES, FLOAT32_PRECISIONS, G_NEEDS_REAL, check_choice
@@ -17,7 +17,7 @@ from . import losses, stabilizers, weights
 from .models import Net, to_nchw, to_nhwc
 
 DTYPES = {"float32": tf.float32, "float64": tf.float64}
-VARIANTS = ("eager", "function", "xla")
+VARIANTS = registry.VARIANTS["tensorflow"]  # eager, in tf.function, in tf.function(jit_compile=True)
 
 
 class Optimizer(tf.Module):

@@ -11,7 +11,7 @@ import platform
 import numpy as np
 import torch
 
-from bench.core import arch
+from bench.core import arch, registry
 from bench.core.randomness import initial_weights
 from bench.core.facts import NUM_CLASSES
 from bench.core.specs import DEVICES, FLOAT32_PRECISIONS, G_NEEDS_REAL, check_choice
@@ -22,7 +22,7 @@ from .models import Net
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 # eager: plain PyTorch; compile: every network through torch.compile (Inductor);
 # channels_last: eager with conv weights and activations in NHWC memory order
-VARIANTS = ("eager", "compile", "channels_last")
+VARIANTS = registry.VARIANTS["torch"]
 
 
 class DecoupledRMSprop(torch.optim.RMSprop):

@@ -9,12 +9,16 @@ from pathlib import Path
 
 import numpy as np
 
-IMAGE_DATASETS = ("mnist", "fashion-mnist")
-MIXTURE_DATASETS = ("ring8", "grid25")
+from .. import facts
+
+# from the dataset registry (bench/core/facts.py): the image datasets read from files of their
+# own, the 2-D mixtures, the classes of an image, the (rows, cols) of an image in those files
+IMAGE_DATASETS = facts.FILE_DATASETS
+MIXTURE_DATASETS = facts.MIXTURE_DATASETS
+N_CLASSES = facts.NUM_CLASSES
+IMAGE_SHAPE = facts.DATASET_FACTS["mnist"].shape[1:]
 SPLITS = ("train", "test")
 EXPECTED_COUNTS = {"train": 60000, "test": 10000}
-N_CLASSES = 10
-IMAGE_SHAPE = (28, 28)
 
 # SHA-256 over images.tobytes() + labels.tobytes() (uint8 (N, 28, 28), int64 little-endian (N,)).
 # MNIST: the official split (train = the 60000 training images in their official order).
