@@ -238,3 +238,11 @@ def test_precision_and_device_refuse_misspelt_names(framework):
     with refused("device", "gpu", "cpu, cuda"):
         module(framework, "noise").NativeDraws(spec, "gpu")
     assert module(framework, "noise").NativeDraws(spec, "cpu").normal((2,)).shape[0] == 2
+
+
+def test_a_run_asking_for_the_same_experiment_under_two_names_trains_it_once():
+    models = [("gan", ("label-smoothing-one",)), ("gan", ("label-smoothing-two",))]
+    assert [s.name for s in registry.profile_experiments("smoke", models=models, convention="torchgan")] == [
+        "gan+label-smoothing-one"]
+    assert [s.name for s in registry.profile_experiments("smoke", models=models)] == [
+        "gan+label-smoothing-one", "gan+label-smoothing-two"]

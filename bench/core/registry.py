@@ -257,13 +257,16 @@ def _named_under(name: str, spec: ExperimentSpec) -> str:
 def profile_experiments(profile: str, models=None, datasets=None, seeds=(0,), steps=None,
                         **overrides) -> list[ExperimentSpec]:
     """The specs of a run: models x datasets x seeds, or the CI profile's own matrix when neither
-    models nor datasets are given. Specs come out in run order (dataset, model, seed)."""
+    models nor datasets are given. Specs come out in run order (dataset, model, seed); one asked
+    for twice (under a peer preset, label-smoothing-one and -two can be the same experiment) once."""
     if profile == "ci" and models is None and datasets is None:
-        return [experiment(m, stabs, dataset=ds, profile=profile, seed=seed, steps=steps or n, **overrides)
-                for m, stabs, ds, n in CI_MATRIX for seed in seeds]
-    models = models if models is not None else [(m, ()) for m in DEFAULT_MODELS]
-    return [experiment(m, stabs, dataset=ds, profile=profile, seed=seed, steps=steps, **overrides)
-            for ds in (datasets or ["mnist"]) for m, stabs in models for seed in seeds]
+        specs = [experiment(m, stabs, dataset=ds, profile=profile, seed=seed, steps=steps or n, **overrides)
+                 for m, stabs, ds, n in CI_MATRIX for seed in seeds]
+    else:
+        models = models if models is not None else [(m, ()) for m in DEFAULT_MODELS]
+        specs = [experiment(m, stabs, dataset=ds, profile=profile, seed=seed, steps=steps, **overrides)
+                 for ds in (datasets or ["mnist"]) for m, stabs in models for seed in seeds]
+    return list(dict.fromkeys(specs))
 
 
 def applicable(model: str) -> list[str]:
