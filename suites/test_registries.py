@@ -151,3 +151,9 @@ def test_the_list_check_catches_a_planted_difference(capsys, plant):
     else:
         tables["model"][2]["description"] = "an MLP GAN described by hand"
     assert len(list_mismatches(tables)) == 1
+
+
+def test_the_report_orders_datasets_from_the_registry():
+    from bench.runs import report
+
+    assert report.DATASET_ORDER == ("mnist", "fashion-mnist", "stacked-mnist", "ring8", "grid25")

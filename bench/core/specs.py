@@ -289,11 +289,11 @@ class ExperimentSpec:
             getattr(self, name).validate(name)
         self.g_optimizer.validate()
         self.d_optimizer.validate()
-        if self.family in ("vae", "cvae") and self.loss != "elbo":
+        if not self.has_discriminator and self.loss != "elbo":
             raise SpecError(f"family {self.family} trains with loss 'elbo', not {self.loss!r}")
-        if self.family in ("gan", "vaegan") and self.loss == "elbo":
+        if self.has_discriminator and self.loss == "elbo":
             raise SpecError(f"family {self.family} needs a GAN loss: {', '.join(GAN_LOSSES)}")
-        if self.family == "vaegan" and self.loss not in ("minimax", "non-saturating"):
+        if self.family == "vaegan" and self.loss not in BCE_LOSSES:
             raise SpecError("vaegan uses a BCE discriminator: loss minimax or non-saturating")
         if not self.is_image and (self.family != "gan" or self.architecture != "mlp"):
             raise SpecError(f"dataset {self.dataset} is 2-D: only family gan with architecture mlp")

@@ -20,6 +20,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from ..core.facts import IMAGE_DATASETS, MIXTURE_DATASETS
 from . import report_figures as rf
 from .records import RecordError, atomic_write_text, now_iso, scan_records
 from .study import SCHEMA, STUDY_DIR, VERDICTS_FILE
@@ -28,7 +29,7 @@ VERDICTS = Path(STUDY_DIR) / VERDICTS_FILE
 VERDICT_SCHEMA = SCHEMA
 FRAMEWORK_ORDER = ("torch", "tensorflow")
 FRAMEWORK_TITLE = {"torch": "PyTorch", "tensorflow": "TensorFlow"}
-DATASET_ORDER = ("mnist", "fashion-mnist", "stacked-mnist", "ring8", "grid25")
+DATASET_ORDER = IMAGE_DATASETS + MIXTURE_DATASETS  # images first, then the 2-D mixtures
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:1.5em auto;max-width:1200px;color:#222}
