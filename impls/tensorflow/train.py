@@ -227,7 +227,7 @@ class Trainer:
     def _vaegan_step(self, x, noise):
         spec = self.spec
         real_t, fake_t = spec.targets
-        E, G, D = self.nets["E"], self.nets["G"], self.nets["D"]
+        G, D = self.nets["G"], self.nets["D"]
         loss_fn = losses.GAN_LOSSES[spec.loss]
         with tf.GradientTape(persistent=True) as tape:
             mean, logvar, z = self._encode_sample(x, None, noise)
