@@ -235,6 +235,9 @@ def test_precision_and_device_refuse_misspelt_names(framework):
     spec = ExperimentSpec("x", dataset="ring8", steps=1)
     with refused("device", "gpu", "cpu, cuda"):
         train.Trainer(spec, device="gpu")
+    allowed = {"torch": "eager, compile, channels_last", "tensorflow": "eager, function, xla"}[framework]
+    with refused("variant", "graph", allowed):
+        train.Trainer(spec, variant="graph")
     with refused("device", "gpu", "cpu, cuda"):
         module(framework, "noise").NativeDraws(spec, "gpu")
     assert module(framework, "noise").NativeDraws(spec, "cpu").normal((2,)).shape[0] == 2

@@ -136,7 +136,7 @@ def metrics_for(spec, trainer, rng: np.random.Generator, n_samples: int = 2000,
         out.update(stacked_mnist_metrics(samples))
         out["sharpness"] = laplacian_sharpness(samples)  # over every channel of every sample
         return out
-    if spec.family in ("vae", "cvae", "vaegan"):
+    if spec.has_encoder:
         out.update(_vae_metrics(trainer, spec, rng, n_samples, data_split, quick, dataset))
     out.update(_image_sample_metrics(trainer, spec, rng, n_samples, data_split, quick, dataset))
     return out

@@ -86,8 +86,7 @@ class Trainer:
     framework = "tensorflow"
 
     def __init__(self, spec, device="cpu", variant="function"):
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown tensorflow variant {variant!r}: {', '.join(VARIANTS)}")
+        check_choice("variant", variant, VARIANTS)
         check_choice("device", device, DEVICES)
         self.spec, self.variant = spec, variant
         self.device = "/GPU:0" if device == "cuda" else "/CPU:0"

@@ -167,8 +167,7 @@ class Trainer:
     framework = "torch"
 
     def __init__(self, spec, device="cpu", variant="eager"):
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown torch variant {variant!r}: {', '.join(VARIANTS)}")
+        check_choice("variant", variant, VARIANTS)
         check_choice("device", device, DEVICES)
         self.spec, self.variant = spec, variant
         self.device = torch.device(device)
