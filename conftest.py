@@ -11,6 +11,9 @@ and the last).
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of reports
+# genbench run/study default to worker processes (--jobs); the suites run the matrix in-process
+# (monkeypatched twins, captured output) unless a test asks for --jobs itself
+os.environ.setdefault("GENBENCH_JOBS", "1")
 
 import numpy as np
 import pytest
@@ -21,8 +24,12 @@ from impls import FRAMEWORKS
 
 def pytest_addoption(parser):
     group = parser.getgroup("genbench")
-    group.addoption("--device", default="cpu", choices=("cpu", "cuda", "auto"),
-                    help="device for model tests and benchmarks (cuda tests skip without a GPU)")
+    group.addoption(
+        "--device",
+        default="cpu",
+        choices=("cpu", "cuda", "auto"),
+        help="device for model tests and benchmarks (cuda tests skip without a GPU)",
+    )
 
 
 def pytest_configure(config):
@@ -78,13 +85,19 @@ def pytest_runtest_setup(item):
 def pytest_terminal_summary(terminalreporter):
     """One line per kind of absence, so a green run says what it did not cover."""
     skipped = terminalreporter.stats.get("skipped", [])
-    for prefix, variable in ((optional.SKIP_PREFIX_DATA, "GENBENCH_REQUIRE_DATA"),
-                             (optional.SKIP_PREFIX_GPU, "GENBENCH_REQUIRE_GPU"),
-                             (optional.SKIP_PREFIX_BROWSER, "GENBENCH_REQUIRE_BROWSER")):
-        reasons = [r.longrepr[2] for r in skipped if isinstance(r.longrepr, tuple)
-                   and str(r.longrepr[2]).startswith("Skipped: " + prefix)]
+    for prefix, variable in (
+        (optional.SKIP_PREFIX_DATA, "GENBENCH_REQUIRE_DATA"),
+        (optional.SKIP_PREFIX_GPU, "GENBENCH_REQUIRE_GPU"),
+        (optional.SKIP_PREFIX_BROWSER, "GENBENCH_REQUIRE_BROWSER"),
+    ):
+        reasons = [
+            r.longrepr[2]
+            for r in skipped
+            if isinstance(r.longrepr, tuple) and str(r.longrepr[2]).startswith("Skipped: " + prefix)
+        ]
         if reasons:
             kinds = sorted({r.removeprefix("Skipped: ") for r in reasons})
             terminalreporter.write_line(
                 f"genbench: {len(reasons)} test(s) skipped, {prefix[:-1]} ({variable}=1 makes that a "
-                f"failure): " + " | ".join(kinds))
+                f"failure): " + " | ".join(kinds)
+            )

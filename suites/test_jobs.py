@@ -37,10 +37,36 @@ def test_core_slots_split_the_cores_by_hand():
     assert pools.core_slots(3, [4, 5]) == [[4], [5], [4]]  # more jobs than cores: shared round-robin
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--jobs", "0"], "--jobs must be >= 1, got 0"),
-    (["--jobs", "2", "--executor", "ray"], "--jobs runs worker processes on this machine"),
-])
+def test_one_job_gets_every_core_and_two_share_them():
+    pool = pools.ProcessPool(2, cores=[0, 1])
+    pool.submit([{"id": "a"}])
+    assert pool.slots == [[0, 1]]  # a single experiment is not left on half the machine
+    pool = pools.ProcessPool(2, cores=[0, 1])
+    pool.submit([{"id": "a"}, {"id": "b"}, {"id": "c"}])
+    assert pool.slots == [[0], [1]]
+
+
+def test_the_default_jobs(monkeypatch):
+    from bench.cli.options import UsageError
+    from bench.cli.run import DEFAULT_JOBS, default_jobs
+
+    monkeypatch.delenv("GENBENCH_JOBS", raising=False)
+    assert default_jobs() == min(DEFAULT_JOBS, len(os.sched_getaffinity(0)))
+    monkeypatch.setenv("GENBENCH_JOBS", "3")
+    assert default_jobs() == 3
+    for bad in ("0", "two"):
+        monkeypatch.setenv("GENBENCH_JOBS", bad)
+        with pytest.raises(UsageError, match="GENBENCH_JOBS"):
+            default_jobs()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--jobs", "0"], "--jobs must be >= 1, got 0"),
+        (["--jobs", "2", "--executor", "ray"], "--jobs runs worker processes on this machine"),
+    ],
+)
 def test_bad_jobs_is_one_line_and_exit_2(argv, message, tmp_path, capsys):
     code = cli.main(["run", *RING, "--models", "gan", "--framework", "torch", "--out", str(tmp_path / "r"), *argv])
     err = capsys.readouterr().err
@@ -57,8 +83,21 @@ def test_a_lost_worker_under_native_randomness_fails_under_its_own_id(tmp_path):
     native = experiment_identity(spec, "torch", profile="smoke", n_eval=n_eval, randomness="native")["id"]
     plain = experiment_identity(spec, "torch", profile="smoke", n_eval=n_eval)["id"]
     assert native != plain
-    job = make_job("train", spec, "torch", tmp_path, native, device="cpu", profile="smoke", n_eval=n_eval,
-                   data_dir=None, metrics=False, command=["genbench"], prev=None, randomness="native")
+    job = make_job(
+        "train",
+        spec,
+        "torch",
+        tmp_path,
+        native,
+        device="cpu",
+        profile="smoke",
+        n_eval=n_eval,
+        data_dir=None,
+        metrics=False,
+        command=["genbench"],
+        prev=None,
+        randomness="native",
+    )
     matrix.lost(job, "its worker process died", tmp_path)
     assert [p.stem for p in records.record_paths(tmp_path)] == [native]
     rec = records.read_record(tmp_path / "records" / f"{native}.json")
@@ -89,8 +128,21 @@ def test_jobs_2_gives_the_serial_records(tmp_path):
 def test_a_killed_worker_fails_its_experiment_and_the_other_finishes(tmp_path):
     out = tmp_path / "run"
     killed, other = _ids("gan", ("torch", "tensorflow"), steps=3000)
-    proc = _start("run", *RING, "--models", "gan", "--framework", "both", "--steps", "3000", "--no-metrics",
-                  "--out", out, "--jobs", "2")
+    proc = _start(
+        "run",
+        *RING,
+        "--models",
+        "gan",
+        "--framework",
+        "both",
+        "--steps",
+        "3000",
+        "--no-metrics",
+        "--out",
+        out,
+        "--jobs",
+        "2",
+    )
     try:
         os.kill(_wait_for(lambda: _worker(out, killed), 120, "the torch worker's first steps")["pid"], signal.SIGKILL)
         stdout, _ = proc.communicate(timeout=300)
@@ -113,8 +165,23 @@ def test_ctrl_c_keeps_finished_records_and_resume_skips_exactly_them(tmp_path):
     out = tmp_path / "run"
     steps = 1500
     gans, wgans = _ids("gan", seeds=(0, 1), steps=steps), _ids("wgan-gp", seeds=(0, 1), steps=steps)
-    proc = _start("run", *RING, "--models", "gan,wgan-gp", "--framework", "torch", "--seeds", "0-1", "--steps",
-                  steps, "--no-metrics", "--out", out, "--jobs", "2")
+    proc = _start(
+        "run",
+        *RING,
+        "--models",
+        "gan,wgan-gp",
+        "--framework",
+        "torch",
+        "--seeds",
+        "0-1",
+        "--steps",
+        steps,
+        "--no-metrics",
+        "--out",
+        out,
+        "--jobs",
+        "2",
+    )
     try:
         _wait_for(lambda: all((out / "records" / f"{e}.json").exists() for e in gans), 180, "the GANs' records")
         _wait_for(lambda: all(_worker(out, e) for e in wgans), 120, "both WGAN-GP workers training")

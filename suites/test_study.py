@@ -16,14 +16,14 @@ import pytest
 from scipy import stats
 
 from bench.cli import main as genbench
-from bench.runs import records, study
+from bench.runs import records, study, study_metrics
 from bench.runs import stats as bstats
 
 
 def welch_by_hand(a, b, level=0.95):
     a, b = np.asarray(a, float), np.asarray(b, float)
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
     half = stats.t.ppf(0.5 + level / 2, dof) * math.sqrt(va + vb)
     d = a.mean() - b.mean()
     return d, d - half, d + half
@@ -44,17 +44,20 @@ def test_t_interval_equals_the_textbook_formula():
     assert (got.effect, got.lo, got.hi) == pytest.approx((np.mean(v), np.mean(v) - half, np.mean(v) + half), rel=1e-12)
 
 
-@pytest.mark.parametrize("kind,effect,p,p_eq,want", [
-    ("diff", 1.0, 0.01, float("nan"), "supported"),
-    ("diff", -1.0, 0.01, float("nan"), "contradicted"),
-    ("diff", 0.5, 0.2, float("nan"), "inconclusive"),
-    ("diff", 0.5, 0.2, 0.01, "no practical effect"),
-    ("diff", 0.01, 0.01, 0.01, "no practical effect"),  # real but smaller than the margin
-    ("one", float("nan"), float("nan"), float("nan"), "inconclusive"),  # one seed: no test
-    ("flat", 0.01, 1.0, 0.01, "supported"),
-    ("flat", 0.2, 0.01, 1.0, "contradicted"),
-    ("flat", 0.04, 0.5, 0.3, "inconclusive"),
-])
+@pytest.mark.parametrize(
+    "kind,effect,p,p_eq,want",
+    [
+        ("diff", 1.0, 0.01, float("nan"), "supported"),
+        ("diff", -1.0, 0.01, float("nan"), "contradicted"),
+        ("diff", 0.5, 0.2, float("nan"), "inconclusive"),
+        ("diff", 0.5, 0.2, 0.01, "no practical effect"),
+        ("diff", 0.01, 0.01, 0.01, "no practical effect"),  # real but smaller than the margin
+        ("one", float("nan"), float("nan"), float("nan"), "inconclusive"),  # one seed: no test
+        ("flat", 0.01, 1.0, 0.01, "supported"),
+        ("flat", 0.2, 0.01, 1.0, "contradicted"),
+        ("flat", 0.04, 0.5, 0.3, "inconclusive"),
+    ],
+)
 def test_verdict_rules(kind, effect, p, p_eq, want):
     assert study.row_verdict(kind, effect, p, p_eq, 0.05) == want
 
@@ -75,21 +78,23 @@ def test_loss_curve_metrics_known_answers():
     # exponential decay to a floor: dropped by (first - floor)/first, flat at the end
     curve = 100.0 + 400.0 * np.exp(-t / 50.0)
     first, last = curve[:10].mean(), curve[-100:].mean()
-    assert study.relative_drop(curve) == pytest.approx((first - last) / first, rel=1e-12)
-    assert abs(study.relative_drift(curve)) < 1e-6
+    assert study_metrics.relative_drop(curve) == pytest.approx((first - last) / first, rel=1e-12)
+    assert abs(study_metrics.relative_drift(curve)) < 1e-6
     # a straight line still moving: the last tenth's mean is 100 below the tenth before, against
     # |mean(first 10) - mean(last 100)| = |-4.5 + 949.5| = 945 overall
-    assert study.relative_drift(-t) == pytest.approx(-100.0 / 945.0, rel=1e-12)
-    assert study.relative_drop(np.exp(t / n)) < 0  # a rising curve "dropped" by a negative share
+    assert study_metrics.relative_drift(-t) == pytest.approx(-100.0 / 945.0, rel=1e-12)
+    assert study_metrics.relative_drop(np.exp(t / n)) < 0  # a rising curve "dropped" by a negative share
     # oscillation: a smooth ramp has none; a ramp plus +-1 alternation over a spread of 10
     ramp = np.linspace(0.0, 10.0, n)
-    assert study.oscillation_index(ramp) < 1e-9
+    assert study_metrics.oscillation_index(ramp) < 1e-9
     jag = ramp + np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
     w = n // 50
     smooth = np.convolve(jag, np.ones(w) / w, mode="valid")
     spread = np.percentile(smooth, 95) - np.percentile(smooth, 5)
-    assert study.oscillation_index(jag) == pytest.approx(1.0 / spread, rel=1e-3)
-    assert study.oscillation_index(3.0 * jag) == pytest.approx(study.oscillation_index(jag), rel=1e-12)  # scale-free
+    assert study_metrics.oscillation_index(jag) == pytest.approx(1.0 / spread, rel=1e-3)
+    assert study_metrics.oscillation_index(3.0 * jag) == pytest.approx(
+        study_metrics.oscillation_index(jag), rel=1e-12
+    )  # scale-free
 
 
 CODE = "c0de" * 16
@@ -101,9 +106,19 @@ def fake_study(tmp_path, values, metric="fid", steps=6000, dataset="mnist"):
         for fw in ("torch", "tensorflow"):
             for seed, v in enumerate(vals):
                 rid = f"{name}__{dataset}__{fw}__s{seed}__00000000"
-                rec = {"id": rid, "experiment": name, "dataset": dataset, "framework": fw, "seed": seed,
-                       "status": "ok", "spec": {"steps": steps}, "metrics": {metric: v, "class_kl": 0.1},
-                       "timing": {"wall_s": 10.0, "ms_per_step": 5.0}, "steps_done": steps, "code_hash": CODE}
+                rec = {
+                    "id": rid,
+                    "experiment": name,
+                    "dataset": dataset,
+                    "framework": fw,
+                    "seed": seed,
+                    "status": "ok",
+                    "spec": {"steps": steps},
+                    "metrics": {metric: v, "class_kl": 0.1},
+                    "timing": {"wall_s": 10.0, "ms_per_step": 5.0},
+                    "steps_done": steps,
+                    "code_hash": CODE,
+                }
                 records.write_record(tmp_path / "records" / f"{rid}.json", rec)
     return tmp_path
 
@@ -137,8 +152,9 @@ def test_verdicts_on_a_fake_study(tmp_path):
     rows = [r for c in study.verdicts(worse)["claims"] if c["claim"] == 4 for r in c["rows"] if r["metric"] == "fid"]
     assert {r["verdict"] for r in rows} == {"contradicted"}
     # below the working budget (6000 steps for the DCGAN) the rows are not judged
-    short = fake_study(tmp_path / "short", {"dcgan": [100.0, 110.0, 105.0], "dcgan+spectral-norm": [60.0, 64.0, 61.0]},
-                       steps=1000)
+    short = fake_study(
+        tmp_path / "short", {"dcgan": [100.0, 110.0, 105.0], "dcgan+spectral-norm": [60.0, 64.0, 61.0]}, steps=1000
+    )
     rows = [r for c in study.verdicts(short)["claims"] if c["claim"] == 4 for r in c["rows"]]
     assert {r["verdict"] for r in rows} == {"not judged at this budget"}
     assert "working budget 6000" in rows[0]["note"]
@@ -173,7 +189,8 @@ def test_the_working_budget_reaches_every_row_of_the_shipped_claims():
                     judged_small += small[(arm, ds)] >= budget
     # planted check: the small budget leaves DCGAN and WGAN-GP arms below their working budget
     assert small[("dcgan", "mnist")] < 6000 and judged_small < sum(
-        1 for c in claims.load().claims for r in c.rows for _ in r.datasets for a in (r.treatment, r.control) if a)
+        1 for c in claims.load().claims for r in c.rows for _ in r.datasets for a in (r.treatment, r.control) if a
+    )
 
 
 def test_stacked_mnist_counts_modes_from_at_least_10000_samples():

@@ -85,9 +85,17 @@ def run_matrix(specs, frameworks, out: Path, cfg: MatrixConfig, pool) -> MatrixO
     matrix = [m for i, m in enumerate(matrix) if cfg.select is None or cfg.select(i)]
     outcome = MatrixOutcome(statuses={}, total=len(matrix))
     try:
-        records.append_invocation(out, {"command": list(cfg.command), "options": cfg.options,
-                                        "device_used": cfg.device, "executor": pool.kind,
-                                        "started_at": records.now_iso(), "git_revision": records.git_revision()})
+        records.append_invocation(
+            out,
+            {
+                "command": list(cfg.command),
+                "options": cfg.options,
+                "device_used": cfg.device,
+                "executor": pool.kind,
+                "started_at": records.now_iso(),
+                "git_revision": records.git_revision(),
+            },
+        )
         existing, unreadable = records.scan_records(out)
         for path, why in unreadable:
             dest = records.move_aside(path, records.CORRUPT_DIR)
@@ -101,8 +109,11 @@ def run_matrix(specs, frameworks, out: Path, cfg: MatrixConfig, pool) -> MatrixO
     for rid, rec in existing.items():
         by_key.setdefault(records.experiment_key(rec), set()).add(rid)
     hint = cfg.resume_hint or f"genbench run --resume {out}"
-    print(f"genbench {name}: {outcome.total} experiment(s), profile {cfg.profile}, device {cfg.device}, out {out}; "
-          f"{described}", flush=True)
+    print(
+        f"genbench {name}: {outcome.total} experiment(s), profile {cfg.profile}, device {cfg.device}, out {out}; "
+        f"{described}",
+        flush=True,
+    )
     jobs: list[dict] = []
     t0 = time.perf_counter()
     try:
@@ -129,16 +140,22 @@ def run_matrix(specs, frameworks, out: Path, cfg: MatrixConfig, pool) -> MatrixO
             print(f"tables: {', '.join(str(p) for p in written.values())}")
     statuses = outcome.statuses
     counts = {s: list(statuses.values()).count(s) for s in dict.fromkeys(statuses.values())}
-    print(f"{len(statuses)}/{outcome.total} experiment(s): " + ", ".join(f"{n} {s}" for s, n in counts.items())
-          + f"; total wall time {time.perf_counter() - t0:.1f} s; exit {outcome.code}", flush=True)
+    print(
+        f"{len(statuses)}/{outcome.total} experiment(s): "
+        + ", ".join(f"{n} {s}" for s, n in counts.items())
+        + f"; total wall time {time.perf_counter() - t0:.1f} s; exit {outcome.code}",
+        flush=True,
+    )
     return outcome
 
 
-def _plan_one(spec: ExperimentSpec, fw: str, out: Path, cfg: MatrixConfig, existing: dict, statuses: dict,
-              by_key: dict) -> dict | None:
+def _plan_one(
+    spec: ExperimentSpec, fw: str, out: Path, cfg: MatrixConfig, existing: dict, statuses: dict, by_key: dict
+) -> dict | None:
     """Claim and plan one experiment: its job, or None (reused, or busy in another process)."""
-    ident = experiment_identity(spec, fw, device=cfg.device, profile=cfg.profile, n_eval=cfg.n_eval,
-                                randomness=cfg.randomness)
+    ident = experiment_identity(
+        spec, fw, device=cfg.device, profile=cfg.profile, n_eval=cfg.n_eval, randomness=cfg.randomness
+    )
     eid = ident["id"]
     try:
         held = claim(out, eid)
@@ -149,8 +166,9 @@ def _plan_one(spec: ExperimentSpec, fw: str, out: Path, cfg: MatrixConfig, exist
     prev = current_record(out, eid, existing)
     action, why = plan(prev, ident, out / eid, metrics=cfg.metrics, fresh=cfg.fresh)
     if action == "reuse":
-        print(f"  [{eid}] {prev['status']} record with this identity hash exists, reused (--fresh retrains)",
-              flush=True)
+        print(
+            f"  [{eid}] {prev['status']} record with this identity hash exists, reused (--fresh retrains)", flush=True
+        )
         statuses[eid] = prev["status"]
         release(held)
         supersede_others(out, eid, by_key)
@@ -160,23 +178,45 @@ def _plan_one(spec: ExperimentSpec, fw: str, out: Path, cfg: MatrixConfig, exist
         print(f"  [{eid}] retraining ({why}); the old record moved to {dest}", flush=True)
     elif action == "evaluate":
         print(f"  [{eid}] {why}", flush=True)
-    return make_job(action, spec, fw, out, eid, device=cfg.device, profile=cfg.profile, n_eval=cfg.n_eval,
-                    data_dir=cfg.data_dir, metrics=cfg.metrics, command=list(cfg.command), prev=prev,
-                    randomness=cfg.randomness)
+    return make_job(
+        action,
+        spec,
+        fw,
+        out,
+        eid,
+        device=cfg.device,
+        profile=cfg.profile,
+        n_eval=cfg.n_eval,
+        data_dir=cfg.data_dir,
+        metrics=cfg.metrics,
+        command=list(cfg.command),
+        prev=prev,
+        randomness=cfg.randomness,
+    )
 
 
-def _collect(pool, jobs: list[dict], out: Path, by_key: dict, outcome: MatrixOutcome, cfg: MatrixConfig,
-             hint: str) -> None:
+def _collect(
+    pool, jobs: list[dict], out: Path, by_key: dict, outcome: MatrixOutcome, cfg: MatrixConfig, hint: str
+) -> None:
     """Submit `jobs` to the pool and take in their outcomes as they finish: a line each, the
     superseding of other configurations, the tables re-rendered while several run at once."""
     statuses = outcome.statuses
     pool.submit(jobs)
-    bar = tqdm(total=outcome.total, initial=len(statuses), desc=f"genbench {cfg.name}", unit="exp",
-               disable=not (cfg.progress and pool.matrix_bar), dynamic_ncols=True)
+    bar = tqdm(
+        total=outcome.total,
+        initial=len(statuses),
+        desc=f"genbench {cfg.name}",
+        unit="exp",
+        disable=not (cfg.progress and pool.matrix_bar),
+        dynamic_ncols=True,
+    )
 
     def show():
         failed = sum(s in ("failed", "metrics_failed") for s in statuses.values())
-        bar.set_postfix({"done": len(statuses), "running": pool.running(), "failed": failed}, refresh=True)
+        post = {"done": len(statuses), "running": pool.running(), "failed": failed}
+        if hasattr(pool, "steps_report"):
+            post["steps"] = "; ".join(pool.steps_report())
+        bar.set_postfix(post, refresh=True)
 
     def take(job, rec, error):
         eid = job["id"]
@@ -187,8 +227,7 @@ def _collect(pool, jobs: list[dict], out: Path, by_key: dict, outcome: MatrixOut
                 report_line(eid, rec)
             elif error == "cancelled":
                 statuses[eid] = "interrupted"
-                print(f"  [{eid}] interrupted; an experiment stopped in training starts again from step 0",
-                      flush=True)
+                print(f"  [{eid}] interrupted; an experiment stopped in training starts again from step 0", flush=True)
             else:
                 statuses[eid] = "failed"
                 lost(job, error, out)
@@ -209,8 +248,10 @@ def _collect(pool, jobs: list[dict], out: Path, by_key: dict, outcome: MatrixOut
     except KeyboardInterrupt:
         outcome.interrupted = True
         with tqdm.external_write_mode():
-            print(f"  interrupted: stopping {len(pool.pending)} experiment(s); running ones write their records",
-                  flush=True)
+            print(
+                f"  interrupted: stopping {len(pool.pending)} experiment(s); running ones write their records",
+                flush=True,
+            )
         try:
             for got in pool.cancel_all():
                 take(*got)
@@ -238,12 +279,19 @@ def lost(job: dict, error: str, out: Path) -> None:
         print(f"  [{eid}] failed: {error}; its trained state is kept (the next run evaluates it)", flush=True)
         return
     if job["action"] == "evaluate":
-        print(f"  [{eid}] failed: {error}; its record is left as it was (the next run evaluates it again)",
-              flush=True)
+        print(f"  [{eid}] failed: {error}; its record is left as it was (the next run evaluates it again)", flush=True)
         return
-    written = failed_record(ExperimentSpec.from_dict(job["spec"]), job["framework"], out, f"training: {error}",
-                            device=job["device"], profile=job["profile"], n_eval=job["n_eval"],
-                            command=job["command"], randomness=job["randomness"])
+    written = failed_record(
+        ExperimentSpec.from_dict(job["spec"]),
+        job["framework"],
+        out,
+        f"training: {error}",
+        device=job["device"],
+        profile=job["profile"],
+        n_eval=job["n_eval"],
+        command=job["command"],
+        randomness=job["randomness"],
+    )
     if written["id"] != eid:  # the identity is computed in one place: a mismatch is a bug, not a result
         raise RuntimeError(f"failed record of {eid} written under {written['id']}")
     print(f"  [{eid}] failed: {error}; a failed record is written (the next run trains it again)", flush=True)
@@ -295,9 +343,11 @@ def report_line(eid: str, rec: dict) -> None:
     losses = ", ".join(f"{k} {v:.4g}" for k, v in rec["final_losses"].items())
     timing = rec.get("timing", {})
     nan = float("nan")
-    line = (f"  [{eid}] {rec['status']}: {rec['steps_done']} steps, {timing.get('ms_per_step', nan):.1f} "
-            f"ms/step ({timing.get('loop_ms_per_step', nan):.1f} with the loop), "
-            f"{timing.get('wall_s', nan):.1f} s; {losses}")
+    line = (
+        f"  [{eid}] {rec['status']}: {rec['steps_done']} steps, {timing.get('ms_per_step', nan):.1f} "
+        f"ms/step ({timing.get('loop_ms_per_step', nan):.1f} with the loop), "
+        f"{timing.get('wall_s', nan):.1f} s; {losses}"
+    )
     if rec.get("error"):
         line += f"\n  [{eid}] {rec['status']}: {' '.join(str(rec['error']).split())}"
     print(line, flush=True)

@@ -99,7 +99,7 @@ def core_slots(n_jobs: int, cores=None) -> list[list[int]]:
     if n_jobs >= len(cores):
         return [[cores[i % len(cores)]] for i in range(n_jobs)]
     per = len(cores) // n_jobs
-    return [cores[i * per:(i + 1) * per] for i in range(n_jobs)]
+    return [cores[i * per : (i + 1) * per] for i in range(n_jobs)]
 
 
 class ProcessPool:
@@ -109,6 +109,7 @@ class ProcessPool:
     matrix_bar = True
 
     def __init__(self, n_jobs: int, *, threads: int | None = None, cores=None):
+        self.n_jobs, self.cores = n_jobs, cores
         self.slots = core_slots(n_jobs, cores)
         self.threads = threads
         self.queue: deque = deque()
@@ -117,16 +118,35 @@ class ProcessPool:
 
     def start(self) -> str:
         per = len(self.slots[0])
-        return (f"{len(self.slots)} worker processes at once, each pinned to {per} core(s), "
-                f"{self.threads or per} thread(s) each")
+        return (
+            f"{len(self.slots)} worker processes at once, each pinned to {per} core(s), "
+            f"{self.threads or per} thread(s) each"
+        )
 
     def submit(self, jobs: list[dict]) -> None:
+        """Queue jobs; fewer jobs than workers get more cores each (one job: all of them)."""
+        if not self.procs and not self.queue:
+            self.slots = core_slots(min(self.n_jobs, max(1, len(jobs))), self.cores)
         for job in jobs:
             self.queue.append(job)
             self.pending[job["id"]] = job
 
     def running(self) -> int:
         return len(self.procs)
+
+    def steps_report(self) -> list[str]:
+        """'<id> step/steps' of each running worker, from the rows of its losses.csv."""
+        out = []
+        for _, job in self.procs.values():
+            path = Path(job["run_dir"]) / job["id"] / "losses.csv"
+            try:
+                with open(path, "rb") as f:
+                    done = max(0, f.read().count(b"\n") - 1)
+            except OSError:
+                done = 0
+            name = job["id"].rsplit("__", 1)[0]
+            out.append(f"{name} {done}/{job['spec']['steps']}" if job["action"] == "train" else f"{name} evaluating")
+        return out
 
     def _launch(self) -> None:
         for slot, cores in enumerate(self.slots):
@@ -141,9 +161,24 @@ class ProcessPool:
             env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
             with open(exp_dir / LOG_FILE, "w") as log:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "bench.runs.worker", str(exp_dir / JOB_FILE), "--threads", str(threads),
-                     "--cores", ",".join(map(str, cores)), "--parent", str(os.getpid())],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                    [
+                        sys.executable,
+                        "-m",
+                        "bench.runs.worker",
+                        str(exp_dir / JOB_FILE),
+                        "--threads",
+                        str(threads),
+                        "--cores",
+                        ",".join(map(str, cores)),
+                        "--parent",
+                        str(os.getpid()),
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
+                )
             self.procs[slot] = (proc, job)
 
     def _finished(self):
@@ -224,9 +259,13 @@ def make_pool(executor: dict, cfg):
     if executor["executor"] == "ray":
         from .executors import RayPool
 
-        return RayPool(address=executor["address"], cpus_per_task=executor["cpus_per_task"],
-                       gpus_per_task=1 if cfg.device == "cuda" else 0, max_retries=executor["max_retries"],
-                       threads=executor["threads"])
+        return RayPool(
+            address=executor["address"],
+            cpus_per_task=executor["cpus_per_task"],
+            gpus_per_task=1 if cfg.device == "cuda" else 0,
+            max_retries=executor["max_retries"],
+            threads=executor["threads"],
+        )
     if executor["executor"] == "process":
         return ProcessPool(executor["jobs"], threads=executor["threads"])
     return SerialPool(threads=executor["threads"], progress=cfg.progress)

@@ -39,7 +39,6 @@ experiment's losses.csv (`oscillation:<term>`, `drop:<term>`, `drift:<term>`, de
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections import Counter
@@ -51,6 +50,8 @@ from ..core import registry
 from ..core.specs import SpecError
 from . import claims as claims_mod
 from . import records, stats, trained
+from .study_metrics import CURVES_FILE, metric_value
+from .verdicts_md import verdicts_markdown
 
 SCHEMA = 1
 DATASETS = ("ring8", "grid25", "mnist", "fashion-mnist", "stacked-mnist")
@@ -68,10 +69,17 @@ BUDGETS = {
     "working": {"vae": 3000, "mlp": 3000, "dcgan": 6000, "critic": 6000, "mixture": 3000, "stacked": 1000},
     "full": {"vae": 10000, "mlp": 10000, "dcgan": 5000, "critic": 2000, "mixture": 10000, "stacked": 5000},
 }
-IMAGE_MODELS = (("vae", "vae"), ("gan", "mlp"), ("gan+gradient-penalty", "mlp"),
-                ("gan+dropout+batch-norm", "mlp"), ("gan+weight-decay", "mlp"),
-                ("dcgan", "dcgan"), ("dcgan+spectral-norm", "dcgan"),
-                ("dcgan+label-smoothing-one", "dcgan"), ("wgan-gp", "critic"))
+IMAGE_MODELS = (
+    ("vae", "vae"),
+    ("gan", "mlp"),
+    ("gan+gradient-penalty", "mlp"),
+    ("gan+dropout+batch-norm", "mlp"),
+    ("gan+weight-decay", "mlp"),
+    ("dcgan", "dcgan"),
+    ("dcgan+spectral-norm", "dcgan"),
+    ("dcgan+label-smoothing-one", "dcgan"),
+    ("wgan-gp", "critic"),
+)
 MIXTURE_MODELS = (("gan", "mixture"), ("gan+gradient-penalty", "mixture"), ("wgan-gp", "mixture"))
 # the seed's DCGAN with three channels in and out: modes of 1000 for claims 3 and 4
 STACKED_MODELS = (("dcgan", "stacked"), ("dcgan+gradient-penalty", "stacked"), ("dcgan+spectral-norm", "stacked"))
@@ -93,8 +101,10 @@ def expected_modes(n: int, modes: int = 1000) -> float:
 def by_profile(specs: list) -> list[tuple[str, list]]:
     """The study's specs split by the profile they run under: [(profile, specs)], in order;
     Stacked MNIST under STACKED_PROFILE (more evaluation samples), the rest under "study"."""
-    parts = {STUDY_PROFILE: [s for s in specs if s.dataset not in STACKED],
-             STACKED_PROFILE: [s for s in specs if s.dataset in STACKED]}
+    parts = {
+        STUDY_PROFILE: [s for s in specs if s.dataset not in STACKED],
+        STACKED_PROFILE: [s for s in specs if s.dataset in STACKED],
+    }
     return [(p, part) for p, part in parts.items() if part]
 
 
@@ -105,97 +115,16 @@ def study_specs(datasets=DATASETS, seeds=(0, 1, 2), budget: str = "small", **ove
     steps = BUDGETS[budget]
     specs = []
     for ds in datasets:
-        for token, kind in (MIXTURE_MODELS if ds in MIXTURES else STACKED_MODELS if ds in STACKED else IMAGE_MODELS):
+        for token, kind in MIXTURE_MODELS if ds in MIXTURES else STACKED_MODELS if ds in STACKED else IMAGE_MODELS:
             model, stabs = registry.parse_model(token)
-            specs += [registry.experiment(model, stabs, dataset=ds, profile="study", seed=s, steps=steps[kind],
-                                          **overrides) for s in seeds]
+            specs += [
+                registry.experiment(model, stabs, dataset=ds, profile="study", seed=s, steps=steps[kind], **overrides)
+                for s in seeds
+            ]
     return specs
 
 
-# -- metrics read from loss curves --------------------------------------------------------------
-def read_losses(path) -> dict[str, np.ndarray]:
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        return {}
-    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0] if k not in ("step", "wall_s")}
-
-
-def oscillation_index(x) -> float:
-    """How jagged a loss curve looks on its own axes: the standard deviation of the final 10 %
-    of steps around their linear trend (np.polyfit), over the spread of the whole curve (the
-    5th to 95th percentile of its moving average, window n/50). Scale-free: a BCE loss that
-    jitters around a constant scores high; a Wasserstein estimate that moves a long way and
-    smoothly scores low."""
-    x = np.asarray(x, np.float64)
-    n = len(x)
-    if n < 50 or not np.all(np.isfinite(x)):
-        return float("nan")
-    tail = x[-max(n // 10, 20):]
-    t = np.arange(len(tail))
-    noise = float(np.std(tail - np.polyval(np.polyfit(t, tail, 1), t)))
-    w = max(n // 50, 5)
-    smooth = np.convolve(x, np.ones(w) / w, mode="valid")
-    spread = float(np.percentile(smooth, 95) - np.percentile(smooth, 5))
-    return noise / spread if spread > 0 else float("nan")
-
-
-def relative_drop(x) -> float:
-    """(mean of the first 1 % of steps - mean of the last 10 %) / |first|: the share by which a
-    loss fell over training (negative when it rose)."""
-    x = np.asarray(x, np.float64)
-    first, last = np.mean(x[:max(len(x) // 100, 5)]), np.mean(x[-max(len(x) // 10, 20):])
-    return float((first - last) / abs(first)) if first != 0 else float("nan")
-
-
-def relative_drift(x) -> float:
-    """(mean of the last 10 % - mean of the 10 % before) / |mean of the first 1 % - mean of the
-    last 10 %|: the share of the whole change still happening at the end (0 when flat)."""
-    x = np.asarray(x, np.float64)
-    k = max(len(x) // 10, 20)
-    first, last, before = np.mean(x[:max(len(x) // 100, 5)]), np.mean(x[-k:]), np.mean(x[-2 * k:-k])
-    total = abs(first - last)
-    return float((last - before) / total) if total > 0 else float("nan")
-
-
-CURVE_METRICS = {"oscillation": oscillation_index, "drop": relative_drop, "drift": relative_drift}
-DERIVED = {
-    "silhouette_gain": lambda m: m["latent_silhouette"] - m["pixel_silhouette"],
-    # |log(sharpness / real sharpness)|: 0 when samples are as sharp as real images; blur (< 1)
-    # and speckle noise (> 1) both move it up, so "clearer" means lower
-    "sharpness_gap": lambda m: abs(math.log(m["sharpness_ratio"])),
-}
-
-
 STUDY_DIR, VERDICTS_FILE = "study", "verdicts.json"  # RUN_DIR/study/verdicts.json
-CURVES_FILE = "curves.json"  # study/curves.json: the loss-curve metrics, kept with the records
-
-
-def metric_value(rec: dict, metric: str, run_dir, curves: dict | None = None) -> float:
-    """One record's value of a study metric: a record metric, a derived one (DERIVED), or a
-    loss-curve one ("oscillation:d_loss") read from the experiment's losses.csv. `curves`
-    ({record id: {metric: value}}, study/curves.json) caches the loss-curve values, so that a
-    study's verdicts can be recomputed from its committed records without the loss logs."""
-    if rec.get("status") not in ("ok", "diverged"):
-        return float("nan")
-    if ":" in metric:
-        cached = (curves or {}).get(rec["id"], {})
-        if metric in cached:
-            return float(cached[metric])
-        kind, term = metric.split(":", 1)
-        path = Path(run_dir) / rec["id"] / "losses.csv"
-        if not path.exists():
-            return float("nan")
-        series = read_losses(path)
-        value = CURVE_METRICS[kind](series[term]) if term in series else float("nan")
-        if curves is not None:
-            curves.setdefault(rec["id"], {})[metric] = value
-        return value
-    m = rec.get("metrics") or {}
-    try:
-        return float(DERIVED[metric](m)) if metric in DERIVED else float(m.get(metric, float("nan")))
-    except (KeyError, TypeError, ValueError):
-        return float("nan")
 
 
 # -- code versions ------------------------------------------------------------------------------
@@ -215,9 +144,11 @@ def check_code_versions(recs: list[dict], run_dir, allow_mixed: bool = False) ->
     mixed = len(versions) > 1 or "unknown" in versions
     if mixed and not allow_mixed:
         listing = ", ".join(f"{h}: {n}" for h, n in versions.items())
-        raise MixedCodeError(f"{run_dir}: records of {len(versions)} code version(s) ({listing}; 'unknown': no "
-                             "code_hash recorded); retrain them with one version, or judge them together with "
-                             "--allow-mixed-code")
+        raise MixedCodeError(
+            f"{run_dir}: records of {len(versions)} code version(s) ({listing}; 'unknown': no "
+            "code_hash recorded); retrain them with one version, or judge them together with "
+            "--allow-mixed-code"
+        )
     return {"versions": versions, "mixed": mixed, "allowed": bool(mixed and allow_mixed)}
 
 
@@ -240,8 +171,11 @@ def at_budget(recs: list[dict], budget: int) -> tuple[list[dict], int | None]:
 def _split_trained(recs: list[dict]) -> tuple[list[dict], int, int]:
     """(runs that trained, failures to train, runs judged by the criterion)."""
     checks = [trained.trained(r) for r in recs]
-    return ([r for r, ok in zip(recs, checks) if ok], sum(ok is False for ok in checks),
-            sum(ok is not None for ok in checks))
+    return (
+        [r for r, ok in zip(recs, checks) if ok],
+        sum(ok is False for ok in checks),
+        sum(ok is not None for ok in checks),
+    )
 
 
 def _estimate(row, t_vals, c_vals, fails) -> stats.Estimate:
@@ -260,11 +194,15 @@ def _estimate(row, t_vals, c_vals, fails) -> stats.Estimate:
 
 def _detectable(row, t_vals, c_vals, cf) -> tuple[float, str]:
     if row.kind == "diff" and len(t_vals) > 1 and len(c_vals) > 1:
-        return (stats.detectable_effect(stats.pooled_sd(t_vals, c_vals), len(t_vals), len(c_vals), cf.alpha, cf.power),
-                "two-sample t, noncentral t, pooled sd")
+        return (
+            stats.detectable_effect(stats.pooled_sd(t_vals, c_vals), len(t_vals), len(c_vals), cf.alpha, cf.power),
+            "two-sample t, noncentral t, pooled sd",
+        )
     if row.kind in ("one", "flat") and len(t_vals) > 1:
-        return (stats.detectable_effect(float(np.std(t_vals, ddof=1)), len(t_vals), None, cf.alpha, cf.power),
-                "one-sample t, noncentral t")
+        return (
+            stats.detectable_effect(float(np.std(t_vals, ddof=1)), len(t_vals), None, cf.alpha, cf.power),
+            "one-sample t, noncentral t",
+        )
     return float("nan"), ""
 
 
@@ -275,21 +213,39 @@ def evaluate_row(row, groups: dict, run_dir, curves: dict | None = None, cf=None
     arms = {"treatment": groups.get(row.treatment, []), "control": groups.get(row.control, []) if row.control else []}
     if not arms["treatment"] or (row.control and not arms["control"]):
         return None
-    out = {"label": row.label, "metric": row.metric, "better": row.direction, "kind": row.kind,
-           "treatment": row.treatment, "control": row.control, "margin": row.margin,
-           "budget": {"treatment": row.budget[0], "control": row.budget[1] if row.control else None},
-           "confound": row.confound, "effect": float("nan"), "ci": [float("nan"), float("nan")], "n": [0, 0],
-           "p": float("nan"), "p_equivalence": float("nan"), "detectable_effect": float("nan"), "power_method": "",
-           "treatment_mean": float("nan"), "control_mean": float("nan"), "note": ""}
+    out = {
+        "label": row.label,
+        "metric": row.metric,
+        "better": row.direction,
+        "kind": row.kind,
+        "treatment": row.treatment,
+        "control": row.control,
+        "margin": row.margin,
+        "budget": {"treatment": row.budget[0], "control": row.budget[1] if row.control else None},
+        "confound": row.confound,
+        "effect": float("nan"),
+        "ci": [float("nan"), float("nan")],
+        "n": [0, 0],
+        "p": float("nan"),
+        "p_equivalence": float("nan"),
+        "detectable_effect": float("nan"),
+        "power_method": "",
+        "treatment_mean": float("nan"),
+        "control_mean": float("nan"),
+        "note": "",
+    }
     names = ("treatment", "control") if row.control else ("treatment",)
     chosen, steps, notes = {}, {}, []
     for i, arm in enumerate(names):
         chosen[arm], steps[arm] = at_budget(arms[arm], row.budget[i])
         if steps[arm] is None:
             ran = sorted({_steps(r) for r in arms[arm]})
-            out.update(verdict="not judged at this budget", seeds=sorted({r["seed"] for r in arms[arm]}), steps=ran,
-                       note=f"{arm} {getattr(row, arm)} ran {'/'.join(map(str, ran))} steps; working budget "
-                            f"{row.budget[i]}")
+            out.update(
+                verdict="not judged at this budget",
+                seeds=sorted({r["seed"] for r in arms[arm]}),
+                steps=ran,
+                note=f"{arm} {getattr(row, arm)} ran {'/'.join(map(str, ran))} steps; working budget {row.budget[i]}",
+            )
             out["failed_to_train"] = {}
             return out
     fails, vals = {}, {}
@@ -313,14 +269,18 @@ def evaluate_row(row, groups: dict, run_dir, curves: dict | None = None, cf=None
         for arm in names:
             k, n = fails[arm]
             if n and k > n / 2:
-                out.update(verdict=f"not judged: failed to train ({k} of {n})",
-                           note=f"{arm} {getattr(row, arm)}: {k} of {n} runs failed to train (bench/runs/trained.py)")
+                out.update(
+                    verdict=f"not judged: failed to train ({k} of {n})",
+                    note=f"{arm} {getattr(row, arm)}: {k} of {n} runs failed to train (bench/runs/trained.py)",
+                )
                 return out
         empty = [arm for arm in names if not vals[arm]]
         if empty:
-            out.update(verdict="not judged: no values",
-                       note=f"{', '.join(empty)}: no trained run has a value of {row.metric} (not recorded, or "
-                            "its loss log is not kept)")
+            out.update(
+                verdict="not judged: no values",
+                note=f"{', '.join(empty)}: no trained run has a value of {row.metric} (not recorded, or "
+                "its loss log is not kept)",
+            )
             return out
     else:
         out["n"] = [fails["treatment"][1], fails["control"][1]]
@@ -341,8 +301,16 @@ def evaluate_row(row, groups: dict, run_dir, curves: dict | None = None, cf=None
     return out
 
 
-def row_verdict(kind: str, effect: float, p: float, p_eq: float, alpha: float = 0.05, lo: float = float("nan"),
-                hi: float = float("nan"), margin: float = 0.0) -> str:
+def row_verdict(
+    kind: str,
+    effect: float,
+    p: float,
+    p_eq: float,
+    alpha: float = 0.05,
+    lo: float = float("nan"),
+    hi: float = float("nan"),
+    margin: float = 0.0,
+) -> str:
     """The verdict of one row from its (corrected) p-values; see the module's docstring. A
     failure-rate row has no equivalence test: its 95 % interval inside +-margin stands for it."""
     if kind == "flat":
@@ -401,15 +369,24 @@ def _agreement(rows: list[dict], claim) -> tuple[list[dict], dict]:
             continue
         d = stats.difference(a, b)
         verdict = stats.agreement(d, claim.rows[i].margin)
-        out.append({"dataset": ds, "label": claim.rows[i].label, "difference": d.effect, "ci": [d.lo, d.hi],
-                    "margin": claim.rows[i].margin, "agreement": verdict})
+        out.append(
+            {
+                "dataset": ds,
+                "label": claim.rows[i].label,
+                "difference": d.effect,
+                "ci": [d.lo, d.hi],
+                "margin": claim.rows[i].margin,
+                "agreement": verdict,
+            }
+        )
         if verdict != "n/a":
             per_ds[ds] = per_ds.get(ds, True) and verdict != "differ"
     return out, dict(sorted(per_ds.items()))
 
 
-def verdicts(run_dir, curves: dict | None = None, claims_file=None, correction: str | None = None,
-             allow_mixed_code: bool = False) -> dict:
+def verdicts(
+    run_dir, curves: dict | None = None, claims_file=None, correction: str | None = None, allow_mixed_code: bool = False
+) -> dict:
     """Every claim's rows and verdicts from the records of a study run folder. claims_file: a
     ClaimsFile, a path, or None (the shipped file); correction overrides the file's."""
     cf = claims_file if isinstance(claims_file, claims_mod.ClaimsFile) else claims_mod.load(claims_file)
@@ -439,13 +416,28 @@ def verdicts(run_dir, curves: dict | None = None, claims_file=None, correction: 
         for r in rows:
             r.pop("_estimate", None)
             r.pop("_row", None)
-        out.append({"claim": claim.number, "title": claim.title, "rows": rows, "verdict": per_cell,
-                    "frameworks_agree": agree, "agreement": agreement})
+        out.append(
+            {
+                "claim": claim.number,
+                "title": claim.title,
+                "rows": rows,
+                "verdict": per_cell,
+                "frameworks_agree": agree,
+                "agreement": agreement,
+            }
+        )
     shipped = Path(cf.path).resolve() == claims_mod.DEFAULT_FILE.resolve()
-    return {"schema": SCHEMA, "claims_file": "bench/runs/claims.toml (shipped)" if shipped else str(cf.path),
-            "correction": correction,
-            "correction_name": stats.CORRECTIONS[correction], "alpha": cf.alpha, "power": cf.power, "code": code,
-            "claims": out, "cost": cost_table(recs)}
+    return {
+        "schema": SCHEMA,
+        "claims_file": "bench/runs/claims.toml (shipped)" if shipped else str(cf.path),
+        "correction": correction,
+        "correction_name": stats.CORRECTIONS[correction],
+        "alpha": cf.alpha,
+        "power": cf.power,
+        "code": code,
+        "claims": out,
+        "cost": cost_table(recs),
+    }
 
 
 def cost_table(recs: list[dict]) -> list[dict]:
@@ -456,76 +448,19 @@ def cost_table(recs: list[dict]) -> list[dict]:
     rows = []
     for (exp, ds, fw), rs in sorted(groups.items()):
         t = [r.get("timing") or {} for r in rs]
-        rows.append({"model": exp, "dataset": ds, "framework": fw, "runs": len(rs),
-                     "steps": int(np.median([r.get("steps_done", 0) for r in rs])),
-                     "wall_s_per_run": float(np.median([x.get("wall_s", float("nan")) for x in t])),
-                     "ms_per_step": float(np.median([x.get("ms_per_step", float("nan")) for x in t])),
-                     "wall_s_total": float(np.nansum([x.get("wall_s", float("nan")) for x in t]))})
+        rows.append(
+            {
+                "model": exp,
+                "dataset": ds,
+                "framework": fw,
+                "runs": len(rs),
+                "steps": int(np.median([r.get("steps_done", 0) for r in rs])),
+                "wall_s_per_run": float(np.median([x.get("wall_s", float("nan")) for x in t])),
+                "ms_per_step": float(np.median([x.get("ms_per_step", float("nan")) for x in t])),
+                "wall_s_total": float(np.nansum([x.get("wall_s", float("nan")) for x in t])),
+            }
+        )
     return rows
-
-
-# -- writing ------------------------------------------------------------------------------------
-def _fmt(x: float) -> str:
-    return "n/a" if not isinstance(x, (int, float)) or not math.isfinite(x) else f"{x:+.3g}"
-
-
-def _p(x) -> str:
-    return "-" if not isinstance(x, (int, float)) or not math.isfinite(x) else f"{x:.3g}"
-
-
-def _failed(r: dict) -> str:
-    f = r.get("failed_to_train") or {}
-    return " / ".join(f"{k}/{n}" for k, n in f.values()) or "-"
-
-
-def verdicts_markdown(result: dict) -> str:
-    cells = sorted({k for c in result["claims"] for k in c["verdict"]})
-    code = result.get("code") or {}
-    versions = ", ".join(f"{h}: {n}" for h, n in (code.get("versions") or {}).items())
-    lines = ["# Study verdicts", "",
-             f"Claims file: `{result.get('claims_file', '')}`. Multiplicity correction inside each claim and "
-             f"framework: {result.get('correction_name', '')}, alpha {result.get('alpha', 0.05):g}. "
-             f"Code versions of the records: {versions or 'none'}"
-             + (" (mixed: judged together with --allow-mixed-code)." if code.get("allowed") else "."), "",
-             "| claim | " + " | ".join(cells) + " | frameworks agree |", "|---|" + "---|" * (len(cells) + 1)]
-    for c in result["claims"]:
-        agree = ", ".join(f"{ds}: {'yes' if ok else 'no'}" for ds, ok in c["frameworks_agree"].items())
-        lines.append(f"| {c['claim']}. {c['title']} | " + " | ".join(c["verdict"].get(k, "not run") for k in cells)
-                     + f" | {agree} |")
-    lines += ["", ("Effects are signed so that a positive value supports the claim; intervals are 95 % "
-              "(uncorrected); p: the test of no effect (flat rows: of lying outside the margin), p eq: the "
-              "equivalence test against +-margin, both after the correction; detectable: the smallest effect "
-              "the row's seeds detect with the stated power (noncentral t); failed: runs that failed to train "
-              "of those judged, treatment / control."), ""]
-    for c in result["claims"]:
-        lines += [f"## Claim {c['claim']}: {c['title']}", "",
-                  ("| framework | dataset | question | treatment | control | effect [95 % CI] | margin | p | p eq | "
-                  "detectable | n | failed | steps | verdict |"),
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        for r in c["rows"]:
-            lines.append(f"| {r['framework']} | {r['dataset']} | {r['label']} | {r['treatment']} | "
-                         f"{r['control'] or '-'} | {_fmt(r['effect'])} [{_fmt(r['ci'][0])}, {_fmt(r['ci'][1])}] | "
-                         f"{r['margin']:g} | {_p(r.get('p_adjusted'))} | {_p(r.get('p_equivalence_adjusted'))} | "
-                         f"{_p(r.get('detectable_effect'))} | {'/'.join(map(str, r['n']))} | {_failed(r)} | "
-                         f"{r['steps']} | {r['verdict']} |")
-        notes = [f"- {r['framework']}/{r['dataset']}, {r['label']}: {r['note']}" for r in c["rows"] if r.get("note")]
-        if notes:
-            lines += [""] + notes
-        if c.get("agreement"):
-            lines += ["", "| dataset | question | PyTorch minus TensorFlow [95 % CI] | margin | frameworks |",
-                      "|---|---|---|---|---|"]
-            lines += [f"| {a['dataset']} | {a['label']} | {_fmt(a['difference'])} [{_fmt(a['ci'][0])}, "
-                      f"{_fmt(a['ci'][1])}] | {a['margin']:g} | {a['agreement']} |" for a in c["agreement"]]
-        lines.append("")
-    lines += ["## Cost", "", "| model | dataset | framework | runs | steps | s per run | ms per step | total s |",
-              "|---|---|---|---|---|---|---|---|"]
-    for r in result["cost"]:
-        lines.append(f"| {r['model']} | {r['dataset']} | {r['framework']} | {r['runs']} | {r['steps']} | "
-                     f"{r['wall_s_per_run']:.0f} | {r['ms_per_step']:.1f} | {r['wall_s_total']:.0f} |")
-    total = sum(r["wall_s_total"] for r in result["cost"])
-    lines += ["", (f"Total: {sum(r['runs'] for r in result['cost'])} runs, {total / 3600:.2f} h of training "
-              f"and evaluation."), ""]
-    return "\n".join(lines)
 
 
 def write_verdicts(run_dir, claims_file=None, correction: str | None = None, allow_mixed_code: bool = False) -> dict:

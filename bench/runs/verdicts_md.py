@@ -1,0 +1,106 @@
+"""The study's verdicts as markdown (study/verdicts.md): the claims table, each claim's rows with
+effect, interval, corrected p-values, detectable effect, n and failures, the frameworks'
+agreement, and the cost of the runs."""
+
+from __future__ import annotations
+
+import math
+
+
+def _fmt(x: float) -> str:
+    return "n/a" if not isinstance(x, (int, float)) or not math.isfinite(x) else f"{x:+.3g}"
+
+
+def _p(x) -> str:
+    return "-" if not isinstance(x, (int, float)) or not math.isfinite(x) else f"{x:.3g}"
+
+
+def _failed(r: dict) -> str:
+    f = r.get("failed_to_train") or {}
+    return " / ".join(f"{k}/{n}" for k, n in f.values()) or "-"
+
+
+def verdicts_markdown(result: dict) -> str:
+    cells = sorted({k for c in result["claims"] for k in c["verdict"]})
+    code = result.get("code") or {}
+    versions = ", ".join(f"{h}: {n}" for h, n in (code.get("versions") or {}).items())
+    lines = [
+        "# Study verdicts",
+        "",
+        f"Claims file: `{result.get('claims_file', '')}`. Multiplicity correction inside each claim and "
+        f"framework: {result.get('correction_name', '')}, alpha {result.get('alpha', 0.05):g}. "
+        f"Code versions of the records: {versions or 'none'}"
+        + (" (mixed: judged together with --allow-mixed-code)." if code.get("allowed") else "."),
+        "",
+        "| claim | " + " | ".join(cells) + " | frameworks agree |",
+        "|---|" + "---|" * (len(cells) + 1),
+    ]
+    for c in result["claims"]:
+        agree = ", ".join(f"{ds}: {'yes' if ok else 'no'}" for ds, ok in c["frameworks_agree"].items())
+        lines.append(
+            f"| {c['claim']}. {c['title']} | "
+            + " | ".join(c["verdict"].get(k, "not run") for k in cells)
+            + f" | {agree} |"
+        )
+    lines += [
+        "",
+        (
+            "Effects are signed so that a positive value supports the claim; intervals are 95 % "
+            "(uncorrected); p: the test of no effect (flat rows: of lying outside the margin), p eq: the "
+            "equivalence test against +-margin, both after the correction; detectable: the smallest effect "
+            "the row's seeds detect with the stated power (noncentral t); failed: runs that failed to train "
+            "of those judged, treatment / control."
+        ),
+        "",
+    ]
+    for c in result["claims"]:
+        lines += [
+            f"## Claim {c['claim']}: {c['title']}",
+            "",
+            (
+                "| framework | dataset | question | treatment | control | effect [95 % CI] | margin | p | p eq | "
+                "detectable | n | failed | steps | verdict |"
+            ),
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in c["rows"]:
+            lines.append(
+                f"| {r['framework']} | {r['dataset']} | {r['label']} | {r['treatment']} | "
+                f"{r['control'] or '-'} | {_fmt(r['effect'])} [{_fmt(r['ci'][0])}, {_fmt(r['ci'][1])}] | "
+                f"{r['margin']:g} | {_p(r.get('p_adjusted'))} | {_p(r.get('p_equivalence_adjusted'))} | "
+                f"{_p(r.get('detectable_effect'))} | {'/'.join(map(str, r['n']))} | {_failed(r)} | "
+                f"{r['steps']} | {r['verdict']} |"
+            )
+        notes = [f"- {r['framework']}/{r['dataset']}, {r['label']}: {r['note']}" for r in c["rows"] if r.get("note")]
+        if notes:
+            lines += [""] + notes
+        if c.get("agreement"):
+            lines += [
+                "",
+                "| dataset | question | PyTorch minus TensorFlow [95 % CI] | margin | frameworks |",
+                "|---|---|---|---|---|",
+            ]
+            lines += [
+                f"| {a['dataset']} | {a['label']} | {_fmt(a['difference'])} [{_fmt(a['ci'][0])}, "
+                f"{_fmt(a['ci'][1])}] | {a['margin']:g} | {a['agreement']} |"
+                for a in c["agreement"]
+            ]
+        lines.append("")
+    lines += [
+        "## Cost",
+        "",
+        "| model | dataset | framework | runs | steps | s per run | ms per step | total s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["cost"]:
+        lines.append(
+            f"| {r['model']} | {r['dataset']} | {r['framework']} | {r['runs']} | {r['steps']} | "
+            f"{r['wall_s_per_run']:.0f} | {r['ms_per_step']:.1f} | {r['wall_s_total']:.0f} |"
+        )
+    total = sum(r["wall_s_total"] for r in result["cost"])
+    lines += [
+        "",
+        (f"Total: {sum(r['runs'] for r in result['cost'])} runs, {total / 3600:.2f} h of training and evaluation."),
+        "",
+    ]
+    return "\n".join(lines)
