@@ -27,13 +27,25 @@ def _env(**extra) -> dict:
 
 
 def _genbench(*args, timeout=600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench.cli", *map(str, args)], capture_output=True, text=True,
-                          env=_env(), cwd=ROOT, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "bench.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+        timeout=timeout,
+    )
 
 
 def _start(*args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "bench.cli", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=_env(), cwd=ROOT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.cli", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+    )
 
 
 def _records(run_dir: Path) -> dict[str, dict]:
@@ -54,7 +66,7 @@ def _losses(run_dir: Path, eid: str) -> list[dict]:
 # u sum|terms|, in either run: per step |a - b| <= 2 (k - 1) u sum|terms|. The bound is per
 # step and does not grow: a trajectory that really differed (another thread count, another
 # random stream) leaves it within a few steps, since GAN training amplifies any difference.
-F32_UNIT_ROUNDOFF = 2.0 ** -24
+F32_UNIT_ROUNDOFF = 2.0**-24
 
 
 def _step_tolerance(row: dict) -> float:
@@ -67,7 +79,10 @@ def _first_difference(run_a: Path, run_b: Path, eid: str) -> str | None:
     losses.csv step by step; the final losses (window means: within the largest step
     tolerance); the loss-history metrics (means, stds, mean absolute steps: within twice it);
     every other field and metric exactly (they come from the same trained weights)."""
-    a, b = records.read_record(run_a / "records" / f"{eid}.json"), records.read_record(run_b / "records" / f"{eid}.json")
+    a, b = (
+        records.read_record(run_a / "records" / f"{eid}.json"),
+        records.read_record(run_b / "records" / f"{eid}.json"),
+    )
     for key in ("spec_hash", "status", "steps_done", "metrics_evaluated"):
         if a.get(key) != b.get(key):
             return f"{eid}: {key} differs: {a.get(key)!r} vs {b.get(key)!r}"

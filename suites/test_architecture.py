@@ -49,13 +49,27 @@ def dense(name, n_in, n_out, sn=False, tap=False):
 
 
 def conv(name, c_in, c_out, n_in, sn=False):
-    return ("conv", name, (c_in, n_in, n_in), (c_out, conv_out(n_in), conv_out(n_in)),
-            {"kernel": 4, "stride": 2, "padding": 1}, sn, False)
+    return (
+        "conv",
+        name,
+        (c_in, n_in, n_in),
+        (c_out, conv_out(n_in), conv_out(n_in)),
+        {"kernel": 4, "stride": 2, "padding": 1},
+        sn,
+        False,
+    )
 
 
 def convT(name, c_in, c_out, n_in):
-    return ("convT", name, (c_in, n_in, n_in), (c_out, convT_out(n_in), convT_out(n_in)),
-            {"kernel": 4, "stride": 2, "padding": 1}, False, False)
+    return (
+        "convT",
+        name,
+        (c_in, n_in, n_in),
+        (c_out, convT_out(n_in), convT_out(n_in)),
+        {"kernel": 4, "stride": 2, "padding": 1},
+        False,
+        False,
+    )
 
 
 def bn(name, shape):
@@ -118,8 +132,7 @@ def mlp_generator(latent, batch_norm=False):
         if batch_norm:
             layers.append(bn(f"bn{i}", (b,)))
         layers.append(lrelu(f"act{i}", (b,)))
-    return layers + [dense("fc2", 512, PIXELS), out("tanh", (PIXELS,)),
-                     reshape("reshape_out", (PIXELS,), IMG)]
+    return layers + [dense("fc2", 512, PIXELS), out("tanh", (PIXELS,)), reshape("reshape_out", (PIXELS,), IMG)]
 
 
 def mlp_discriminator(dropout=0.0, batch_norm=False, sn=False):
@@ -139,10 +152,17 @@ def mlp_discriminator(dropout=0.0, batch_norm=False, sn=False):
 def dcgan_generator(latent=100):
     """Dense to 128 x 7 x 7, then 7 -> 14 -> 28 by transposed convs; batch norm on every block
     but the output (Radford et al. 2016), LeakyReLU 0.2 (docs/cli.md), tanh out."""
-    return [dense("fc0", latent, 128 * 7 * 7), reshape("reshape0", (128 * 7 * 7,), (128, 7, 7)),
-            bn("bn0", (128, 7, 7)), lrelu("act0", (128, 7, 7)),
-            convT("deconv1", 128, 64, 7), bn("bn1", (64, 14, 14)), lrelu("act1", (64, 14, 14)),
-            convT("deconv2", 64, 1, 14), out("tanh", IMG)]
+    return [
+        dense("fc0", latent, 128 * 7 * 7),
+        reshape("reshape0", (128 * 7 * 7,), (128, 7, 7)),
+        bn("bn0", (128, 7, 7)),
+        lrelu("act0", (128, 7, 7)),
+        convT("deconv1", 128, 64, 7),
+        bn("bn1", (64, 14, 14)),
+        lrelu("act1", (64, 14, 14)),
+        convT("deconv2", 64, 1, 14),
+        out("tanh", IMG),
+    ]
 
 
 def dcgan_discriminator(dropout=0.0, batch_norm=False, sn=False):
@@ -233,8 +253,15 @@ def as_tuple(layer):
     args = dict(layer.args)
     if layer.kind == "act" and args.get("fn") == "relu":
         args.pop("slope", None)  # a slope means nothing to ReLU
-    return (layer.kind, layer.name, tuple(layer.in_shape), tuple(layer.out_shape), args,
-            layer.spectral_norm, layer.feature_tap)
+    return (
+        layer.kind,
+        layer.name,
+        tuple(layer.in_shape),
+        tuple(layer.out_shape),
+        args,
+        layer.spectral_norm,
+        layer.feature_tap,
+    )
 
 
 def expected_weight_shapes(nets):
@@ -300,10 +327,20 @@ def test_parameter_count_by_hand_in_arch_and_in_each_twin(backend, label):
     assert got == expected_weight_shapes(EXPECTED[label])
 
 
-MIXTURE_G = [dense("fc0", 2, 128), relu("act0", (128,)), dense("fc1", 128, 128), relu("act1", (128,)),
-             dense("fc2", 128, 2)]  # a 2-D generator is linear at the output
-MIXTURE_D = [dense("fc0", 2, 128), lrelu("act0", (128,)), dense("fc1", 128, 128), lrelu("act1", (128,), tap=True),
-             dense("fc2", 128, 1)]
+MIXTURE_G = [
+    dense("fc0", 2, 128),
+    relu("act0", (128,)),
+    dense("fc1", 128, 128),
+    relu("act1", (128,)),
+    dense("fc2", 128, 2),
+]  # a 2-D generator is linear at the output
+MIXTURE_D = [
+    dense("fc0", 2, 128),
+    lrelu("act0", (128,)),
+    dense("fc1", 128, 128),
+    lrelu("act1", (128,), tap=True),
+    dense("fc2", 128, 1),
+]
 
 
 @pytest.mark.parametrize("model", ["gan", "gan-minimax", "dcgan", "wgan", "wgan-gp", "hinge-gan"])
@@ -322,10 +359,22 @@ def test_gans_on_a_2d_mixture_take_the_small_setup(backend, model):
 
 def test_catalog_hyperparameters_as_the_readme_states():
     m = registry.MODELS
-    assert (m["vae"].latent_dim, m["cvae"].latent_dim, m["gan"].latent_dim, m["dcgan"].latent_dim,
-            m["vaegan"].latent_dim) == (20, 20, 64, 100, 32)
+    assert (
+        m["vae"].latent_dim,
+        m["cvae"].latent_dim,
+        m["gan"].latent_dim,
+        m["dcgan"].latent_dim,
+        m["vaegan"].latent_dim,
+    ) == (20, 20, 64, 100, 32)
     assert [m[k].loss for k in ("gan", "gan-minimax", "dcgan", "wgan", "wgan-gp", "hinge-gan", "vaegan")] == [
-        "non-saturating", "minimax", "non-saturating", "wasserstein", "wgan-gp", "hinge", "non-saturating"]
+        "non-saturating",
+        "minimax",
+        "non-saturating",
+        "wasserstein",
+        "wgan-gp",
+        "hinge",
+        "non-saturating",
+    ]
     for k in ("vae", "cvae"):
         o = m[k].g_optimizer
         assert (m[k].loss, m[k].likelihood, o.kind) == ("elbo", "bernoulli", "adam")
@@ -333,7 +382,12 @@ def test_catalog_hyperparameters_as_the_readme_states():
         assert m[k].g_optimizer.kind == m[k].d_optimizer.kind == "rmsprop"
     w = m["wgan"]
     assert (w.n_critic, w.weight_clip, w.d_optimizer.kind, w.d_optimizer.lr, w.g_optimizer.lr) == (
-        5, 0.01, "rmsprop", 5e-5, 5e-5)
+        5,
+        0.01,
+        "rmsprop",
+        5e-5,
+        5e-5,
+    )
     gp = m["wgan-gp"]
     o = gp.d_optimizer
     assert (gp.n_critic, gp.gp_lambda, gp.gp_target, gp.weight_clip) == (5, 10.0, 1.0, 0.0)
@@ -353,12 +407,12 @@ def np_conv2d(x, w, b, s=2, p=1):
     n, c, h, wd = x.shape
     c_out, _, k, _ = w.shape
     xp = np.zeros((n, c, h + 2 * p, wd + 2 * p))
-    xp[:, :, p:p + h, p:p + wd] = x
+    xp[:, :, p : p + h, p : p + wd] = x
     ho, wo = (h + 2 * p - k) // s + 1, (wd + 2 * p - k) // s + 1
     y = np.zeros((n, c_out, ho, wo))
     for a in range(k):
         for d in range(k):
-            patch = xp[:, :, a:a + s * (ho - 1) + 1:s, d:d + s * (wo - 1) + 1:s]
+            patch = xp[:, :, a : a + s * (ho - 1) + 1 : s, d : d + s * (wo - 1) + 1 : s]
             y += np.einsum("ncij,oc->noij", patch, w[:, :, a, d])
     return y + b[None, :, None, None]
 
@@ -371,9 +425,11 @@ def np_conv_transpose2d(x, w, b, s=2, p=1):
     full = np.zeros((n, c_out, s * (h - 1) + k, s * (wd - 1) + k))
     for a in range(k):
         for d in range(k):
-            full[:, :, a:a + s * (h - 1) + 1:s, d:d + s * (wd - 1) + 1:s] += np.einsum("ncij,co->noij", x, w[:, :, a, d])
+            full[:, :, a : a + s * (h - 1) + 1 : s, d : d + s * (wd - 1) + 1 : s] += np.einsum(
+                "ncij,co->noij", x, w[:, :, a, d]
+            )
     ho, wo = s * (h - 1) - 2 * p + k, s * (wd - 1) - 2 * p + k
-    return full[:, :, p:p + ho, p:p + wo] + b[None, :, None, None]
+    return full[:, :, p : p + ho, p : p + wo] + b[None, :, None, None]
 
 
 def _channel(a, ndim):
@@ -485,13 +541,26 @@ VAE_SMALL = dict(latent_dim=3, batch_size=5, **{"encoder.hidden": (7, 6), "gener
 
 def small_vae_layers(latent, n_cond, dropout, batch_norm):
     """The small VAE's layers, stated like the catalog ones (widths 7, 6 / 6, 7)."""
-    e = [flatten(IMG), dense("fc0", PIXELS + n_cond, 7)] + ([bn("bn0", (7,))] if batch_norm else []) + \
-        [relu("act0", (7,))] + ([drop("drop0", (7,), dropout)] if dropout else []) + [dense("fc1", 7, 6)] + \
-        ([bn("bn1", (6,))] if batch_norm else []) + [relu("act1", (6,))] + \
-        ([drop("drop1", (6,), dropout)] if dropout else []) + [dense("fc2", 6, 2 * latent)]
-    g = [dense("fc0", latent + n_cond, 6)] + ([bn("bn0", (6,))] if batch_norm else []) + [relu("act0", (6,))] + \
-        [dense("fc1", 6, 7)] + ([bn("bn1", (7,))] if batch_norm else []) + [relu("act1", (7,))] + \
-        [dense("fc2", 7, PIXELS), reshape("reshape_out", (PIXELS,), IMG)]
+    e = (
+        [flatten(IMG), dense("fc0", PIXELS + n_cond, 7)]
+        + ([bn("bn0", (7,))] if batch_norm else [])
+        + [relu("act0", (7,))]
+        + ([drop("drop0", (7,), dropout)] if dropout else [])
+        + [dense("fc1", 7, 6)]
+        + ([bn("bn1", (6,))] if batch_norm else [])
+        + [relu("act1", (6,))]
+        + ([drop("drop1", (6,), dropout)] if dropout else [])
+        + [dense("fc2", 6, 2 * latent)]
+    )
+    g = (
+        [dense("fc0", latent + n_cond, 6)]
+        + ([bn("bn0", (6,))] if batch_norm else [])
+        + [relu("act0", (6,))]
+        + [dense("fc1", 6, 7)]
+        + ([bn("bn1", (7,))] if batch_norm else [])
+        + [relu("act1", (7,))]
+        + [dense("fc2", 7, PIXELS), reshape("reshape_out", (PIXELS,), IMG)]
+    )
     return {"E": e, "G": g}
 
 
@@ -521,8 +590,12 @@ def np_decoder_logits(w, z, y, batch_norm, norm):
     return np_dense(h, w["G.fc2.weight"], w["G.fc2.bias"]).reshape(len(z), *IMG)
 
 
-VAE_CASES = {"vae": ("vae", ()), "vae+batch-norm+dropout": ("vae", ("batch-norm", "dropout")),
-             "cvae": ("cvae", ()), "cvae+batch-norm+dropout": ("cvae", ("batch-norm", "dropout"))}
+VAE_CASES = {
+    "vae": ("vae", ()),
+    "vae+batch-norm+dropout": ("vae", ("batch-norm", "dropout")),
+    "cvae": ("cvae", ()),
+    "cvae+batch-norm+dropout": ("cvae", ("batch-norm", "dropout")),
+}
 
 
 @pytest.mark.parametrize("case", list(VAE_CASES))
@@ -550,7 +623,7 @@ def test_vae_forward_matches_numpy(backend, case):
     gnorm = BN(w, "G", train=True)
     logits = np_decoder_logits(w, z, y, batch_norm, gnorm)
     nll = np.sum(softplus(logits) - x * logits, axis=(1, 2, 3))  # -log Bernoulli(x; sigmoid(l))
-    kl = 0.5 * np.sum(mean ** 2 + np.exp(logvar) - 1.0 - logvar, axis=1)
+    kl = 0.5 * np.sum(mean**2 + np.exp(logvar) - 1.0 - logvar, axis=1)
     batch = {"x": x} if y is None else {"x": x, "y": y}
     losses = trainer.train_step(batch, noise)
     close(losses["recon"], nll.mean(), f"{case} recon")
@@ -571,8 +644,11 @@ def test_vae_forward_matches_numpy(backend, case):
     z = rng.standard_normal((b, 3))
     logits = np_decoder_logits(w, z, y, batch_norm, BN(w, "G", train=False))
     close(trainer.decode(z, y), 1.0 / (1.0 + np.exp(-logits)), f"{case} decode")
-    close(trainer.reconstruction_nll(x, z, y), np.sum(softplus(logits) - x * logits, axis=(1, 2, 3)),
-          f"{case} reconstruction_nll")
+    close(
+        trainer.reconstruction_nll(x, z, y),
+        np.sum(softplus(logits) - x * logits, axis=(1, 2, 3)),
+        f"{case} reconstruction_nll",
+    )
     rec_logits = np_decoder_logits(w, mean, y, batch_norm, BN(w, "G", train=False))
     close(trainer.reconstruct(x, y), 1.0 / (1.0 + np.exp(-rec_logits)), f"{case} reconstruct")
 
@@ -582,13 +658,32 @@ DC_SMALL = dict(latent_dim=5, batch_size=6, **{"generator.hidden": (4, 3), "disc
 
 
 def small_dcgan_layers(batch_norm_d, sn):
-    g = [dense("fc0", 5, 4 * 49), reshape("reshape0", (4 * 49,), (4, 7, 7)), bn("bn0", (4, 7, 7)),
-         lrelu("act0", (4, 7, 7)), convT("deconv1", 4, 3, 7), bn("bn1", (3, 14, 14)), lrelu("act1", (3, 14, 14)),
-         convT("deconv2", 3, 1, 14), out("tanh", IMG)]
-    d = [conv("conv0", 1, 3, 28, sn=sn), lrelu("act0", (3, 14, 14)), drop("drop0", (3, 14, 14), 0.3),
-         conv("conv1", 3, 4, 14, sn=sn)] + ([bn("bn1", (4, 7, 7))] if batch_norm_d else []) + \
-        [lrelu("act1", (4, 7, 7)), drop("drop1", (4, 7, 7), 0.3), flatten((4, 7, 7), tap=True),
-         dense("fc2", 4 * 49, 1, sn=sn)]
+    g = [
+        dense("fc0", 5, 4 * 49),
+        reshape("reshape0", (4 * 49,), (4, 7, 7)),
+        bn("bn0", (4, 7, 7)),
+        lrelu("act0", (4, 7, 7)),
+        convT("deconv1", 4, 3, 7),
+        bn("bn1", (3, 14, 14)),
+        lrelu("act1", (3, 14, 14)),
+        convT("deconv2", 3, 1, 14),
+        out("tanh", IMG),
+    ]
+    d = (
+        [
+            conv("conv0", 1, 3, 28, sn=sn),
+            lrelu("act0", (3, 14, 14)),
+            drop("drop0", (3, 14, 14), 0.3),
+            conv("conv1", 3, 4, 14, sn=sn),
+        ]
+        + ([bn("bn1", (4, 7, 7))] if batch_norm_d else [])
+        + [
+            lrelu("act1", (4, 7, 7)),
+            drop("drop1", (4, 7, 7), 0.3),
+            flatten((4, 7, 7), tap=True),
+            dense("fc2", 4 * 49, 1, sn=sn),
+        ]
+    )
     return {"G": g, "D": d}
 
 
@@ -614,8 +709,12 @@ def np_discriminator(w, x, masks, batch_norm, norm, sn):
     return np_dense(h, weight("fc2"), w["D.fc2.bias"])[:, 0]
 
 
-DCGAN_CASES = {"dcgan": (), "dcgan+batch-norm": ("batch-norm",), "dcgan+spectral-norm": ("spectral-norm",),
-               "dcgan+batch-norm+spectral-norm": ("batch-norm", "spectral-norm")}
+DCGAN_CASES = {
+    "dcgan": (),
+    "dcgan+batch-norm": ("batch-norm",),
+    "dcgan+spectral-norm": ("spectral-norm",),
+    "dcgan+batch-norm+spectral-norm": ("batch-norm", "spectral-norm"),
+}
 
 
 @pytest.mark.parametrize("case", list(DCGAN_CASES))
@@ -656,8 +755,9 @@ def test_dcgan_forward_matches_numpy(backend, case):
     trainer.set_weights(w)
     z = rng.standard_normal((b, 5))
     close(trainer.sample(z), np_generator(w, z, BN(w, "G", train=False)), f"{case} sample")
-    want = np_discriminator(w, x, None, batch_norm_d, BN(w, "D", train=False),
-                            SN(w, "D", train=False) if use_sn else None)
+    want = np_discriminator(
+        w, x, None, batch_norm_d, BN(w, "D", train=False), SN(w, "D", train=False) if use_sn else None
+    )
     close(trainer.discriminate(x), want, f"{case} discriminate")
     assert all(np.array_equal(v, w[k]) for k, v in trainer.get_weights().items()), "evaluation changed state"
 

@@ -39,12 +39,22 @@ def real_batch(spec, rng):
 
 
 VAE_SMALL = {"latent_dim": 3, "batch_size": 6, "encoder.hidden": (8, 7), "generator.hidden": (7, 8)}
-RING_GAN = {"latent_dim": 3, "batch_size": 16, "dataset": "ring8",
-            "generator.hidden": (8, 8), "discriminator.hidden": (8, 6)}
+RING_GAN = {
+    "latent_dim": 3,
+    "batch_size": 16,
+    "dataset": "ring8",
+    "generator.hidden": (8, 8),
+    "discriminator.hidden": (8, 6),
+}
 MLP_GAN = {"latent_dim": 3, "batch_size": 8, "generator.hidden": (8, 7), "discriminator.hidden": (8, 6)}
 DC_SMALL = {"latent_dim": 5, "batch_size": 6, "generator.hidden": (4, 3), "discriminator.hidden": (3, 4)}
-VAEGAN_SMALL = {"latent_dim": 3, "batch_size": 6, "encoder.hidden": (8, 7), "generator.hidden": (7, 8),
-                "discriminator.hidden": (8, 6)}
+VAEGAN_SMALL = {
+    "latent_dim": 3,
+    "batch_size": 6,
+    "encoder.hidden": (8, 7),
+    "generator.hidden": (7, 8),
+    "discriminator.hidden": (8, 6),
+}
 
 
 # -- conditioning ------------------------------------------------------------------------------
@@ -62,7 +72,7 @@ def test_the_label_steers_a_conditional_model_and_nothing_else_does(backend):
     # labels are per sample: a mixed batch equals each sample drawn with its own label
     mixed_out = trainer.sample(z, mixed)
     for i in range(n):
-        np.testing.assert_allclose(mixed_out[i], trainer.sample(z[i:i + 1], mixed[i:i + 1])[0], rtol=1e-12)
+        np.testing.assert_allclose(mixed_out[i], trainer.sample(z[i : i + 1], mixed[i : i + 1])[0], rtol=1e-12)
     r3, r5 = trainer.reconstruct(x, threes), trainer.reconstruct(x, fives)
     np.testing.assert_array_equal(trainer.reconstruct(x, threes), r3)
     assert np.all(np.abs(r3 - r5).reshape(n, -1).max(axis=1) > 1e-4)
@@ -106,7 +116,7 @@ def test_latent_is_mean_plus_sigma_times_the_harness_epsilon(backend, model):
     assert np.abs(logvar).max() > 0.5
     nll = lambda z: float(np.mean(trainer.reconstruction_nll(x, z, y)))  # noqa: E731
     right = nll(mean + np.exp(logvar / 2) * eps)
-    kl = float(np.mean(0.5 * np.sum(mean ** 2 + np.exp(logvar) - 1 - logvar, axis=1)))
+    kl = float(np.mean(0.5 * np.sum(mean**2 + np.exp(logvar) - 1 - logvar, axis=1)))
     losses = trainer.train_step({"x": x, "y": y} if y is not None else {"x": x}, noise)
     assert losses["recon"] == pytest.approx(right, rel=1e-10)
     assert losses["kl"] == pytest.approx(kl, rel=1e-10)
@@ -243,7 +253,9 @@ def test_each_update_changes_only_its_own_network(backend, case):
         if spec.family == "vae":  # one Adam over encoder and decoder: the ELBO trains both
             assert changed == set(trainable)
             continue
-        assert all(k.startswith(own) for k in changed), f"{name} changed {sorted(k for k in changed if not k.startswith(own))}"
+        assert all(k.startswith(own) for k in changed), (
+            f"{name} changed {sorted(k for k in changed if not k.startswith(own))}"
+        )
         want = {k for k in trainable if k.startswith(own)}
         if name == "d_opt" and spec.loss in ("wasserstein", "wgan-gp"):
             # mean f(fake) - mean f(real) does not depend on the critic's output bias: its
@@ -292,8 +304,7 @@ def test_a_small_step_lowers_each_gan_loss(backend, loss):
     spec = small("gan", loss=loss, **RING_GAN).with_(weight_clip=0.0, n_critic=1)
     rng = np.random.default_rng(9)
     batch, noise = real_batch(spec, rng), step_noise(spec, rng)
-    for key, prefixes, s in (("d_loss", ("D.",), spec),
-                             ("g_loss", ("G.",), spec.with_(**{"d_optimizer.lr": 1e-30}))):
+    for key, prefixes, s in (("d_loss", ("D.",), spec), ("g_loss", ("G.",), spec.with_(**{"d_optimizer.lr": 1e-30}))):
         l0, l_sgd, predicted, l_opt = _descent(backend, s, key, prefixes, batch, noise)
         assert l_sgd < l0, (key, l0, l_sgd)
         assert (l0 - l_sgd) / predicted == pytest.approx(1.0, abs=0.01), (key, l0, l_sgd, predicted)

@@ -18,8 +18,20 @@ from bench.runs import records
 from bench.runs.executors import CLAIM_FILE, ExperimentBusy, claim, release
 from bench.runs.runner import experiment_identity
 
-RUN = ["run", "--dataset", "ring8", "--framework", "torch", "--profile", "smoke", "--steps", "4", "--no-progress",
-       "--models", "gan,gan+weight-decay"]
+RUN = [
+    "run",
+    "--dataset",
+    "ring8",
+    "--framework",
+    "torch",
+    "--profile",
+    "smoke",
+    "--steps",
+    "4",
+    "--no-progress",
+    "--models",
+    "gan,gan+weight-decay",
+]
 
 
 @pytest.fixture
@@ -85,7 +97,10 @@ def test_a_run_skips_an_experiment_another_process_holds_then_trains_it_once_fre
     assert {r["experiment"] for r in records.read_records(tmp_path)} == {"gan+weight-decay"}
     assert held.exists() and not (tmp_path / eid / "losses.csv").exists()  # nothing written into it
     assert not list(tmp_path.glob(f"*/{CLAIM_FILE}"))[1:]  # ours were given back: only theirs is left
-    held.write_text(json.dumps({**json.loads(held.read_text()), "pid": 2 ** 22 + 7}))  # its process is gone
+    held.write_text(json.dumps({**json.loads(held.read_text()), "pid": 2**22 + 7}))  # its process is gone
     assert cli.main([*RUN, "--out", str(tmp_path)]) == 0
-    assert {r["experiment"]: r["status"] for r in records.read_records(tmp_path)} == {"gan": "ok", "gan+weight-decay": "ok"}
+    assert {r["experiment"]: r["status"] for r in records.read_records(tmp_path)} == {
+        "gan": "ok",
+        "gan+weight-decay": "ok",
+    }
     assert not list(tmp_path.glob(f"*/{CLAIM_FILE}"))

@@ -14,7 +14,7 @@ from bench.runs import claims, records
 
 CODE = "ab" * 32
 
-USER_FILE = '''
+USER_FILE = """
 schema = 1
 
 [[claim]]
@@ -42,7 +42,7 @@ control = "dcgan"
 datasets = ["fashion-mnist"]
 budget = 2000
 margin = 0.02
-'''
+"""
 
 FID = {"dcgan": [160.0, 165.0, 158.0, 162.0, 161.0], "dcgan+spectral-norm": [140.0, 146.0, 143.0, 139.0, 144.0]}
 CLASS_KL = {"dcgan": [0.100, 0.104, 0.098, 0.101, 0.102], "dcgan+spectral-norm": [0.099, 0.103, 0.100, 0.097, 0.101]}
@@ -53,13 +53,26 @@ def planted(run, steps=2000):
         for fw in ("torch", "tensorflow"):
             for seed in range(5):
                 rid = f"{name}__fashion-mnist__{fw}__s{seed}__0000000{seed}"
-                rec = {"id": rid, "experiment": name, "dataset": "fashion-mnist", "framework": fw, "seed": seed,
-                       "status": "ok", "code_hash": CODE,
-                       "spec": {"steps": steps, "family": "gan", "loss": "non-saturating", "label_smoothing": 0.0,
-                                "label_smoothing_sides": "none"},
-                       "final_losses": {"d_loss": 1.0, "g_loss": 1.5},
-                       "metrics": {"fid": FID[name][seed], "class_kl": CLASS_KL[name][seed], "classes_covered": 10.0},
-                       "timing": {"wall_s": 1.0, "ms_per_step": 1.0}, "steps_done": steps}
+                rec = {
+                    "id": rid,
+                    "experiment": name,
+                    "dataset": "fashion-mnist",
+                    "framework": fw,
+                    "seed": seed,
+                    "status": "ok",
+                    "code_hash": CODE,
+                    "spec": {
+                        "steps": steps,
+                        "family": "gan",
+                        "loss": "non-saturating",
+                        "label_smoothing": 0.0,
+                        "label_smoothing_sides": "none",
+                    },
+                    "final_losses": {"d_loss": 1.0, "g_loss": 1.5},
+                    "metrics": {"fid": FID[name][seed], "class_kl": CLASS_KL[name][seed], "classes_covered": 10.0},
+                    "timing": {"wall_s": 1.0, "ms_per_step": 1.0},
+                    "steps_done": steps,
+                }
                 records.write_record(run / "records" / f"{rid}.json", rec)
     return run
 
@@ -71,7 +84,9 @@ def test_the_shipped_file_holds_the_seven_claims():
     rows = [r for c in cf.claims for r in c.rows]
     assert all(r.margin > 0 for r in rows)  # every row declares its smallest effect of interest
     c1 = cf.claims[0]
-    assert {r.metric for r in c1.rows} == {"drift:loss", "drift:recon", "drift:kl"} and {r.kind for r in c1.rows} == {"flat"}
+    assert {r.metric for r in c1.rows} == {"drift:loss", "drift:recon", "drift:kl"} and {r.kind for r in c1.rows} == {
+        "flat"
+    }
     assert any(r.kind == "failure_rate" for r in cf.claims[6].rows)  # the stability claim's own row
     c4 = {r.label.split(":")[0] for r in cf.claims[3].rows if "stacked-mnist" in r.datasets}
     assert c4 == {"diversity", "clarity (fidelity)"}  # clarity beside diversity on Stacked MNIST
@@ -91,7 +106,7 @@ def test_a_users_two_row_file_gets_verdicts_computed_by_hand(tmp_path, capsys):
     # FID: control minus treatment (lower is better), Welch by hand
     c, t = np.array(FID["dcgan"]), np.array(FID["dcgan+spectral-norm"])
     va, vb = c.var(ddof=1) / 5, t.var(ddof=1) / 5
-    df = (va + vb) ** 2 / (va ** 2 / 4 + vb ** 2 / 4)
+    df = (va + vb) ** 2 / (va**2 / 4 + vb**2 / 4)
     d, se = c.mean() - t.mean(), math.sqrt(va + vb)
     half = stats.t.ppf(0.975, df) * se
     p = 2 * stats.t.sf(abs(d) / se, df)
@@ -104,12 +119,14 @@ def test_a_users_two_row_file_gets_verdicts_computed_by_hand(tmp_path, capsys):
     # class KL: a difference of 0.001 with an interval inside +-0.02: no practical effect
     kc, kt = np.array(CLASS_KL["dcgan"]), np.array(CLASS_KL["dcgan+spectral-norm"])
     va, vb = kc.var(ddof=1) / 5, kt.var(ddof=1) / 5
-    df = (va + vb) ** 2 / (va ** 2 / 4 + vb ** 2 / 4)
+    df = (va + vb) ** 2 / (va**2 / 4 + vb**2 / 4)
     half = stats.t.ppf(0.975, df) * math.sqrt(va + vb)
     assert -0.02 < kc.mean() - kt.mean() - half and kc.mean() - kt.mean() + half < 0.02
     assert {r["verdict"] for r in rows if r["metric"] == "class_kl"} == {"no practical effect"}
-    assert doc["claims"][0]["verdict"] == {"tensorflow/fashion-mnist": "inconclusive",
-                                           "torch/fashion-mnist": "inconclusive"}
+    assert doc["claims"][0]["verdict"] == {
+        "tensorflow/fashion-mnist": "inconclusive",
+        "torch/fashion-mnist": "inconclusive",
+    }
     out = capsys.readouterr().out
     assert "Holm" in out and str(path) in out
 
@@ -124,22 +141,39 @@ def test_the_users_file_below_its_budget_is_not_judged(tmp_path):
 
 
 BAD = [
-    ('margin = 10\n', 'margin = 10\ncolour = "red"\n', "claim[0].row[0].colour", "unknown key"),
-    ('margin = 10\n', 'margin = "ten"\n', "claim[0].row[0].margin", "expected a number"),
+    ("margin = 10\n", 'margin = 10\ncolour = "red"\n', "claim[0].row[0].colour", "unknown key"),
+    ("margin = 10\n", 'margin = "ten"\n', "claim[0].row[0].margin", "expected a number"),
     ('metric = "fid"', 'metric = "fidd"', "claim[0].row[0].metric", "unknown metric 'fidd'"),
-    (('direction = "lower"\nkind = "diff"\ntreatment = "dcgan+spectral-norm"\ncontrol = "dcgan"\n'
-     'datasets = ["fashion-mnist"]\nbudget = 2000\nmargin = 10'),
-     ('direction = "lowr"\nkind = "diff"\ntreatment = "dcgan+spectral-norm"\ncontrol = "dcgan"\n'
-     'datasets = ["fashion-mnist"]\nbudget = 2000\nmargin = 10'), "claim[0].row[0].direction", "'lowr' is not one of"),
-    ('treatment = "dcgan+spectral-norm"', 'treatment = "dcgan+spectral-nrom"', "claim[0].row[0].treatment",
-     "unknown stabilizer"),
+    (
+        (
+            'direction = "lower"\nkind = "diff"\ntreatment = "dcgan+spectral-norm"\ncontrol = "dcgan"\n'
+            'datasets = ["fashion-mnist"]\nbudget = 2000\nmargin = 10'
+        ),
+        (
+            'direction = "lowr"\nkind = "diff"\ntreatment = "dcgan+spectral-norm"\ncontrol = "dcgan"\n'
+            'datasets = ["fashion-mnist"]\nbudget = 2000\nmargin = 10'
+        ),
+        "claim[0].row[0].direction",
+        "'lowr' is not one of",
+    ),
+    (
+        'treatment = "dcgan+spectral-norm"',
+        'treatment = "dcgan+spectral-nrom"',
+        "claim[0].row[0].treatment",
+        "unknown stabilizer",
+    ),
     ('control = "dcgan"', 'control = "dcgann"', "claim[0].row[0].control", "unknown model"),
-    ('datasets = ["fashion-mnist"]', 'datasets = ["fashion"]', "claim[0].row[0].datasets[0]", "'fashion' is not one of"),
-    ('budget = 2000\n', '', "claim[0].row[0].budget", "missing"),
-    ('schema = 1', 'schema = 1\nalpha = 2', "alpha", "between 0 and 1"),
+    (
+        'datasets = ["fashion-mnist"]',
+        'datasets = ["fashion"]',
+        "claim[0].row[0].datasets[0]",
+        "'fashion' is not one of",
+    ),
+    ("budget = 2000\n", "", "claim[0].row[0].budget", "missing"),
+    ("schema = 1", "schema = 1\nalpha = 2", "alpha", "between 0 and 1"),
     ('kind = "diff"', 'kind = "ratio"', "claim[0].row[0].kind", "'ratio' is not one of"),
     ('label = "FID"', 'label = "FID', "", "not valid TOML"),
-    ('number = 1', 'numbr = 1', "claim[0].numbr", "unknown key"),
+    ("number = 1", "numbr = 1", "claim[0].numbr", "unknown key"),
 ]
 
 

@@ -37,16 +37,38 @@ def test_help_explains_every_option(capsys):
         cli.main(["run", "--help"])
     assert e.value.code == 0
     text = capsys.readouterr().out
-    for option in ("--profile", "--dataset", "--framework", "--models", "--seeds", "--out", "--device",
-                   "--data-dir", "--fresh", "--steps"):
+    for option in (
+        "--profile",
+        "--dataset",
+        "--framework",
+        "--models",
+        "--seeds",
+        "--out",
+        "--device",
+        "--data-dir",
+        "--fresh",
+        "--steps",
+    ):
         assert option in text
 
 
 def test_list_shows_catalog(capsys):
     code, out = genbench("list", capsys=capsys)
     assert code == 0
-    for name in ("vae", "cvae", "gan", "dcgan", "wgan", "wgan-gp", "hinge-gan", "vaegan",
-                 "spectral-norm", "gradient-penalty", "label-smoothing-one", "weight-decay-decoupled"):
+    for name in (
+        "vae",
+        "cvae",
+        "gan",
+        "dcgan",
+        "wgan",
+        "wgan-gp",
+        "hinge-gan",
+        "vaegan",
+        "spectral-norm",
+        "gradient-penalty",
+        "label-smoothing-one",
+        "weight-decay-decoupled",
+    ):
         assert name in out.out
 
 
@@ -83,8 +105,10 @@ def test_top_level_help_lists_every_command(capsys):
     assert all(c in text for c in cli.COMMANDS) and "130 interrupted" in text
 
 
-@pytest.mark.parametrize("command", ["run", "study", "list", "data", "gate", "baseline", "tables", "report",
-                                     "eval", "train-evaluator", "equivalence"])
+@pytest.mark.parametrize(
+    "command",
+    ["run", "study", "list", "data", "gate", "baseline", "tables", "report", "eval", "train-evaluator", "equivalence"],
+)
 def test_every_command_documents_its_exit_status(command, capsys):
     with pytest.raises(SystemExit):
         cli.main([command, "--help"])
@@ -113,7 +137,11 @@ def test_train_evaluator_takes_seed_or_seeds_and_passes_data_dir(tmp_path, monke
 def test_smoke_run_writes_records_grids_and_tables(smoke_run):
     recs = records.read_records(smoke_run)
     assert {(r["experiment"], r["framework"]) for r in recs} == {
-        ("gan", "torch"), ("gan", "tensorflow"), ("vae", "torch"), ("vae", "tensorflow")}
+        ("gan", "torch"),
+        ("gan", "tensorflow"),
+        ("vae", "torch"),
+        ("vae", "tensorflow"),
+    }
     for r in recs:
         assert r["status"] == "ok" and r["steps_done"] == 20
         assert r["spec"]["steps"] == 20 and r["versions"]["torch"] and r["git_revision"]
@@ -168,18 +196,34 @@ def test_gate_passes_on_own_baseline_and_fails_on_doctored(smoke_run, tmp_path, 
 
 
 def test_gate_fails_when_an_experiment_is_missing(smoke_run, tmp_path, capsys):
-    doc = {"checks": [{"experiment": "wgan", "dataset": "mnist", "framework": "torch",
-                       "metric": "final.d_loss", "value": 0.0, "direction": "both", "tolerance": 1.0}]}
+    doc = {
+        "checks": [
+            {
+                "experiment": "wgan",
+                "dataset": "mnist",
+                "framework": "torch",
+                "metric": "final.d_loss",
+                "value": 0.0,
+                "direction": "both",
+                "tolerance": 1.0,
+            }
+        ]
+    }
     path = tmp_path / "b.json"
     path.write_text(json.dumps(doc))
     code, out = genbench("gate", smoke_run, "--baseline", path, capsys=capsys)
     assert code == 1 and "missing" in out.out
 
 
-@pytest.mark.parametrize("content,message", [
-    (None, "not found"), ("{not json", "not valid JSON"), ('{"checks": []}', "no 'checks'"),
-    ('{"checks": [{"metric": "fid"}]}', "lacks"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (None, "not found"),
+        ("{not json", "not valid JSON"),
+        ('{"checks": []}', "no 'checks'"),
+        ('{"checks": [{"metric": "fid"}]}', "lacks"),
+    ],
+)
 def test_gate_bad_baseline_is_a_clear_error(smoke_run, tmp_path, capsys, content, message):
     path = tmp_path / "b.json"
     if content is not None:
@@ -190,29 +234,33 @@ def test_gate_bad_baseline_is_a_clear_error(smoke_run, tmp_path, capsys, content
 
 def test_rerun_reuses_finished_records(smoke_run, capsys):
     before = {p.name: p.stat().st_mtime_ns for p in (smoke_run / "records").iterdir()}
-    code, out = genbench("run", "--profile", "smoke", "--models", "gan,vae", "--out", smoke_run, "--no-progress",
-                         capsys=capsys)
+    code, out = genbench(
+        "run", "--profile", "smoke", "--models", "gan,vae", "--out", smoke_run, "--no-progress", capsys=capsys
+    )
     assert code == 0 and out.out.count("reused") == 4
     assert before == {p.name: p.stat().st_mtime_ns for p in (smoke_run / "records").iterdir()}
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["run", "--dataset", "cifar"], "--dataset 'cifar' is not one of"),
-    (["run", "--models", "bigan"], "unknown model 'bigan'"),
-    (["run", "--models", "vae+spectral-norm"], "does not apply to vae"),
-    (["run", "--models", "gan+magic"], "unknown stabilizer 'magic'"),
-    (["run", "--seeds", "a,b"], "--seeds takes integers"),
-    (["run", "--convention", "tfgann"], "--convention 'tfgann' is not one of"),
-    (["gate", "/nonexistent", "--baseline", "x.json"], "has no records/ folder"),
-    (["equivalence", "--cases", "gan,dcgann"], "--cases 'dcgann': unknown model 'dcgann'"),
-    (["equivalence", "--cases", "vae+spectral-norm"], "does not apply to vae"),
-    (["equivalence", "--cases", "gan@sgd"], "optimizer 'sgd' is not one of"),
-    (["equivalence", "--cases", "gan", "--full"], "--cases and --full: choose one"),
-    (["equivalence", "--dtypes", "float16"], "--dtypes 'float16': each must be one of float64, float32"),
-    (["equivalence", "--dtypes", "float64,float64"], "a dtype appears twice"),
-    (["equivalence", "--tf-variant", "graph"], "--tf-variant 'graph' is not one of eager, function, xla"),
-    (["equivalence", "--steps", "0"], "--steps must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["run", "--dataset", "cifar"], "--dataset 'cifar' is not one of"),
+        (["run", "--models", "bigan"], "unknown model 'bigan'"),
+        (["run", "--models", "vae+spectral-norm"], "does not apply to vae"),
+        (["run", "--models", "gan+magic"], "unknown stabilizer 'magic'"),
+        (["run", "--seeds", "a,b"], "--seeds takes integers"),
+        (["run", "--convention", "tfgann"], "--convention 'tfgann' is not one of"),
+        (["gate", "/nonexistent", "--baseline", "x.json"], "has no records/ folder"),
+        (["equivalence", "--cases", "gan,dcgann"], "--cases 'dcgann': unknown model 'dcgann'"),
+        (["equivalence", "--cases", "vae+spectral-norm"], "does not apply to vae"),
+        (["equivalence", "--cases", "gan@sgd"], "optimizer 'sgd' is not one of"),
+        (["equivalence", "--cases", "gan", "--full"], "--cases and --full: choose one"),
+        (["equivalence", "--dtypes", "float16"], "--dtypes 'float16': each must be one of float64, float32"),
+        (["equivalence", "--dtypes", "float64,float64"], "a dtype appears twice"),
+        (["equivalence", "--tf-variant", "graph"], "--tf-variant 'graph' is not one of eager, function, xla"),
+        (["equivalence", "--steps", "0"], "--steps must be >= 1"),
+    ],
+)
 def test_bad_input_is_one_clear_line(capsys, argv, message):
     code, out = genbench(*argv, capsys=capsys)
     assert code == 2
@@ -220,9 +268,26 @@ def test_bad_input_is_one_clear_line(capsys, argv, message):
 
 
 def test_convention_sets_the_peer_preset_on_every_experiment_and_records_it(tmp_path, capsys):
-    code, _ = genbench("run", "--profile", "smoke", "--dataset", "ring8", "--models", "gan+spectral-norm,wgan-gp",
-                       "--framework", "torch", "--steps", 2, "--no-metrics", "--no-progress",
-                       "--convention", "tfgan", "--out", tmp_path, capsys=capsys)
+    code, _ = genbench(
+        "run",
+        "--profile",
+        "smoke",
+        "--dataset",
+        "ring8",
+        "--models",
+        "gan+spectral-norm,wgan-gp",
+        "--framework",
+        "torch",
+        "--steps",
+        2,
+        "--no-metrics",
+        "--no-progress",
+        "--convention",
+        "tfgan",
+        "--out",
+        tmp_path,
+        capsys=capsys,
+    )
     assert code == 0
     specs = {r["experiment"]: r["spec"] for r in records.read_records(tmp_path)}
     assert set(specs) == {"gan+spectral-norm", "wgan-gp"}
@@ -257,8 +322,21 @@ def test_diverging_run_is_recorded_and_matrix_goes_on(tmp_path, monkeypatch):
             return trainer
 
     monkeypatch.setattr(impls, "load", lambda fw: Poisoned(fw))
-    code = cli.main(["run", "--profile", "smoke", "--models", "gan,vae", "--framework", "torch", "--out",
-                     str(tmp_path), "--no-progress", "--no-metrics"])
+    code = cli.main(
+        [
+            "run",
+            "--profile",
+            "smoke",
+            "--models",
+            "gan,vae",
+            "--framework",
+            "torch",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+            "--no-metrics",
+        ]
+    )
     assert code == 0
     status = {r["experiment"]: (r["status"], r["steps_done"]) for r in records.read_records(tmp_path)}
     assert status == {"gan": ("diverged", 3), "vae": ("ok", 20)}
@@ -293,8 +371,22 @@ def test_equivalence_writes_a_run_folder_unless_told_otherwise(tmp_path, monkeyp
     calls = []
     monkeypatch.setattr(equivalence, "main", lambda **kw: calls.append(kw) or 0)
     monkeypatch.chdir(tmp_path)
-    assert cli.main(["equivalence", "--cases", "gan,dcgan+batch-norm@adam", "--dtypes", "float32",
-                     "--tf-variant", "xla", "--steps", "2"]) == 0
+    assert (
+        cli.main(
+            [
+                "equivalence",
+                "--cases",
+                "gan,dcgan+batch-norm@adam",
+                "--dtypes",
+                "float32",
+                "--tf-variant",
+                "xla",
+                "--steps",
+                "2",
+            ]
+        )
+        == 0
+    )
     kw = calls[-1]
     assert str(kw["out"]).startswith("results/runs/equivalence-") and kw["variant"] == "xla"
     assert [c.label for c in kw["cases"]] == ["gan", "dcgan+batch-norm@adam"]

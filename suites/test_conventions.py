@@ -121,8 +121,12 @@ def test_bce_label_smoothing():
 
 
 def test_every_convention_has_a_test():
-    tested = {name[len("test_"):] for name in globals() if name.startswith("test_")}
-    aliases = {"rmsprop": "rmsprop_eps_placement", "adam": "adam_epsilon", "weight_decay": "weight_decay_coupling",
-               "leaky_relu": "leaky_relu_slope"}
+    tested = {name[len("test_") :] for name in globals() if name.startswith("test_")}
+    aliases = {
+        "rmsprop": "rmsprop_eps_placement",
+        "adam": "adam_epsilon",
+        "weight_decay": "weight_decay_coupling",
+        "leaky_relu": "leaky_relu_slope",
+    }
     for fn in conventions.CONVENTIONS:
         assert aliases.get(fn.__name__, fn.__name__) in tested, fn.__name__

@@ -20,15 +20,25 @@ import pytest
 from bench.core import cpu
 
 ROOT = Path(__file__).resolve().parent.parent
-AMD_AVX2 = ("processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c "
-            "avx2 bmi2 sha_ni\n")
+AMD_AVX2 = (
+    "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse sse2 ssse3 fma sse4_1 sse4_2 avx f16c "
+    "avx2 bmi2 sha_ni\n"
+)
 XEON_AVX512 = "flags : sse4_1 sse4_2 avx avx2 fma avx512f avx512dq avx512cd avx512bw avx512vl amx_tile\n"
 OLD_AVX = "flags : sse4_1 sse4_2 avx\n"
 SSE_ONLY = "flags : sse sse2 sse4_1 sse4_2\n"
 
 
-@pytest.mark.parametrize("cpuinfo, level", [(AMD_AVX2, "avx2"), (XEON_AVX512, "avx512"), (OLD_AVX, "avx"),
-                                            (SSE_ONLY, "sse4.1"), ("no flags line\n", "unknown")])
+@pytest.mark.parametrize(
+    "cpuinfo, level",
+    [
+        (AMD_AVX2, "avx2"),
+        (XEON_AVX512, "avx512"),
+        (OLD_AVX, "avx"),
+        (SSE_ONLY, "sse4.1"),
+        ("no flags line\n", "unknown"),
+    ],
+)
 def test_isa_level_from_planted_cpuinfo(cpuinfo, level):
     assert cpu.isa_level(cpu.cpu_flags(cpuinfo)) == level
 
@@ -37,15 +47,18 @@ def test_avx2_needs_fma_too():
     assert cpu.isa_level(cpu.cpu_flags("flags : sse4_1 avx avx2\n")) == "avx"
 
 
-@pytest.mark.parametrize("environ, cpuinfo, machine, setting", [
-    ({}, AMD_AVX2, "x86_64", "on"),
-    ({}, XEON_AVX512, "x86_64", "on"),
-    ({}, OLD_AVX, "x86_64", "on"),
-    ({}, SSE_ONLY, "x86_64", "tensorflow default"),
-    ({}, AMD_AVX2, "aarch64", "tensorflow default"),
-    ({"TF_ENABLE_ONEDNN_OPTS": "0"}, AMD_AVX2, "x86_64", "off"),
-    ({"TF_ENABLE_ONEDNN_OPTS": "1"}, SSE_ONLY, "x86_64", "on"),
-])
+@pytest.mark.parametrize(
+    "environ, cpuinfo, machine, setting",
+    [
+        ({}, AMD_AVX2, "x86_64", "on"),
+        ({}, XEON_AVX512, "x86_64", "on"),
+        ({}, OLD_AVX, "x86_64", "on"),
+        ({}, SSE_ONLY, "x86_64", "tensorflow default"),
+        ({}, AMD_AVX2, "aarch64", "tensorflow default"),
+        ({"TF_ENABLE_ONEDNN_OPTS": "0"}, AMD_AVX2, "x86_64", "off"),
+        ({"TF_ENABLE_ONEDNN_OPTS": "1"}, SSE_ONLY, "x86_64", "on"),
+    ],
+)
 def test_the_onednn_rule(environ, cpuinfo, machine, setting):
     choice = cpu.tf_onednn_choice(environ, cpu.cpu_flags(cpuinfo), machine)
     assert choice["setting"] == setting
@@ -64,7 +77,7 @@ print(json.dumps({"mkl": bool(_pywrap_util_port.IsMklEnabled()), "choice": cpu.t
 """
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _probe_cached(env: tuple) -> dict:
     return _probe_run(dict(env))
 
@@ -76,8 +89,9 @@ def _probe(**env) -> dict:
 def _probe_run(env: dict) -> dict:
     environ = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
     environ.update(env, TF_CPP_MIN_LOG_LEVEL="2")
-    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=environ, cwd=ROOT,
-                         timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, env=environ, cwd=ROOT, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -106,12 +120,35 @@ def test_a_record_names_its_kernels(tmp_path):
     for name, env in (("off", {"TF_ENABLE_ONEDNN_OPTS": "0"}), ("default", {})):
         environ = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
         environ.update(env, TF_CPP_MIN_LOG_LEVEL="2")
-        run = subprocess.run([sys.executable, "-m", "bench.cli", "run", "--profile", "smoke", "--dataset", "ring8",
-                              "--models", "gan", "--framework", "tensorflow", "--steps", "2", "--no-metrics",
-                              "--no-progress", "--out", str(tmp_path / name)],
-                             capture_output=True, text=True, env=environ, cwd=ROOT, timeout=300)
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.cli",
+                "run",
+                "--profile",
+                "smoke",
+                "--dataset",
+                "ring8",
+                "--models",
+                "gan",
+                "--framework",
+                "tensorflow",
+                "--steps",
+                "2",
+                "--no-metrics",
+                "--no-progress",
+                "--out",
+                str(tmp_path / name),
+            ],
+            capture_output=True,
+            text=True,
+            env=environ,
+            cwd=ROOT,
+            timeout=300,
+        )
         assert run.returncode == 0, run.stdout + run.stderr
-        rec, = records.read_records(tmp_path / name)
+        (rec,) = records.read_records(tmp_path / name)
         assert rec["compute"]["isa"] == cpu.isa_level()
         if name == "off":
             assert rec["compute"]["onednn"] is False

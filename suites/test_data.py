@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import count_calls
 
 from bench.core import data, optional
 from bench.core.data import DataError
-from helpers import count_calls
 
 # Independent references (published with the datasets, not computed by bench.core.data).
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -228,8 +228,10 @@ def test_keras_npz_round_trip(tmp_path, mnist):
     npz = tmp_path / "mnist.npz"
     np.savez(
         npz,
-        x_train=mnist["train"].images, y_train=mnist["train"].labels.astype(np.uint8),
-        x_test=mnist["test"].images, y_test=mnist["test"].labels.astype(np.uint8),
+        x_train=mnist["train"].images,
+        y_train=mnist["train"].labels.astype(np.uint8),
+        x_test=mnist["test"].images,
+        y_test=mnist["test"].labels.astype(np.uint8),
     )
     for where in (tmp_path, npz):  # the folder of a Keras cache, or the file itself
         for split in data.SPLITS:
@@ -257,8 +259,13 @@ def test_keras_fashion_cache_folder(tmp_path, fashion):
 
 
 def test_data_dir_without_the_dataset_falls_back_to_builtin(tmp_path, mnist, fashion):
-    np.savez(tmp_path / "mnist.npz", x_train=mnist["train"].images[:10], y_train=mnist["train"].labels[:10],
-             x_test=mnist["test"].images[:10], y_test=mnist["test"].labels[:10])
+    np.savez(
+        tmp_path / "mnist.npz",
+        x_train=mnist["train"].images[:10],
+        y_train=mnist["train"].labels[:10],
+        x_test=mnist["test"].images[:10],
+        y_test=mnist["test"].labels[:10],
+    )
     # no Fashion-MNIST under tmp_path: the Debian copy is used
     s = data.load("fashion-mnist", "test", tmp_path)
     assert s.sha256 == fashion["test"].sha256 and s.source == fashion["test"].source
@@ -279,19 +286,29 @@ def test_wrong_dataset_in_data_dir_is_named(tmp_path, mnist):
     write_idx_folder(tmp_path, {"test": (mnist["test"].images, mnist["test"].labels)}, gz=False)
     with pytest.raises(DataError) as e:
         data.load("fashion-mnist", "test", tmp_path)
-    assert_one_line(e, "it is mnist, not fashion-mnist", mnist["test"].sha256[:16],
-                    data.EXPECTED_SHA256[("fashion-mnist", "test")][:16])
+    assert_one_line(
+        e,
+        "it is mnist, not fashion-mnist",
+        mnist["test"].sha256[:16],
+        data.EXPECTED_SHA256[("fashion-mnist", "test")][:16],
+    )
 
 
 def test_checksum_mismatch(tmp_path, mnist):
     images = np.array(mnist["test"].images)
     images[123, 14, 14] ^= 1
-    np.savez(tmp_path / "mnist.npz", x_train=images[:1], y_train=mnist["test"].labels[:1],
-             x_test=images, y_test=mnist["test"].labels)
+    np.savez(
+        tmp_path / "mnist.npz",
+        x_train=images[:1],
+        y_train=mnist["test"].labels[:1],
+        x_test=images,
+        y_test=mnist["test"].labels,
+    )
     with pytest.raises(DataError) as e:
         data.load("mnist", "test", tmp_path)
-    assert_one_line(e, "not the standard mnist test split", "sha256",
-                    data.EXPECTED_SHA256[("mnist", "test")][:16], "verify=False")
+    assert_one_line(
+        e, "not the standard mnist test split", "sha256", data.EXPECTED_SHA256[("mnist", "test")][:16], "verify=False"
+    )
     s = data.load("mnist", "test", tmp_path, verify=False)
     assert s.sha256 != mnist["test"].sha256 and s.images[123, 14, 14] == images[123, 14, 14]
 
@@ -323,7 +340,7 @@ def test_dataset_from_a_data_dir_copy(tmp_path, mnist, fashion):
     for split, (images, labels) in splits.items():
         assert_same(ds.split(split), images, labels)
     with pytest.raises(DataError) as e:  # verify=True (the default), as load() does
-        data.open_dataset("mnist", tmp_path).train
+        data.open_dataset("mnist", tmp_path).train  # noqa: B018
     assert_one_line(e, "600 images", "60000", "verify=False")
     # no Fashion-MNIST under tmp_path: the built-in copy, as load() falls back
     fm = data.open_dataset("fashion-mnist", tmp_path)
@@ -334,7 +351,7 @@ def test_dataset_from_a_data_dir_copy(tmp_path, mnist, fashion):
 def test_dataset_errors_come_from_the_first_use(tmp_path):
     ds = data.open_dataset("mnist", tmp_path / "typo")  # nothing is looked up yet
     with pytest.raises(DataError) as e:
-        ds.test
+        ds.test  # noqa: B018
     assert_one_line(e, "typo", "does not exist", MNIST_INSTALL)
     with pytest.raises(DataError) as e:
         data.open_dataset("cifar10")
@@ -351,7 +368,7 @@ def test_a_mixture_dataset_draws_and_has_no_splits():
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(got[1], want[1])
     with pytest.raises(DataError) as e:
-        ds.train
+        ds.train  # noqa: B018
     assert_one_line(e, "ring8 has no train split")
     with pytest.raises(DataError):
         data.open_dataset("mnist").draw(5, np.random.default_rng(0))

@@ -8,10 +8,10 @@ train latents, fidelity and sharpness against test), PyTorch, two steps."""
 
 import numpy as np
 import pytest
+from helpers import count_calls
 
 from bench.core import data, registry
 from bench.runs import runner
-from helpers import count_calls
 
 pytestmark = pytest.mark.needs_data("mnist")
 
@@ -23,8 +23,13 @@ def keras_copy(tmp_path_factory):
     """A user's copy of MNIST in the Keras cache layout (a folder with mnist.npz)."""
     folder = tmp_path_factory.mktemp("keras")
     train, test = data.load("mnist", "train"), data.load("mnist", "test")
-    np.savez(folder / "mnist.npz", x_train=train.images, y_train=train.labels.astype(np.uint8),
-             x_test=test.images, y_test=test.labels.astype(np.uint8))
+    np.savez(
+        folder / "mnist.npz",
+        x_train=train.images,
+        y_train=train.labels.astype(np.uint8),
+        x_test=test.images,
+        y_test=test.labels.astype(np.uint8),
+    )
     return folder
 
 
@@ -36,8 +41,9 @@ def test_an_experiment_resolves_its_data_once_and_reads_each_split_once(tmp_path
     resolved = count_calls(monkeypatch, data.loading, "_resolve")
     reads = count_calls(monkeypatch, data.loading, "_load_from")
     spec = vae_spec()
-    rec = runner.run_experiment(spec, "torch", tmp_path, profile="smoke", n_eval=N_EVAL, progress=False,
-                                data_dir=keras_copy)
+    rec = runner.run_experiment(
+        spec, "torch", tmp_path, profile="smoke", n_eval=N_EVAL, progress=False, data_dir=keras_copy
+    )
     assert rec["status"] == "ok", rec["error"]
     # every consumer ran: training, latent figures, the VAE metrics and the image metrics
     assert (tmp_path / rec["id"] / "latent_pca.png").exists()
@@ -45,14 +51,16 @@ def test_an_experiment_resolves_its_data_once_and_reads_each_split_once(tmp_path
     assert resolved == [("mnist", keras_copy)]
     assert [(src.label, str(src.path), split) for src, split, _ in reads] == [
         ("keras npz", str(keras_copy / "mnist.npz"), "train"),
-        ("keras npz", str(keras_copy / "mnist.npz"), "test")]
+        ("keras npz", str(keras_copy / "mnist.npz"), "test"),
+    ]
 
     # evaluating from the saved state opens the data once more and reads each split once
     # (test: figures, ELBO, fidelity; train: the k-NN reference latents)
     resolved.clear()
     reads.clear()
-    again = runner.evaluate_saved(spec, "torch", tmp_path, {**rec, "status": "trained"}, n_eval=N_EVAL,
-                                  data_dir=keras_copy)
+    again = runner.evaluate_saved(
+        spec, "torch", tmp_path, {**rec, "status": "trained"}, n_eval=N_EVAL, data_dir=keras_copy
+    )
     assert again["status"] == "ok" and again["metrics"] == rec["metrics"]
     assert resolved == [("mnist", keras_copy)]
     assert sorted(split for _, split, _ in reads) == ["test", "train"]

@@ -44,8 +44,10 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```([\w-]*)[^\n]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
 SHELL_LANGS = ("bash", "sh", "shell", "console")
 # a repository path: one of the top-level folders or files, not part of a longer path or word
-PATH = re.compile(r"(?<![\w./~-])((?:bench|impls|suites|results|docs|\.ci)/[\w./-]*|tox\.ini|pyproject\.toml"
-                  r"|conftest\.py|README\.md)")
+PATH = re.compile(
+    r"(?<![\w./~-])((?:bench|impls|suites|results|docs|\.ci)/[\w./-]*|tox\.ini|pyproject\.toml"
+    r"|conftest\.py|README\.md)"
+)
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 GENERATED = ("results/runs/",)  # what runs write, ignored by git
 SUITE = re.compile(r"(?<![\w/.-])(test_\w+\.py)")  # a suite named by its file name alone: suites/<name>
@@ -55,8 +57,11 @@ TOX_GENBENCH = ("run", "study")  # tox envs whose posargs go to `genbench ENV` (
 
 def shell_blocks(text: str) -> list[tuple[int, str]]:
     """(first line number, body) of every fenced bash block."""
-    return [(text.count("\n", 0, m.start()) + 2, m.group(2)) for m in FENCE.finditer(text)
-            if m.group(1).lower() in SHELL_LANGS]
+    return [
+        (text.count("\n", 0, m.start()) + 2, m.group(2))
+        for m in FENCE.finditer(text)
+        if m.group(1).lower() in SHELL_LANGS
+    ]
 
 
 def commands(text: str) -> list[tuple[int, list[str]]]:
@@ -106,11 +111,17 @@ def repo_paths(text: str) -> list[str]:
 
 def link_targets(text: str) -> list[str]:
     """Relative link targets of markdown links and images (no URLs, no anchors)."""
-    return sorted({t.split("#")[0] for t in LINK.findall(text)
-                   if not re.match(r"[a-z]+:", t) and not t.startswith("#") and t.split("#")[0]})
+    return sorted(
+        {
+            t.split("#")[0]
+            for t in LINK.findall(text)
+            if not re.match(r"[a-z]+:", t) and not t.startswith("#") and t.split("#")[0]
+        }
+    )
 
 
 # -- running an example without training ---------------------------------------------------------
+
 
 class Planned(Exception):
     """Raised by the stubs where the command, its options checked, would load data or train."""
@@ -125,8 +136,10 @@ def _stub(monkeypatch) -> None:
 
     names = vars(cli_run)
     for name in ("run_matrix", "_preflight_data"):
-        assert name in names, (f"bench/cli/run.py has no {name} any more: point suites/test_docs.py's _stub at "
-                               "what `genbench run` now calls to load data and train")
+        assert name in names, (
+            f"bench/cli/run.py has no {name} any more: point suites/test_docs.py's _stub at "
+            "what `genbench run` now calls to load data and train"
+        )
 
     def planned(*args, **kwargs):
         raise Planned()
@@ -187,7 +200,7 @@ def problems(name: str, text: str, monkeypatch, capsys, root: Path = ROOT, folde
                     found.append(f"{name}:{lineno}: `tox -e {env}`: no [testenv:{env}] in tox.ini")
             env = argv[argv.index("-e") + 1]
             if env in TOX_GENBENCH and "--" in argv:  # tox.ini passes what follows -- to genbench ENV
-                genbench = [env, *argv[argv.index("--") + 1:]]
+                genbench = [env, *argv[argv.index("--") + 1 :]]
                 why = check_genbench(genbench, monkeypatch, capsys)
                 if why:
                     found.append(f"{name}:{lineno}: `{shlex.join(argv)}` (genbench {shlex.join(genbench)}) {why}")
@@ -204,6 +217,7 @@ def problems(name: str, text: str, monkeypatch, capsys, root: Path = ROOT, folde
 
 
 # -- the documents -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("doc", DOCS, ids=[str(p.relative_to(ROOT)) for p in DOCS])
 def test_examples_parse_and_named_files_exist(doc, monkeypatch, capsys):
@@ -269,26 +283,36 @@ def test_planted_bad_examples_are_reported(monkeypatch, capsys):
 
 
 def test_a_planted_missing_path_and_link_are_reported(monkeypatch, capsys):
-    text = ("See `bench/runs/no_such_module.py`, suites/test_docs.py, [gate](gate.md) and "
-            "[gone](no-such-page.md#part), RUN_DIR/report.html and `bench/evaluators/NAME.npz`; "
-            "`test_cli.py` and `test_nothing_here.py`.\n")
+    text = (
+        "See `bench/runs/no_such_module.py`, suites/test_docs.py, [gate](gate.md) and "
+        "[gone](no-such-page.md#part), RUN_DIR/report.html and `bench/evaluators/NAME.npz`; "
+        "`test_cli.py` and `test_nothing_here.py`.\n"
+    )
     found = problems("planted.md", text, monkeypatch, capsys, folder=ROOT / "docs")
-    assert found == ["planted.md: names bench/runs/no_such_module.py, which does not exist",
-                     "planted.md: names the suite test_nothing_here.py, which is not in suites/",
-                     "planted.md: links to no-such-page.md, which does not exist"], found
+    assert found == [
+        "planted.md: names bench/runs/no_such_module.py, which does not exist",
+        "planted.md: names the suite test_nothing_here.py, which is not in suites/",
+        "planted.md: links to no-such-page.md, which does not exist",
+    ], found
 
 
 def test_continuations_comments_and_operators_are_split():
-    text = ("```bash\nFOO=1 genbench run --profile smoke \\\n    --models gan   # trailing comment\n"
-            "genbench study --shard 0/2 & genbench study --shard 1/2 &\n"
-            "pip install tox && tox -e run\n```\n")
+    text = (
+        "```bash\nFOO=1 genbench run --profile smoke \\\n    --models gan   # trailing comment\n"
+        "genbench study --shard 0/2 & genbench study --shard 1/2 &\n"
+        "pip install tox && tox -e run\n```\n"
+    )
     assert [argv for _, argv in commands(text)] == [
         ["genbench", "run", "--profile", "smoke", "--models", "gan"],
-        ["genbench", "study", "--shard", "0/2"], ["genbench", "study", "--shard", "1/2"],
-        ["pip", "install", "tox"], ["tox", "-e", "run"]]
+        ["genbench", "study", "--shard", "0/2"],
+        ["genbench", "study", "--shard", "1/2"],
+        ["pip", "install", "tox"],
+        ["tox", "-e", "run"],
+    ]
 
 
 # -- docs/scale.md against a real `ray start --head` --------------------------------------------
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -321,32 +345,81 @@ def test_scale_docs_cluster_recipe_against_ray_start_head(tmp_path):
     token = tmp_path / "token"
     token.write_text(uuid.uuid4().hex)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_AUTH", "RAY_ADDRESS"))}
-    env.update(RAY_AUTH_TOKEN_PATH=str(token), TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    env.update(
+        RAY_AUTH_TOKEN_PATH=str(token),
+        TF_CPP_MIN_LOG_LEVEL="2",
+        PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
+    )
     port = _free_port()
     ray_tmp = tempfile.mkdtemp(prefix="gbray", dir="/tmp")  # short: Ray's socket paths have a length limit
     log_path = tmp_path / "head.log"
     with log_path.open("w") as log:
-        head = subprocess.Popen([str(ray_cli), "start", "--head", "--block", f"--port={port}",
-                                 "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=false",
-                                 f"--temp-dir={ray_tmp}", "--disable-usage-stats"],
-                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        head = subprocess.Popen(
+            [
+                str(ray_cli),
+                "start",
+                "--head",
+                "--block",
+                f"--port={port}",
+                "--node-ip-address=127.0.0.1",
+                "--num-cpus=2",
+                "--include-dashboard=false",
+                f"--temp-dir={ray_tmp}",
+                "--disable-usage-stats",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         _wait_for_port(port, head, timeout=120)
-        argv = [sys.executable, "-m", "bench.cli", "run", "--executor", "ray", "--address", f"127.0.0.1:{port}",
-                "--profile", "smoke", "--dataset", "ring8", "--models", "gan", "--framework", "torch",
-                "--seeds", "0-1", "--no-progress"]
+        argv = [
+            sys.executable,
+            "-m",
+            "bench.cli",
+            "run",
+            "--executor",
+            "ray",
+            "--address",
+            f"127.0.0.1:{port}",
+            "--profile",
+            "smoke",
+            "--dataset",
+            "ring8",
+            "--models",
+            "gan",
+            "--framework",
+            "torch",
+            "--seeds",
+            "0-1",
+            "--no-progress",
+        ]
 
-        refused = subprocess.run([*argv, "--out", str(tmp_path / "without")], env=env, cwd=ROOT,
-                                 capture_output=True, text=True, timeout=300, check=False)
+        refused = subprocess.run(
+            [*argv, "--out", str(tmp_path / "without")],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         assert refused.returncode == 2, refused.stdout + refused.stderr
         line = [x for x in refused.stderr.splitlines() if x.startswith("genbench run: error:")]
         assert len(line) == 1 and "cannot start or join Ray" in line[0], refused.stderr
         assert "token authentication" in line[0] and "RAY_AUTH_MODE=token" in line[0], line[0]
         assert not (tmp_path / "without" / "records").exists()
 
-        joined = subprocess.run([*argv, "--out", str(tmp_path / "with")], env={**env, "RAY_AUTH_MODE": "token"},
-                                cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+        joined = subprocess.run(
+            [*argv, "--out", str(tmp_path / "with")],
+            env={**env, "RAY_AUTH_MODE": "token"},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
         assert joined.returncode == 0, joined.stdout[-3000:] + joined.stderr[-3000:]
         from bench.runs import records
 

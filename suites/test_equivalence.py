@@ -51,13 +51,16 @@ def test_comparator_names_the_first_tensor_that_diverges_with_its_numbers():
     eq.assert_close_tree(a, b, atol=0.0, rtol=2e-3)  # 0.0031 <= 2e-3 * max|b| = 4.0e-3
 
 
-@pytest.mark.parametrize("a, b, problem", [
-    ({"x": np.zeros(2)}, {"y": np.zeros(2)}, "keys differ"),
-    ({"x": np.zeros(2)}, {"x": np.zeros(3)}, "shape"),
-    ({"x": np.zeros(2)}, {"x": np.zeros(2, np.float32)}, "dtype float64 in torch, float32"),
-    ({"x": np.array([np.nan, 1.0])}, {"x": np.array([0.0, 1.0])}, "NaN in one twin only"),
-    ({"x": [np.zeros(2)]}, {"x": [np.zeros(2), np.zeros(2)]}, "sequence lengths differ"),
-])
+@pytest.mark.parametrize(
+    "a, b, problem",
+    [
+        ({"x": np.zeros(2)}, {"y": np.zeros(2)}, "keys differ"),
+        ({"x": np.zeros(2)}, {"x": np.zeros(3)}, "shape"),
+        ({"x": np.zeros(2)}, {"x": np.zeros(2, np.float32)}, "dtype float64 in torch, float32"),
+        ({"x": np.array([np.nan, 1.0])}, {"x": np.array([0.0, 1.0])}, "NaN in one twin only"),
+        ({"x": [np.zeros(2)]}, {"x": [np.zeros(2), np.zeros(2)]}, "sequence lengths differ"),
+    ],
+)
 def test_comparator_reports_structural_differences(a, b, problem):
     with pytest.raises(eq.EquivalenceError, match=problem):
         eq.assert_close_tree(a, b, atol=1.0, rtol=1.0)
@@ -103,8 +106,9 @@ def test_weights_round_trip_bit_for_bit_and_forward_outputs_agree(backends, kind
         spec64 = spec.with_(dtype="float64")
         for twin in (torch_b.build(spec64), tf_b.build(spec64, variant="eager")):
             twin.set_weights({k: v.astype(np.float64) for k, v in exported.items()})
-            outputs.append(eq.forward(twin, spec64, {k: v.astype(np.float64) if v.dtype.kind == "f" else v
-                                                     for k, v in p.items()}))
+            outputs.append(
+                eq.forward(twin, spec64, {k: v.astype(np.float64) if v.dtype.kind == "f" else v for k, v in p.items()})
+            )
     eq.assert_twins_close("outputs", outputs, context=f"{kind} [{dtype}] forward")
 
 
@@ -127,9 +131,12 @@ def test_spectral_norm_power_iteration_agrees_for_every_layer_kind(kind):
     u_torch, u_tf = torch.tensor(u0), tf.Variable(u0)
     w_torch = torch_stab.spectral_normalize(torch.tensor(w), u_torch, kind, 3, 1e-12, update=True)
     w_tf = tf_stab.spectral_normalize(tf.constant(to_tf(kind, "weight", w)), u_tf, kind, 3, 1e-12, update=True)
-    eq.assert_close_tree({"u": u_torch.numpy(), "w": w_torch.numpy()},
-                         {"u": u_tf.numpy(), "w": to_canonical(kind, "weight", w_tf.numpy())},
-                         **eq.TOLERANCES["float64"]["outputs"], context=f"spectral norm {kind}")
+    eq.assert_close_tree(
+        {"u": u_torch.numpy(), "w": w_torch.numpy()},
+        {"u": u_tf.numpy(), "w": to_canonical(kind, "weight", w_tf.numpy())},
+        **eq.TOLERANCES["float64"]["outputs"],
+        context=f"spectral norm {kind}",
+    )
 
 
 def test_gauge_tensors_are_the_biases_batch_norm_cancels(backends):
@@ -154,8 +161,19 @@ def _log_row(row):
     reads the worst ratio to the bound from it)."""
     path = os.environ.get("GENBENCH_EQUIVALENCE_LOG")
     if path:
-        keep = ("case", "dtype", "steps", "ok", "worst_ratio", "widest_rtol", "own_torch", "own_tf",
-                "float64_twins_rel", "not_compared", "error")
+        keep = (
+            "case",
+            "dtype",
+            "steps",
+            "ok",
+            "worst_ratio",
+            "widest_rtol",
+            "own_torch",
+            "own_tf",
+            "float64_twins_rel",
+            "not_compared",
+            "error",
+        )
         with open(path, "a") as f:
             f.write(json.dumps({k: row.get(k) for k in keep}) + "\n")
 
@@ -192,7 +210,9 @@ def test_default_cases_cover_every_model_stabilizer_and_optimizer():
     optimizers = {c.spec().g_optimizer for c in cases}
     kinds = {(o.kind, o.weight_decay > 0, o.decoupled_weight_decay) for o in optimizers}
     # both kinds, each without weight decay, with coupled L2 and with decoupled decay
-    assert kinds >= {(k, wd, dec) for k in ("adam", "rmsprop") for wd, dec in ((False, False), (True, False), (True, True))}
+    assert kinds >= {
+        (k, wd, dec) for k in ("adam", "rmsprop") for wd, dec in ((False, False), (True, False), (True, True))
+    }
     full = eq.default_cases(full=True)
     assert set(cases) <= set(full) and len(full) == len(set(full))
 
@@ -208,8 +228,11 @@ def _keras_bn_momentum(monkeypatch):
     from impls.tensorflow import stabilizers
 
     original = stabilizers.batch_norm
-    monkeypatch.setattr(stabilizers, "batch_norm", lambda x, w, b, rm, rv, training, momentum, eps:
-                        original(x, w, b, rm, rv, training, 1.0 - momentum, eps))
+    monkeypatch.setattr(
+        stabilizers,
+        "batch_norm",
+        lambda x, w, b, rm, rv, training, momentum, eps: original(x, w, b, rm, rv, training, 1.0 - momentum, eps),
+    )
 
 
 def _rmsprop_eps_inside_sqrt(monkeypatch):
@@ -239,16 +262,23 @@ def _keras_bn_epsilon(monkeypatch):
     from impls.tensorflow import stabilizers
 
     original = stabilizers.batch_norm
-    monkeypatch.setattr(stabilizers, "batch_norm", lambda x, w, b, rm, rv, training, momentum, eps:
-                        original(x, w, b, rm, rv, training, momentum, 1e-3))
+    monkeypatch.setattr(
+        stabilizers,
+        "batch_norm",
+        lambda x, w, b, rm, rv, training, momentum, eps: original(x, w, b, rm, rv, training, momentum, 1e-3),
+    )
 
 
 BROKEN = {
     "keras-bn-momentum": (_keras_bn_momentum, eq.Case("dcgan"), "step 0 params", "G.bn0.running_mean"),
     "keras-bn-epsilon": (_keras_bn_epsilon, eq.Case("dcgan"), "step 0 forward", "sample"),
     # the VAE takes one optimizer step per train_step, after its loss: the parameters show it first
-    "rmsprop-eps-inside-sqrt": (_rmsprop_eps_inside_sqrt, eq.Case("vae", (), "rmsprop"), "step 0 params",
-                                "G.fc0.weight"),
+    "rmsprop-eps-inside-sqrt": (
+        _rmsprop_eps_inside_sqrt,
+        eq.Case("vae", (), "rmsprop"),
+        "step 0 params",
+        "G.fc0.weight",
+    ),
     "float32-leaky-slope": (_float32_leaky_slope, eq.Case("gan"), "step 0 forward", "sample"),
 }
 
@@ -297,12 +327,22 @@ def test_a_float32_bound_above_the_cap_is_not_used():
     assert eq.FLOAT32_MODEL["cap"] <= eq.MAX_FLOAT32_RTOL == 0.10
     x64 = np.linspace(-1.0, 1.0, 11)
     check = eq._Checker("chaotic", "float32", strict=True)
-    check("grads_later", {"g": (x64 + 0.05).astype(np.float32)}, {"g": (x64 - 0.3).astype(np.float32)},
-          "step 4 grads", ref=({"g": x64}, {"g": x64}))
+    check(
+        "grads_later",
+        {"g": (x64 + 0.05).astype(np.float32)},
+        {"g": (x64 - 0.3).astype(np.float32)},
+        "step 4 grads",
+        ref=({"g": x64}, {"g": x64}),
+    )
     assert [(w, q, p) for w, q, p, _ in check.not_compared] == [("step 4 grads", "grads_later", "g")]
     assert check.widest == 0.0 and eq.not_compared_summary(check.not_compared) == "grads_later 1 (step 4)"
-    check("grads_later", {"g": (x64 + 0.03).astype(np.float32)}, {"g": x64.astype(np.float32)},
-          "step 4 grads", ref=({"g": x64}, {"g": x64}))  # 2.5 x 0.03 = 0.075: compared, and passes
+    check(
+        "grads_later",
+        {"g": (x64 + 0.03).astype(np.float32)},
+        {"g": x64.astype(np.float32)},
+        "step 4 grads",
+        ref=({"g": x64}, {"g": x64}),
+    )  # 2.5 x 0.03 = 0.075: compared, and passes
     assert 0.07 < check.widest <= 0.1
     with pytest.raises(ValueError, match="10 %"):
         eq._Checker("too wide", "float32", strict=True, model={**eq.FLOAT32_MODEL, "cap": 0.2})

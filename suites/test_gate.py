@@ -19,8 +19,8 @@ import pytest
 from bench import cli
 from bench.checks import gate
 from bench.core import registry
-from bench.runs.runner import run_experiment
 from bench.core.specs import ExperimentSpec
+from bench.runs.runner import run_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
 CI_BASELINE = ROOT / "results" / "baselines" / "ci.json"
@@ -80,12 +80,16 @@ def test_a_worse_value_in_each_direction_fails_and_is_named(tiny_run, tiny_basel
     assert "regressed: " in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("genbench_version", "0.0.1", "was made by genbench 0.0.1"),
-    ("steps", 3000, "ran 5 steps, baseline .* was made at 3000"),
-])
-def test_a_baseline_of_another_version_or_profile_is_bad_input(tiny_run, tiny_baseline, tmp_path, capsys,
-                                                                 field, value, message):
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("genbench_version", "0.0.1", "was made by genbench 0.0.1"),
+        ("steps", 3000, "ran 5 steps, baseline .* was made at 3000"),
+    ],
+)
+def test_a_baseline_of_another_version_or_profile_is_bad_input(
+    tiny_run, tiny_baseline, tmp_path, capsys, field, value, message
+):
     doc = json.loads(tiny_baseline.read_text())
     if field == "steps":
         for c in doc["checks"]:
@@ -141,8 +145,9 @@ def train_and_gate(tmp_path, model, dataset, spec_changes=None) -> dict:
     run_dir = tmp_path / "run"
     run_experiment(spec, "torch", run_dir, progress=False, n_eval=registry.PROFILES["ci"]["n_eval"], profile="ci")
     doc = json.loads(CI_BASELINE.read_text())
-    doc["checks"] = [c for c in doc["checks"]
-                     if (c["experiment"], c["dataset"], c["framework"]) == (model, dataset, "torch")]
+    doc["checks"] = [
+        c for c in doc["checks"] if (c["experiment"], c["dataset"], c["framework"]) == (model, dataset, "torch")
+    ]
     assert doc["checks"], f"ci.json has no checks for {model}/{dataset}/torch"
     base = tmp_path / "base.json"
     base.write_text(json.dumps(doc))
@@ -205,8 +210,13 @@ FAULTS = {
     "generator never updated": ("gan", "ring8", _g_frozen, None, {"modes_covered", "high_quality_share"}),
     "learning rate x100": ("gan", "ring8", None, _lr_x100, {"modes_covered", "high_quality_share"}),
     "real/fake labels swapped": ("gan", "ring8", _labels_swapped, None, {"modes_covered", "high_quality_share"}),
-    "gradient penalty sign flipped": ("wgan-gp", "ring8", None, lambda s: {"gp_lambda": -s.gp_lambda},
-                                      {"modes_covered", "high_quality_share", "mode_kl"}),
+    "gradient penalty sign flipped": (
+        "wgan-gp",
+        "ring8",
+        None,
+        lambda s: {"gp_lambda": -s.gp_lambda},
+        {"modes_covered", "high_quality_share", "mode_kl"},
+    ),
     "VAE KL term dropped": ("vae", "mnist", _kl_dropped, None, {"test_elbo"}),
 }
 

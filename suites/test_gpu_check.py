@@ -18,8 +18,9 @@ SCRIPT = ROOT / "tools" / "gpu_check.py"
 
 
 def _run(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, cwd=ROOT,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=600
+    )
 
 
 def test_cpu_dry_run_writes_every_row(tmp_path):
@@ -37,10 +38,13 @@ def test_cpu_dry_run_writes_every_row(tmp_path):
     assert not out.with_name(out.name + ".tmp").exists()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--device", "cpu", "--variants", "graphs"], "unknown variant 'graphs'"),
-    (["--device", "cpu", "--batches", "64,x"], "--batches takes integers"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--device", "cpu", "--variants", "graphs"], "unknown variant 'graphs'"),
+        (["--device", "cpu", "--batches", "64,x"], "--batches takes integers"),
+    ],
+)
 def test_bad_options_are_one_line_and_exit_2(args, message, tmp_path):
     got = _run(*args, "--out", tmp_path / "t.md")
     assert got.returncode == 2 and message in got.stderr and len(got.stderr.strip().splitlines()) == 1, got.stderr

@@ -5,14 +5,23 @@ from bench.checks import isa_sweep
 
 
 def test_each_level_sets_its_variables_and_clears_the_callers():
-    caller = {"PATH": "/bin", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
-              "ATEN_CPU_CAPABILITY": "avx2", "TF_ENABLE_ONEDNN_OPTS": "0", "OMP_NUM_THREADS": "1"}
+    caller = {
+        "PATH": "/bin",
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "TF_ENABLE_ONEDNN_OPTS": "0",
+        "OMP_NUM_THREADS": "1",
+    }
     default = isa_sweep.level_env("default", caller)
     assert default["PATH"] == "/bin" and default["OMP_NUM_THREADS"] == "1"
     assert not set(isa_sweep.ISA_VARIABLES) & set(default)
     sse = isa_sweep.level_env("SSE41", caller)
-    assert (sse["ONEDNN_MAX_CPU_ISA"], sse["MKL_ENABLE_INSTRUCTIONS"], sse["ATEN_CPU_CAPABILITY"]) == \
-        ("SSE41", "SSE4_2", "default")
+    assert (sse["ONEDNN_MAX_CPU_ISA"], sse["MKL_ENABLE_INSTRUCTIONS"], sse["ATEN_CPU_CAPABILITY"]) == (
+        "SSE41",
+        "SSE4_2",
+        "default",
+    )
     assert "TF_ENABLE_ONEDNN_OPTS" not in sse
     assert isa_sweep.level_env("tf-eigen", caller)["TF_ENABLE_ONEDNN_OPTS"] == "0"
 
@@ -30,5 +39,11 @@ def test_cpu_flags_and_junit_counts(tmp_path):
     junit = tmp_path / "junit.xml"
     junit.write_text('<testsuites><testsuite tests="5" failures="1" errors="1" skipped="1"/></testsuites>')
     assert isa_sweep._junit_counts(junit) == {"tests": 5, "failures": 1, "errors": 1, "skipped": 1}
-    assert isa_sweep._worst([{"dtype": "float32", "worst_ratio": 0.5}, {"dtype": "float32", "worst_ratio": None},
-                             {"dtype": "float64", "worst_ratio": 2.0}], "float32") == float("inf")
+    assert isa_sweep._worst(
+        [
+            {"dtype": "float32", "worst_ratio": 0.5},
+            {"dtype": "float32", "worst_ratio": None},
+            {"dtype": "float64", "worst_ratio": 2.0},
+        ],
+        "float32",
+    ) == float("inf")

@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-MAX_LINES = 420
+# in ruff-format lines (one argument a line once a call wraps): the modules that were at most 420
+# lines in the denser hand wrapping came out at most 1.3 times as long
+MAX_LINES = 560
 
 # package -> the bench/impls packages it may import (besides itself)
 ALLOWED = {
@@ -84,24 +86,37 @@ def _twin_reaches(source: str) -> list[str]:
     (importlib.import_module("impls.torch.models"))."""
     bad = []
     for node in ast.walk(ast.parse(source)):
-        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "impls"
-                and node.attr not in IMPLS_API):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "impls"
+            and node.attr not in IMPLS_API
+        ):
             bad.append((node.lineno, f"impls.{node.attr}"))
-        elif (isinstance(node, ast.Constant) and isinstance(node.value, str)
-              and node.value.startswith(("impls.torch", "impls.tensorflow"))):
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and node.value.startswith(("impls.torch", "impls.tensorflow"))
+        ):
             bad.append((node.lineno, repr(node.value)))
     return [f"line {line}: {what}" for line, what in sorted(bad)]
 
 
 def test_bench_reaches_the_twins_only_through_impls_load():
-    bad = [f"{path.relative_to(ROOT)} {b}" for path, module in _modules() if module.startswith("bench.")
-           for b in _twin_reaches(path.read_text())]
+    bad = [
+        f"{path.relative_to(ROOT)} {b}"
+        for path, module in _modules()
+        if module.startswith("bench.")
+        for b in _twin_reaches(path.read_text())
+    ]
     assert bad == [], "use impls.load(framework).<part> (impls/__init__.py, PARTS): " + "; ".join(bad)
 
 
 def test_the_twin_reach_check_catches_the_ways_around_imports():
-    planted = ("import importlib\nimport impls\nimpls.load('torch')\nnet = impls.torch.models.Net\n"
-               "m = importlib.import_module('impls.tensorflow.weights')\nok = impls.load('torch').models\n")
+    planted = (
+        "import importlib\nimport impls\nimpls.load('torch')\nnet = impls.torch.models.Net\n"
+        "m = importlib.import_module('impls.tensorflow.weights')\nok = impls.load('torch').models\n"
+    )
     assert _twin_reaches(planted) == ["line 4: impls.torch", "line 5: 'impls.tensorflow.weights'"]
     # and the import scan catches the plain imports of a twin module from bench
     assert _group("impls.tensorflow.models") not in ALLOWED["bench.checks"]
@@ -142,8 +157,9 @@ def _import_graph() -> dict[str, set[str]]:
                 return name
         return None
 
-    return {module: {n for t in _imports(path, module) if (n := node(t)) and n != module}
-            for path, module in _modules()}
+    return {
+        module: {n for t in _imports(path, module) if (n := node(t)) and n != module} for path, module in _modules()
+    }
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:

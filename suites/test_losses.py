@@ -9,6 +9,7 @@ import importlib
 
 import numpy as np
 import pytest
+from helpers import as_numpy, as_tensor
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -17,8 +18,6 @@ from scipy import special, stats
 from bench.core.specs import GAN_LOSSES, ExperimentSpec
 from impls import FRAMEWORKS
 
-from helpers import as_numpy, as_tensor
-
 # float64 throughout: rounding is ~1e-16 relative. The stable BCE form max(l, 0) - l t
 # cancels two terms of size |l|, so its absolute error is ~|l| * 2^-52 (< 1e-13 for
 # |l| <= 60); the atol covers that, the rtol covers summation order.
@@ -26,8 +25,7 @@ RTOL, ATOL = 1e-12, 1e-13
 
 # hypothesis: the framework fixture is the same for every example of one test; TF's first
 # call of an op is slow, so no deadline.
-HYPOTHESIS = settings(max_examples=30, deadline=None,
-                      suppress_health_check=[HealthCheck.function_scoped_fixture])
+HYPOTHESIS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 # -- framework helpers ------------------------------------------------------------------------
@@ -152,13 +150,16 @@ def test_vae_terms_match_numpy_on_fixed_inputs(L, framework, rng):
     mean, logvar = rng.normal(size=(4, 5)), rng.normal(scale=1.5, size=(4, 5))
     logits, x01 = rng.normal(scale=3.0, size=(4, 1, 3, 3)), rng.random((4, 1, 3, 3))
     t = lambda a: as_tensor(framework, a)  # noqa: E731
-    np.testing.assert_allclose(as_numpy(L.kl_standard_normal(t(mean), t(logvar))),
-                               np_kl_standard_normal(mean, logvar), rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(as_numpy(L.bernoulli_nll(t(logits), t(x01))),
-                               np_bernoulli_nll(logits, x01), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(
+        as_numpy(L.kl_standard_normal(t(mean), t(logvar))), np_kl_standard_normal(mean, logvar), rtol=RTOL, atol=ATOL
+    )
+    np.testing.assert_allclose(
+        as_numpy(L.bernoulli_nll(t(logits), t(x01))), np_bernoulli_nll(logits, x01), rtol=RTOL, atol=ATOL
+    )
     mu = rng.random((4, 1, 3, 3))
-    np.testing.assert_allclose(as_numpy(L.gaussian_nll(t(mu), t(x01), 0.1)),
-                               np_gaussian_nll(mu, x01, 0.1), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(
+        as_numpy(L.gaussian_nll(t(mu), t(x01), 0.1)), np_gaussian_nll(mu, x01, 0.1), rtol=RTOL, atol=ATOL
+    )
     recon = np_bernoulli_nll(logits, x01)
     kl = np_kl_standard_normal(mean, logvar)
     got = [float(as_numpy(v)) for v in L.elbo_terms(t(recon), t(mean), t(logvar))]
@@ -193,10 +194,12 @@ def test_vae_terms_match_numpy_on_generated_inputs(L, framework, shape, data):
     x01 = data.draw(hnp.arrays(np.float64, shape, elements=floats(0, 1)))
     t = lambda a: as_tensor(framework, a)  # noqa: E731
     # KL sums exp(lv) (up to e^6) and lv: rounding ~1e-13 absolute at most
-    np.testing.assert_allclose(as_numpy(L.kl_standard_normal(t(mean), t(logvar))),
-                               np_kl_standard_normal(mean, logvar), rtol=RTOL, atol=1e-12)
-    np.testing.assert_allclose(as_numpy(L.bernoulli_nll(t(logits), t(x01))),
-                               np_bernoulli_nll(logits, x01), rtol=RTOL, atol=1e-12)
+    np.testing.assert_allclose(
+        as_numpy(L.kl_standard_normal(t(mean), t(logvar))), np_kl_standard_normal(mean, logvar), rtol=RTOL, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        as_numpy(L.bernoulli_nll(t(logits), t(x01))), np_bernoulli_nll(logits, x01), rtol=RTOL, atol=1e-12
+    )
 
 
 # -- extreme logits ---------------------------------------------------------------------------
@@ -207,7 +210,7 @@ EXTREME = np.array([100.0, -100.0, 1e4, -1e4])
 @pytest.mark.parametrize("target", [0.0, 1.0, 0.9])
 def test_bce_is_finite_and_exact_at_extreme_logits(framework, L, dtype, target):
     targets = as_tensor(framework, np.full(4, target), dtype)
-    loss, grad = value_and_grad(framework, lambda l: L.bce_with_logits(l, targets), EXTREME, dtype)
+    loss, grad = value_and_grad(framework, lambda logits: L.bce_with_logits(logits, targets), EXTREME, dtype)
     assert np.isfinite(loss) and np.all(np.isfinite(grad))
     # float32 carries 24 bits: 1e4 * 2^-24 ~ 6e-4 absolute on terms of size 1e4
     rtol = RTOL if dtype == "float64" else 1e-6
@@ -366,9 +369,16 @@ def test_generator_gradient_matches_closed_form_and_finite_differences(framework
     # central differences of the twin's own loss, step 1e-5: truncation ~h^2 f''' ~ 1e-10,
     # rounding ~1e-16 / 1e-5 ~ 1e-11
     h = 1e-5
-    fd = np.array([(float(as_numpy(g_loss(as_tensor(framework, G_LOGITS + h * e))))
-                    - float(as_numpy(g_loss(as_tensor(framework, G_LOGITS - h * e))))) / (2 * h)
-                   for e in np.eye(n)])
+    fd = np.array(
+        [
+            (
+                float(as_numpy(g_loss(as_tensor(framework, G_LOGITS + h * e))))
+                - float(as_numpy(g_loss(as_tensor(framework, G_LOGITS - h * e))))
+            )
+            / (2 * h)
+            for e in np.eye(n)
+        ]
+    )
     np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-9)
 
 
@@ -413,8 +423,13 @@ def test_twins_compute_the_same_losses():
     assert a.keys() == b.keys()
     for key in a:
         # same float64 formulas, different reduction order: a few ulps
-        np.testing.assert_allclose(np.asarray(a[key], np.float64), np.asarray(b[key], np.float64),
-                                   rtol=1e-12, atol=1e-15, err_msg=f"{key}: torch vs tensorflow")
+        np.testing.assert_allclose(
+            np.asarray(a[key], np.float64),
+            np.asarray(b[key], np.float64),
+            rtol=1e-12,
+            atol=1e-15,
+            err_msg=f"{key}: torch vs tensorflow",
+        )
 
 
 # -- reductions and weights -------------------------------------------------------------------
@@ -429,8 +444,9 @@ def test_reductions_and_weights_match_numpy(framework, name):
     r, f = as_tensor(framework, D_REAL), as_tensor(framework, D_FAKE)
     per = [as_numpy(v) for v in fn(r, f, 0.9, 0.1, reduction="none")]
     assert all(p.shape == D_REAL.shape for p in per)
-    np.testing.assert_allclose([p.mean() for p in per], gan_loss(framework, name, D_REAL, D_FAKE, 0.9, 0.1),
-                               rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(
+        [p.mean() for p in per], gan_loss(framework, name, D_REAL, D_FAKE, 0.9, 0.1), rtol=RTOL, atol=ATOL
+    )
     for reduction, norm in (("mean", len(W)), ("sum", 1.0), ("sum_by_nonzero_weights", np.count_nonzero(W))):
         got = [float(as_numpy(v)) for v in fn(r, f, 0.9, 0.1, reduction=reduction, weights=as_tensor(framework, W))]
         np.testing.assert_allclose(got, [np.sum(W * p) / norm for p in per], rtol=RTOL, atol=ATOL)
@@ -441,8 +457,12 @@ def test_reductions_and_weights_match_numpy(framework, name):
 
 
 def test_sum_by_nonzero_weights_of_all_zero_weights_is_zero(L, framework):
-    got = L.bce_with_logits(as_tensor(framework, D_REAL), as_tensor(framework, np.ones(6)),
-                            as_tensor(framework, np.zeros(6)), "sum_by_nonzero_weights")
+    got = L.bce_with_logits(
+        as_tensor(framework, D_REAL),
+        as_tensor(framework, np.ones(6)),
+        as_tensor(framework, np.zeros(6)),
+        "sum_by_nonzero_weights",
+    )
     assert float(as_numpy(got)) == 0.0
 
 

@@ -27,6 +27,7 @@ def numpy_precision_recall(generated, real, k=3):
     """Kynkaanniemi et al. 2019: a point is inside a set's manifold if it lies within the k-NN
     radius (k-th nearest other member) of some member. precision = share of generated samples
     inside the real manifold; recall = share of real samples inside the generated manifold."""
+
     def radii(a):
         d = np.sqrt(np.sum((a[:, None, :] - a[None, :, :]) ** 2, axis=2))
         return np.sort(d, axis=1)[:, k]  # column 0 is the point itself
@@ -57,7 +58,9 @@ def test_samples_from_one_cluster_are_precise_but_recall_little(clusters):
     got = prc(generated, real)
     assert got["precision"] > 0.9
     assert got["recall"] < 0.3  # about one cluster in ten
-    assert (got["precision"], got["recall"]) == pytest.approx(numpy_precision_recall(generated, real), abs=1e-6)  # float32 means; counts differ by 1/400
+    assert (got["precision"], got["recall"]) == pytest.approx(
+        numpy_precision_recall(generated, real), abs=1e-6
+    )  # float32 means; counts differ by 1/400
 
 
 def test_samples_spread_far_wider_than_the_data_recall_much_but_are_imprecise(clusters):
@@ -66,7 +69,9 @@ def test_samples_spread_far_wider_than_the_data_recall_much_but_are_imprecise(cl
     got = prc(generated, real)
     assert got["precision"] < 0.3
     assert got["recall"] > 0.7
-    assert (got["precision"], got["recall"]) == pytest.approx(numpy_precision_recall(generated, real), abs=1e-6)  # float32 means; counts differ by 1/400
+    assert (got["precision"], got["recall"]) == pytest.approx(
+        numpy_precision_recall(generated, real), abs=1e-6
+    )  # float32 means; counts differ by 1/400
 
 
 def test_precision_and_recall_of_evaluator_features_one_digit_class():
@@ -104,13 +109,16 @@ def kl_to_uniform_by_hand(counts):
     return float(np.sum(p * np.log(p * 10)))
 
 
-@pytest.mark.parametrize("counts, covered", [
-    ([100] * 10, 10),                                   # even: KL 0
-    ([1000, 0, 0, 0, 0, 0, 0, 0, 0, 0], 1),             # one class: KL log 10
-    ([500, 300, 150, 40, 10, 0, 0, 0, 0, 0], 5),        # 10 of 1000 is exactly the 1 % threshold
-    ([500, 300, 151, 40, 9, 0, 0, 0, 0, 0], 4),         # 9 of 1000 is under it
-    ([910, 10, 10, 10, 10, 10, 10, 10, 10, 10], 10),    # every class present: KL(p||u) != KL(u||p)
-])
+@pytest.mark.parametrize(
+    "counts, covered",
+    [
+        ([100] * 10, 10),  # even: KL 0
+        ([1000, 0, 0, 0, 0, 0, 0, 0, 0, 0], 1),  # one class: KL log 10
+        ([500, 300, 150, 40, 10, 0, 0, 0, 0, 0], 5),  # 10 of 1000 is exactly the 1 % threshold
+        ([500, 300, 151, 40, 9, 0, 0, 0, 0, 0], 4),  # 9 of 1000 is under it
+        ([910, 10, 10, 10, 10, 10, 10, 10, 10, 10], 10),  # every class present: KL(p||u) != KL(u||p)
+    ],
+)
 def test_classes_covered_and_class_kl_known_answers(counts, covered):
     got = coverage_of(counts)
     assert got["classes_covered"] == covered
@@ -160,10 +168,14 @@ def test_points_on_three_ring_centres_cover_three_modes():
 
 def test_three_standard_deviations_of_the_right_mixture_decide_high_quality():
     radial = RING[1] / 2  # unit vector from the origin through mode 1
-    pts = np.stack([RING[1] + 2.9 * RING_STD * radial,   # inside: HQ, mode 1
-                    RING[4] - 2.5 * RING_STD * radial,   # 2.5 std from mode 4's centre: HQ, mode 4
-                    RING[6] + 3.1 * RING_STD * radial,   # 3.1 ring std from mode 6 (within 3 grid std)
-                    np.zeros(2)])                        # the centre of the ring: 100 std from every mode
+    pts = np.stack(
+        [
+            RING[1] + 2.9 * RING_STD * radial,  # inside: HQ, mode 1
+            RING[4] - 2.5 * RING_STD * radial,  # 2.5 std from mode 4's centre: HQ, mode 4
+            RING[6] + 3.1 * RING_STD * radial,  # 3.1 ring std from mode 6 (within 3 grid std)
+            np.zeros(2),
+        ]
+    )  # the centre of the ring: 100 std from every mode
     got = mixture_metrics(pts, "ring8")
     assert got["high_quality_share"] == pytest.approx(2 / 4)
     assert got["modes_covered"] == 2

@@ -11,12 +11,28 @@ import pytest
 from scipy import linalg, stats
 
 from bench.core import data
-from bench.metrics import (EvaluatorError, SamplesFileError, anomaly_auroc, class_coverage,
-                           denoising_psnr, eval_samples_file, feature_metrics,
-                           fidelity_metrics, is_diverged, iwae_nll, kl_to_uniform,
-                           latent_knn_accuracy, load_evaluator, loss_summary, mean_abs_step,
-                           mixture_metrics, oscillation, seed_spread, stacked_mnist_metrics,
-                           test_elbo)
+from bench.metrics import (
+    EvaluatorError,
+    SamplesFileError,
+    anomaly_auroc,
+    class_coverage,
+    denoising_psnr,
+    eval_samples_file,
+    feature_metrics,
+    fidelity_metrics,
+    is_diverged,
+    iwae_nll,
+    kl_to_uniform,
+    latent_knn_accuracy,
+    load_evaluator,
+    loss_summary,
+    mean_abs_step,
+    mixture_metrics,
+    oscillation,
+    seed_spread,
+    stacked_mnist_metrics,
+    test_elbo,
+)
 from bench.metrics.evaluator import ACCURACY_TARGETS, weight_paths
 
 
@@ -42,8 +58,7 @@ def mmd2_unbiased_poly(x, y):
     k = lambda a, b: (a @ b.T / d + 1.0) ** 3  # noqa: E731
     kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
     m, n = len(x), len(y)
-    return ((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
-            - 2 * kxy.mean())
+    return (kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1)) - 2 * kxy.mean()
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +122,7 @@ def test_isc_of_confident_logits_is_number_of_classes():
     logits = 50.0 * np.eye(10)[np.arange(1000) % 10]  # p(y|x) one-hot, p(y) uniform
     got = feature_metrics(logits, None, fid=False, kid=False, isc=True, isc_splits=1)
     assert got["isc_mean"] == pytest.approx(10.0, rel=1e-9)  # exp(H(y) - E H(y|x)) = exp(log 10)
-    one = feature_metrics(np.tile(50.0 * np.eye(10)[0], (1000, 1)), None, fid=False,
-                          kid=False, isc=True, isc_splits=1)
+    one = feature_metrics(np.tile(50.0 * np.eye(10)[0], (1000, 1)), None, fid=False, kid=False, isc=True, isc_splits=1)
     assert one["isc_mean"] == pytest.approx(1.0, rel=1e-9)
 
 
@@ -209,22 +223,23 @@ def test_collapsed_mixture_samples_cover_one_mode():
     rng = np.random.default_rng(5)
     points = centers[3] + 0.5 * std * rng.standard_normal((1000, 2))
     got = mixture_metrics(points, "ring8")
-    assert got == {"modes_covered": 1.0, "high_quality_share": pytest.approx(1.0, abs=1e-12),
-                   "mode_kl": pytest.approx(math.log(8), rel=1e-12)}
+    assert got == {
+        "modes_covered": 1.0,
+        "high_quality_share": pytest.approx(1.0, abs=1e-12),
+        "mode_kl": pytest.approx(math.log(8), rel=1e-12),
+    }
     far = mixture_metrics(np.full((10, 2), 10.0), "ring8")  # nowhere near any mode
     assert far["modes_covered"] == 0.0 and far["high_quality_share"] == 0.0
 
 
 def test_mixture_hand_counted_case():
     centers, std = data.mixture_centers("ring8")
-    pts = np.stack([centers[0], centers[0] + [2.9 * std, 0], centers[1] + [0, 3.1 * std],
-                    centers[2], [np.nan, 0.0]])
+    pts = np.stack([centers[0], centers[0] + [2.9 * std, 0], centers[1] + [0, 3.1 * std], centers[2], [np.nan, 0.0]])
     got = mixture_metrics(pts, "ring8")
     # HQ: the first two (mode 0) and the fourth (mode 2); 3.1 std and NaN are not HQ
     assert got["modes_covered"] == 2.0
     assert got["high_quality_share"] == pytest.approx(3 / 5)
     assert got["mode_kl"] == pytest.approx((2 / 3) * math.log(8 * 2 / 3) + (1 / 3) * math.log(8 / 3))
-
 
 
 def _mixture_metrics_by_hand(points, dataset, min_count=1):
@@ -239,8 +254,11 @@ def _mixture_metrics_by_hand(points, dataset, min_count=1):
     counts = np.bincount(nearest[hq], minlength=len(centers))
     p = counts[counts > 0] / max(counts.sum(), 1)
     kl = float(np.sum(p * np.log(p * len(counts)))) if counts.sum() else float(np.log(len(centers)))
-    return {"modes_covered": float(np.sum(counts >= min_count)),
-            "high_quality_share": float(np.mean(hq)), "mode_kl": kl}
+    return {
+        "modes_covered": float(np.sum(counts >= min_count)),
+        "high_quality_share": float(np.mean(hq)),
+        "mode_kl": kl,
+    }
 
 
 @pytest.mark.parametrize("dataset", ["ring8", "grid25"])
@@ -249,8 +267,10 @@ def test_mixture_metrics_match_the_broadcast_on_ties_and_the_threshold(dataset):
     point exactly 3 std from its center is high quality, as in the plain NumPy computation."""
     centers, std = data.mixture_centers(dataset)
     rng = np.random.default_rng(11)
-    spread = [centers[rng.integers(0, len(centers), 4000)] + s * std * rng.standard_normal((4000, 2))
-              for s in (1.0, 2.0, 3.0, 30.0)]
+    spread = [
+        centers[rng.integers(0, len(centers), 4000)] + s * std * rng.standard_normal((4000, 2))
+        for s in (1.0, 2.0, 3.0, 30.0)
+    ]
     ties = ((centers[:, None] + centers[None]) / 2).reshape(-1, 2)  # midpoints between centers
     edge = np.concatenate([centers + [3 * std, 0], centers - [0, 3 * std], centers + 3 * std * np.array([0.6, 0.8])])
     odd = np.array([[0.0, 0.0], [np.nan, 1.0], [np.inf, 0.0], [-1.0, 3.0]])
@@ -266,12 +286,18 @@ def test_mixture_metrics_match_the_broadcast_on_ties_and_the_threshold(dataset):
 def test_kl_to_uniform_matches_the_sum_by_hand():
     """kl_to_uniform is scipy.stats.entropy against uniform: sum p log(K p) over p > 0."""
     rng = np.random.default_rng(12)
-    for counts in ([1, 2, 3], [0, 5, 0, 5], [10], [0, 0, 7], rng.integers(0, 50, 1000),
-                   rng.integers(0, 3, 25), [1e-300, 1.0]):
+    for counts in (
+        [1, 2, 3],
+        [0, 5, 0, 5],
+        [10],
+        [0, 0, 7],
+        rng.integers(0, 50, 1000),
+        rng.integers(0, 3, 25),
+        [1e-300, 1.0],
+    ):
         c = np.asarray(counts, np.float64)
         p = c[c > 0] / c.sum()
-        assert kl_to_uniform(counts) == pytest.approx(float(np.sum(p * np.log(p * len(c)))),
-                                                      rel=1e-12, abs=1e-15)
+        assert kl_to_uniform(counts) == pytest.approx(float(np.sum(p * np.log(p * len(c)))), rel=1e-12, abs=1e-15)
     with pytest.raises(ValueError):
         kl_to_uniform([0, 0])
 
@@ -333,7 +359,8 @@ def test_elbo_kl_term_matches_general_gaussian_kl():
     lit = DiagonalStub([[1.0], [0.0]], [[0.0], [math.log(2)]])
     xs = np.array([[0.0, 0], [0.0, 1]])
     assert test_elbo(lit, xs, None, np.random.default_rng(0))["kl"] == pytest.approx(
-        (0.5 + (1 - math.log(2)) / 2) / 2, rel=1e-12)
+        (0.5 + (1 - math.log(2)) / 2) / 2, rel=1e-12
+    )
 
 
 def test_elbo_reconstruction_term_is_deterministic_at_zero_variance():
@@ -357,18 +384,17 @@ class LinearGaussianStub:
         self.mean_shift, self.logvar_shift = mean_shift, logvar_shift
 
     def log_px(self, x):
-        cov = self.W @ self.W.T + self.s ** 2 * np.eye(len(self.b))
+        cov = self.W @ self.W.T + self.s**2 * np.eye(len(self.b))
         return stats.multivariate_normal(self.b, cov).logpdf(x)
 
     def encode(self, x, y=None):
-        var = 1.0 / (1.0 + self.w_norm ** 2 / self.s ** 2)
-        mean = (np.asarray(x) - self.b) @ self.W / self.s ** 2 * var
+        var = 1.0 / (1.0 + self.w_norm**2 / self.s**2)
+        mean = (np.asarray(x) - self.b) @ self.W / self.s**2 * var
         return mean + self.mean_shift, np.broadcast_to(np.log(var) + self.logvar_shift, mean.shape)
 
     def reconstruction_nll(self, x, z, y=None):
         d = np.asarray(x) - (np.asarray(z) @ self.W.T + self.b)
-        return 0.5 * np.sum(d * d, axis=1) / self.s ** 2 + len(self.b) * (
-            0.5 * math.log(2 * math.pi) + math.log(self.s))
+        return 0.5 * np.sum(d * d, axis=1) / self.s**2 + len(self.b) * (0.5 * math.log(2 * math.pi) + math.log(self.s))
 
 
 def test_iwae_k1_equals_single_sample_elbo_with_same_eps():
@@ -379,8 +405,7 @@ def test_iwae_k1_equals_single_sample_elbo_with_same_eps():
     mean, logvar = stub.encode(x)
     eps = np.random.default_rng(11).standard_normal((40, 1, 3))[:, 0]  # the same draw
     z = mean + np.exp(0.5 * logvar) * eps
-    log_q = np.array([stats.multivariate_normal(mean[i], np.diag(np.exp(logvar[i]))).logpdf(z[i])
-                      for i in range(40)])
+    log_q = np.array([stats.multivariate_normal(mean[i], np.diag(np.exp(logvar[i]))).logpdf(z[i]) for i in range(40)])
     log_p = stats.multivariate_normal(np.zeros(3), np.eye(3)).logpdf(z)
     want = -np.mean(-stub.reconstruction_nll(x, z) + log_p - log_q)
     assert got == pytest.approx(want, rel=1e-10)
@@ -394,8 +419,7 @@ def test_iwae_exact_with_true_posterior_and_converges_otherwise():
     # with the exact posterior every weight equals p(x): exact for any k (float64 round-off)
     assert iwae_nll(exact, x, None, np.random.default_rng(0), k=3)["iwae_nll"] == pytest.approx(nll, rel=1e-10)
     off = LinearGaussianStub(np.random.default_rng(1), mean_shift=0.4, logvar_shift=0.5)
-    gaps = [iwae_nll(off, x, None, np.random.default_rng(0), k=k)["iwae_nll"] - nll
-            for k in (1, 10, 2000)]
+    gaps = [iwae_nll(off, x, None, np.random.default_rng(0), k=k)["iwae_nll"] - nll for k in (1, 10, 2000)]
     # Burda et al. 2016, Theorem 1: an upper bound that tightens with k; the k = 1 gap is
     # ~1 nat here (the KL from q to the posterior), k = 2000 leaves ~Var(w)/(2k) ~ 1e-3
     assert gaps[0] > gaps[1] > gaps[2] > -0.01
@@ -406,7 +430,7 @@ def test_anomaly_auroc_separable_case():
     n = 40
     mean = np.zeros((n, 2))
     x = np.concatenate([np.zeros((n, 2)), np.arange(n)[:, None]], axis=1)
-    x[n // 2:, :2] = 5.0  # anomalies reconstruct badly: -log p(x|z) grows by ~25
+    x[n // 2 :, :2] = 5.0  # anomalies reconstruct badly: -log p(x|z) grows by ~25
     stub = DiagonalStub(mean, np.full((n, 2), -20.0))
     is_anomaly = np.arange(n) >= n // 2
     assert anomaly_auroc(stub, x, is_anomaly)["anomaly_auroc"] == 1.0
@@ -438,8 +462,9 @@ def test_latent_knn_accuracy_separated_and_random():
     xte = centers[yte] + rng.standard_normal((200, 10))
     # classes 14 std apart: every 5-NN vote is unanimous
     assert latent_knn_accuracy(IdentityEncoder(), xtr, ytr, xte, yte)["knn_accuracy"] == 1.0
-    noise = latent_knn_accuracy(IdentityEncoder(), rng.standard_normal((500, 10)), ytr,
-                                rng.standard_normal((200, 10)), yte)["knn_accuracy"]
+    noise = latent_knn_accuracy(
+        IdentityEncoder(), rng.standard_normal((500, 10)), ytr, rng.standard_normal((200, 10)), yte
+    )["knn_accuracy"]
     assert noise < 0.25  # chance is 0.1; 200 test points give a binomial std of 0.02
 
 
@@ -493,20 +518,55 @@ SHARP = {"sharpness", "sharpness_real", "sharpness_ratio"}
 LATENT = {"latent_silhouette", "pixel_silhouette", "interp_jump"}
 
 
-@pytest.mark.parametrize("model,dataset,keys", [
-    ("gan", "ring8", {"modes_covered", "high_quality_share", "mode_kl"}),
-    ("gan", "mnist", {"fid", "kid_mean", "kid_std", "isc_mean", "isc_std", "classes_covered",
-                      "class_kl"} | SHARP),
-    ("cvae", "fashion-mnist", {"test_elbo", "test_recon", "test_kl", "knn_accuracy", "fid", "kid_mean",
-                               "kid_std", "isc_mean", "isc_std", "classes_covered", "class_kl"} | SHARP | LATENT),
-    ("vaegan", "mnist", {"test_recon_mse", "test_kl", "knn_accuracy", "fid", "kid_mean", "kid_std",
-                         "isc_mean", "isc_std", "classes_covered", "class_kl"} | SHARP | LATENT),
-])
+@pytest.mark.parametrize(
+    "model,dataset,keys",
+    [
+        ("gan", "ring8", {"modes_covered", "high_quality_share", "mode_kl"}),
+        ("gan", "mnist", {"fid", "kid_mean", "kid_std", "isc_mean", "isc_std", "classes_covered", "class_kl"} | SHARP),
+        (
+            "cvae",
+            "fashion-mnist",
+            {
+                "test_elbo",
+                "test_recon",
+                "test_kl",
+                "knn_accuracy",
+                "fid",
+                "kid_mean",
+                "kid_std",
+                "isc_mean",
+                "isc_std",
+                "classes_covered",
+                "class_kl",
+            }
+            | SHARP
+            | LATENT,
+        ),
+        (
+            "vaegan",
+            "mnist",
+            {
+                "test_recon_mse",
+                "test_kl",
+                "knn_accuracy",
+                "fid",
+                "kid_mean",
+                "kid_std",
+                "isc_mean",
+                "isc_std",
+                "classes_covered",
+                "class_kl",
+            }
+            | SHARP
+            | LATENT,
+        ),
+    ],
+)
 def test_metrics_for_each_family(model, dataset, keys):
     import impls
     from bench.core import registry
-    from bench.metrics import metrics_for
     from bench.core.specs import NetSpec
+    from bench.metrics import metrics_for
 
     changes = {}
     if dataset == "ring8":

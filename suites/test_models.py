@@ -30,8 +30,9 @@ def test_shapes_and_finite_losses(backend, model, rng):
     lo, hi = spec.data_range
     batch = {"x": rng.uniform(lo, hi, (n, 1, 28, 28)).astype(np.float32), "y": rng.integers(0, 10, n)}
     losses = trainer.train_step(batch, step_noise(spec, rng))
-    expected = {"gan": {"d_loss", "d_loss_real", "d_loss_fake", "g_loss"},
-                "vae": {"loss", "recon", "kl", "elbo"}}[spec.family if spec.family != "cvae" else "vae"]
+    expected = {"gan": {"d_loss", "d_loss_real", "d_loss_fake", "g_loss"}, "vae": {"loss", "recon", "kl", "elbo"}}[
+        spec.family if spec.family != "cvae" else "vae"
+    ]
     assert set(losses) == expected
     assert all(np.isfinite(v) for v in losses.values()), losses
     z = rng.standard_normal((5, spec.latent_dim)).astype(np.float32)
@@ -58,8 +59,7 @@ def numpy_elbo(trainer, x, rng):
 def test_vae_test_elbo_improves_over_200_steps(backend, mnist_test):
     spec = small("vae", steps=200)
     train = data.load("mnist", "train")
-    batches = data.Batches(data.to_model_range(train.images[:20000], spec.data_range), None,
-                           spec.batch_size, seed=0)
+    batches = data.Batches(data.to_model_range(train.images[:20000], spec.data_range), None, spec.batch_size, seed=0)
     x_test = data.to_model_range(mnist_test.images[:1000], spec.data_range)
     trainer = backend.build(spec)
     before = numpy_elbo(trainer, x_test, np.random.default_rng(0))

@@ -9,6 +9,7 @@ import csv
 
 import numpy as np
 import pytest
+from helpers import as_numpy
 
 import impls
 from bench import cli
@@ -16,7 +17,6 @@ from bench.core import registry
 from bench.core.randomness import NumpyDraws, native_seed, step_noise
 from bench.runs import records
 from bench.runs.runner import experiment_identity, run_experiment
-from helpers import as_numpy
 
 FRAMEWORKS = ("torch", "tensorflow")
 SIGMAS = 5.0  # a false alarm once in about 1.7 million checks per bound
@@ -51,8 +51,9 @@ def mean_within(values: np.ndarray, mean: float, var: float) -> bool:
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-@pytest.mark.parametrize("model,dtype", [("dcgan", "float32"), ("wgan-gp", "float32"), ("vaegan", "float64"),
-                                         ("cvae", "float32")])
+@pytest.mark.parametrize(
+    "model,dtype", [("dcgan", "float32"), ("wgan-gp", "float32"), ("vaegan", "float64"), ("cvae", "float32")]
+)
 def test_native_noise_has_the_streams_keys_shapes_and_dtype(framework, model, dtype):
     spec = registry.experiment(model, dtype=dtype, batch_size=8)
     reference = _flat(step_noise(spec, np.random.default_rng(0)))  # the NumPy stream: the layout to keep
@@ -96,15 +97,22 @@ def test_native_draws_repeat_for_a_seed_and_differ_between_seeds(framework):
     c = _flat(step_noise(spec1, None, draws=_draws(framework, spec1)))
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert not any(np.array_equal(a[k], c[k]) for k in a)
-    assert native_seed(0) != native_seed(1) and 0 <= native_seed(0) < 2 ** 63
+    assert native_seed(0) != native_seed(1) and 0 <= native_seed(0) < 2**63
 
 
 def test_native_is_part_of_the_identity_and_reproducible_ids_are_unchanged():
     spec = registry.experiment("dcgan")
     repro = experiment_identity(spec, "torch")
     # the hash as the identity rule wrote it before the mode was an argument: inputs spelled out here
-    inputs = {"identity_version": records.IDENTITY_VERSION, "framework": "torch", "variant": "eager",
-              "device": "cpu", "profile": None, "n_eval": 2000, "randomness": "reproducible"}
+    inputs = {
+        "identity_version": records.IDENTITY_VERSION,
+        "framework": "torch",
+        "variant": "eager",
+        "device": "cpu",
+        "profile": None,
+        "n_eval": 2000,
+        "randomness": "reproducible",
+    }
     import hashlib
 
     digest = hashlib.sha256(records.canonical_json({"spec": spec.to_dict(), **inputs}).encode()).hexdigest()

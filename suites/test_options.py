@@ -14,11 +14,10 @@ import re
 
 import numpy as np
 import pytest
+from helpers import as_numpy, as_tensor
 
 from bench.core import registry
 from bench.core.specs import ExperimentSpec, NetSpec, OptimizerSpec, SpecError
-
-from helpers import as_numpy, as_tensor
 
 
 def module(framework, name):
@@ -53,7 +52,9 @@ def _build(cls, **kw):
     return cls("x", **kw) if cls is ExperimentSpec else cls(**kw)
 
 
-@pytest.mark.parametrize("cls, field, bad, allowed, shown", SPEC_TYPOS, ids=[f"{c.__name__}.{f}" for c, f, *_ in SPEC_TYPOS])
+@pytest.mark.parametrize(
+    "cls, field, bad, allowed, shown", SPEC_TYPOS, ids=[f"{c.__name__}.{f}" for c, f, *_ in SPEC_TYPOS]
+)
 def test_a_spec_field_refuses_a_misspelt_value_naming_the_allowed_ones(cls, field, bad, allowed, shown):
     with refused(shown, bad, allowed):
         _build(cls, **{field: bad})
@@ -74,8 +75,9 @@ def test_a_misspelt_value_gets_a_suggestion():
 def test_json_with_a_misspelt_nested_value_names_the_part():
     d = json.loads(ExperimentSpec("x").to_json())
     d["d_optimizer"]["rmsprop_eps_placement"] = "insde"
-    with pytest.raises(SpecError, match=re.escape("d_optimizer: optimizer.rmsprop_eps_placement='insde' "
-                                                  "is not one of outside, inside")):
+    with pytest.raises(
+        SpecError, match=re.escape("d_optimizer: optimizer.rmsprop_eps_placement='insde' is not one of outside, inside")
+    ):
         ExperimentSpec.from_dict(d)
     d = json.loads(ExperimentSpec("x").to_json())
     d["generator"]["sn_from"] = "equality"
@@ -87,8 +89,11 @@ def test_json_with_a_misspelt_nested_value_names_the_part():
 
 # -- a spec's convention ----------------------------------------------------------------------------
 def test_a_convention_is_applied_by_the_spec_or_refused():
-    with pytest.raises(SpecError, match=r"convention='tfgan' does not match the spec's fields: "
-                                        r"gp_form='subtract' \(the preset sets 'divide'\)"):
+    with pytest.raises(
+        SpecError,
+        match=r"convention='tfgan' does not match the spec's fields: "
+        r"gp_form='subtract' \(the preset sets 'divide'\)",
+    ):
         ExperimentSpec("x", convention="tfgan")
     with pytest.raises(SpecError, match="convention='keras' does not match"):
         ExperimentSpec("x", g_optimizer=OptimizerSpec(kind="adam"), convention="keras")
@@ -116,16 +121,19 @@ def test_a_convention_is_applied_by_the_spec_or_refused():
         assert ExperimentSpec("x", convention=name).convention == name
 
 
-@pytest.mark.parametrize("convention, stabilizer, named", [
-    ("tfgan", "label-smoothing-two", "label-smoothing-one"),
-    ("torchgan", "label-smoothing-two", "label-smoothing-one"),
-    ("mimicry", "label-smoothing-two", "label-smoothing-one"),
-    ("keras", "label-smoothing-one", "label-smoothing-two"),
-    ("tfgan", "label-smoothing-one", "label-smoothing-one"),
-    ("keras", "label-smoothing-two", "label-smoothing-two"),
-    ("torch", "label-smoothing-two", "label-smoothing-two"),
-    ("torch", "label-smoothing-one", "label-smoothing-one"),
-])
+@pytest.mark.parametrize(
+    "convention, stabilizer, named",
+    [
+        ("tfgan", "label-smoothing-two", "label-smoothing-one"),
+        ("torchgan", "label-smoothing-two", "label-smoothing-one"),
+        ("mimicry", "label-smoothing-two", "label-smoothing-one"),
+        ("keras", "label-smoothing-one", "label-smoothing-two"),
+        ("tfgan", "label-smoothing-one", "label-smoothing-one"),
+        ("keras", "label-smoothing-two", "label-smoothing-two"),
+        ("torch", "label-smoothing-two", "label-smoothing-two"),
+        ("torch", "label-smoothing-one", "label-smoothing-one"),
+    ],
+)
 def test_a_stabilizer_a_preset_changes_is_named_after_what_ran(convention, stabilizer, named):
     spec = registry.experiment("gan", (stabilizer,), profile="smoke", convention=convention)
     assert spec.name == f"gan+{named}"
@@ -200,10 +208,13 @@ def _unchecked(o, **changes):
     return o
 
 
-@pytest.mark.parametrize("changes, option, allowed", [
-    ({"adam_eps": "epsilon-hat"}, "optimizer.adam_eps", "torch, epsilon_hat"),
-    ({"kind": "rmsprop", "rmsprop_eps_placement": "insde"}, "optimizer.rmsprop_eps_placement", "outside, inside"),
-])
+@pytest.mark.parametrize(
+    "changes, option, allowed",
+    [
+        ({"adam_eps": "epsilon-hat"}, "optimizer.adam_eps", "torch, epsilon_hat"),
+        ({"kind": "rmsprop", "rmsprop_eps_placement": "insde"}, "optimizer.rmsprop_eps_placement", "outside, inside"),
+    ],
+)
 def test_make_optimizer_refuses_a_misspelt_style_or_placement(framework, changes, option, allowed):
     train = module(framework, "train")
     p = module_variable(framework)
@@ -211,8 +222,10 @@ def test_make_optimizer_refuses_a_misspelt_style_or_placement(framework, changes
     value = changes.get("adam_eps", changes.get("rmsprop_eps_placement"))
     with refused(option, value, allowed):
         train.make_optimizer([p], bad)
-    for kind, key, values in (("adam", "adam_eps", ("torch", "epsilon_hat")),
-                              ("rmsprop", "rmsprop_eps_placement", ("outside", "inside"))):
+    for kind, key, values in (
+        ("adam", "adam_eps", ("torch", "epsilon_hat")),
+        ("rmsprop", "rmsprop_eps_placement", ("outside", "inside")),
+    ):
         for good in values:
             train.make_optimizer([module_variable(framework)], OptimizerSpec(kind=kind, **{key: good}))
 
@@ -246,6 +259,9 @@ def test_precision_and_device_refuse_misspelt_names(framework):
 def test_a_run_asking_for_the_same_experiment_under_two_names_trains_it_once():
     models = [("gan", ("label-smoothing-one",)), ("gan", ("label-smoothing-two",))]
     assert [s.name for s in registry.profile_experiments("smoke", models=models, convention="torchgan")] == [
-        "gan+label-smoothing-one"]
+        "gan+label-smoothing-one"
+    ]
     assert [s.name for s in registry.profile_experiments("smoke", models=models)] == [
-        "gan+label-smoothing-one", "gan+label-smoothing-two"]
+        "gan+label-smoothing-one",
+        "gan+label-smoothing-two",
+    ]

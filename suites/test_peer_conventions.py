@@ -19,8 +19,8 @@ Each case runs in both twins (the `framework` fixture) and in float64 and float3
 """
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -95,6 +95,7 @@ def _tfgan_loss(loss, opts, targets, index, shape=(4,), weight=None):
             kw["weights"] = weight
         # the generator losses take label_smoothing 0: targets only reach the D terms
         return m.L.GAN_LOSSES[loss](real, gen, *targets, **kw)[index]
+
     return fn
 
 
@@ -104,15 +105,38 @@ def tfgan_cases():
         s = 16.0**2 if loss == "lsgan" else 16.0
         for qty, index, want in (("generator", 3, g_want), ("discriminator", 0, d_want)):
             # test_<qty>_all_correct: assertAlmostEqual(expected, loss, 5)
-            out.append(Peer(f"tfgan-{cls}-test_{qty}_all_correct", TFGAN,
-                            _tfgan_loss(loss, opts, targets, index), want, 0.5e-5, s))
+            out.append(
+                Peer(
+                    f"tfgan-{cls}-test_{qty}_all_correct",
+                    TFGAN,
+                    _tfgan_loss(loss, opts, targets, index),
+                    want,
+                    0.5e-5,
+                    s,
+                )
+            )
             # test_<qty>_patch: the same outputs reshaped to [2, 2], the same value (places 5)
-            out.append(Peer(f"tfgan-{cls}-test_{qty}_patch", TFGAN,
-                            _tfgan_loss(loss, opts, targets, index, (2, 2)), want, 0.5e-5, s))
+            out.append(
+                Peer(
+                    f"tfgan-{cls}-test_{qty}_patch",
+                    TFGAN,
+                    _tfgan_loss(loss, opts, targets, index, (2, 2)),
+                    want,
+                    0.5e-5,
+                    s,
+                )
+            )
             # test_<qty>_with_python_scalar_weight: expected * 2.3, places 4
-            out.append(Peer(f"tfgan-{cls}-test_{qty}_with_python_scalar_weight", TFGAN,
-                            _tfgan_loss(loss, opts, targets, index, weight=TFGAN_WEIGHT),
-                            want * TFGAN_WEIGHT, 0.5e-4, s * TFGAN_WEIGHT))
+            out.append(
+                Peer(
+                    f"tfgan-{cls}-test_{qty}_with_python_scalar_weight",
+                    TFGAN,
+                    _tfgan_loss(loss, opts, targets, index, weight=TFGAN_WEIGHT),
+                    want * TFGAN_WEIGHT,
+                    0.5e-4,
+                    s * TFGAN_WEIGHT,
+                )
+            )
     return out
 
 
@@ -127,6 +151,7 @@ def _tfgan_gp(target=1.0, form="divide"):
         real, gen = t(TFGAN_GP_REAL), t(TFGAN_GP_GEN)
         alpha = t([[0.5]])
         return m.S.gradient_penalty(lambda x: 2.0 * x, real, gen, alpha, target, form=form)
+
     return fn
 
 
@@ -135,12 +160,24 @@ def tfgan_gp_cases():
         # test_all_correct: _expected_loss 9.00000, places 6 ((4 / 1 - 1)^2)
         Peer("tfgan-GradientPenaltyTest-test_all_correct", TFGAN, _tfgan_gp(), 9.0, 0.5e-6, 16.0),
         # test_loss_using_one_sided_mode: one_sided=True, 9.0, places 5
-        Peer("tfgan-GradientPenaltyTest-test_loss_using_one_sided_mode", TFGAN,
-             _tfgan_gp(form="one_sided"), 9.0, 0.5e-5, 16.0),
+        Peer(
+            "tfgan-GradientPenaltyTest-test_loss_using_one_sided_mode",
+            TFGAN,
+            _tfgan_gp(form="one_sided"),
+            9.0,
+            0.5e-5,
+            16.0,
+        ),
         # test_loss_with_gradient_norm_target: target=2.0 gives 1.0, places 5: TF-GAN divides,
         # (||g|| / target - 1)^2 = (4 / 2 - 1)^2; subtracting would give 4
-        Peer("tfgan-GradientPenaltyTest-test_loss_with_gradient_norm_target", TFGAN,
-             _tfgan_gp(target=2.0), 1.0, 0.5e-5, 16.0),
+        Peer(
+            "tfgan-GradientPenaltyTest-test_loss_with_gradient_norm_target",
+            TFGAN,
+            _tfgan_gp(target=2.0),
+            1.0,
+            0.5e-5,
+            16.0,
+        ),
     ]
 
 
@@ -154,36 +191,70 @@ KERAS_LOGITS = [[10.0, -10.0, 10.0], [10.0, 10.0, -10.0]]
 def _keras_bce(y, logits, weights=None, reduction="mean", smoothing=0.0):
     """Keras' BCE averages each example's row, then the batch; genbench's bce_with_logits takes
     the per-element targets and per-element weights (a row's weight repeated over its row)."""
+
     def fn(m, t):
         yy = np.asarray(y, np.float64)
         real, fake = smoothed_targets(smoothing, "keras" if smoothing else "none")
         targets = np.where(yy == 1, real, fake)
-        w = None if weights is None else np.broadcast_to(np.asarray(weights, np.float64)[..., None]
-                                                          if np.ndim(weights) else weights, yy.shape)
+        w = (
+            None
+            if weights is None
+            else np.broadcast_to(np.asarray(weights, np.float64)[..., None] if np.ndim(weights) else weights, yy.shape)
+        )
         return m.L.bce_with_logits(t(logits), t(targets), None if w is None else t(w), reduction)
+
     return fn
 
 
 def keras_cases():
     return [
         # test_all_correct_unweighted, logits +-10 with matching labels: 0.0
-        Peer("keras-BinaryCrossentropyTest-test_all_correct_unweighted-logits", KERAS,
-             _keras_bce([[1, 0, 0], [0, 1, 0], [0, 0, 1]],
-                        [[10.0, -10.0, -10.0], [-10.0, 10.0, -10.0], [-10.0, -10.0, 10.0]]),
-             0.0, KERAS_TOL, 10.0),
+        Peer(
+            "keras-BinaryCrossentropyTest-test_all_correct_unweighted-logits",
+            KERAS,
+            _keras_bce(
+                [[1, 0, 0], [0, 1, 0], [0, 0, 1]], [[10.0, -10.0, -10.0], [-10.0, 10.0, -10.0], [-10.0, -10.0, 10.0]]
+            ),
+            0.0,
+            KERAS_TOL,
+            10.0,
+        ),
         # test_unweighted, from_logits: 3.3333
-        Peer("keras-BinaryCrossentropyTest-test_unweighted-logits", KERAS,
-             _keras_bce(KERAS_Y, KERAS_LOGITS), 3.3333, KERAS_TOL, 10.0),
+        Peer(
+            "keras-BinaryCrossentropyTest-test_unweighted-logits",
+            KERAS,
+            _keras_bce(KERAS_Y, KERAS_LOGITS),
+            3.3333,
+            KERAS_TOL,
+            10.0,
+        ),
         # test_scalar_weighted, from_logits, sample_weight=2.3: 7.666
-        Peer("keras-BinaryCrossentropyTest-test_scalar_weighted-logits", KERAS,
-             _keras_bce(KERAS_Y, KERAS_LOGITS, weights=2.3), 7.666, KERAS_TOL, 23.0),
+        Peer(
+            "keras-BinaryCrossentropyTest-test_scalar_weighted-logits",
+            KERAS,
+            _keras_bce(KERAS_Y, KERAS_LOGITS, weights=2.3),
+            7.666,
+            KERAS_TOL,
+            23.0,
+        ),
         # test_sample_weighted, from_logits, sample_weight=[4, 3]: 10.0
-        Peer("keras-BinaryCrossentropyTest-test_sample_weighted-logits", KERAS,
-             _keras_bce(KERAS_Y, KERAS_LOGITS, weights=[4.0, 3.0]), 10.0, KERAS_TOL, 40.0),
+        Peer(
+            "keras-BinaryCrossentropyTest-test_sample_weighted-logits",
+            KERAS,
+            _keras_bce(KERAS_Y, KERAS_LOGITS, weights=[4.0, 3.0]),
+            10.0,
+            KERAS_TOL,
+            40.0,
+        ),
         # test_label_smoothing: logits [[10, -10, -10]], y [[1, 0, 1]], 0.1: (10 + 5 * 0.1) / 3
-        Peer("keras-BinaryCrossentropyTest-test_label_smoothing", KERAS,
-             _keras_bce([[1, 0, 1]], [[10.0, -10.0, -10.0]], smoothing=0.1),
-             (10.0 + 5.0 * 0.1) / 3.0, KERAS_TOL, 10.0),
+        Peer(
+            "keras-BinaryCrossentropyTest-test_label_smoothing",
+            KERAS,
+            _keras_bce([[1, 0, 1]], [[10.0, -10.0, -10.0]], smoothing=0.1),
+            (10.0 + 5.0 * 0.1) / 3.0,
+            KERAS_TOL,
+            10.0,
+        ),
     ]
 
 
@@ -194,8 +265,9 @@ def _keras_no_reduction(m, t):
     return [float(to_numpy(r)) for r in rows]
 
 
-KERAS_NO_REDUCTION = Peer("keras-BinaryCrossentropyTest-test_no_reduction", KERAS, _keras_no_reduction,
-                          [0.0, 6.666], 1e-3, 10.0)  # assertAllClose(..., atol=1e-3)
+KERAS_NO_REDUCTION = Peer(
+    "keras-BinaryCrossentropyTest-test_no_reduction", KERAS, _keras_no_reduction, [0.0, 6.666], 1e-3, 10.0
+)  # assertAllClose(..., atol=1e-3)
 
 
 # -- torchgan ----------------------------------------------------------------------------------
@@ -206,23 +278,49 @@ TG_FACTOR = float(np.log1p(np.exp(-1.0)))  # factor = -log(sigmoid(1)) in test_m
 
 # test function -> (genbench loss, g mean, g sum, g none, d mean, d sum, d none)
 TORCHGAN_TESTS = {
-    "test_wasserstein_loss": ("wasserstein", -2.1, -8.4, [-4.8, -1.2, 3.5, -5.9],
-                              -2.625, -10.5, [3.5000002, -1.7, -11.9, -0.4000001]),
-    "test_lsgan_loss": ("lsgan", 7.3425007, 29.370003, [7.2200007, 0.02000001, 10.125, 12.005],
-                        19.76125, 79.045, [11.565001, 2.525, 33.504997, 31.45]),
-    "test_minimax_loss": ("minimax", -3.3642528 + TG_FACTOR, -13.457011 + 4 * TG_FACTOR,
-                          [-5.1214576 + TG_FACTOR, -1.7765441 + TG_FACTOR, -0.3430121 + TG_FACTOR,
-                           -6.215997 + TG_FACTOR],
-                          3.1251488, 12.500595, [5.0492043, 1.5168452, 0.02997526, 5.90457]),
-    "test_minimax_nonsaturating_loss": ("non-saturating", 0.9509911, 3.8039644,
-                                        [8.1960661e-03, 2.6328245e-01, 3.5297503e00, 2.7356991e-03],
-                                        3.1251488, 12.500595, [5.0492043, 1.5168452, 0.02997526, 5.90457]),
+    "test_wasserstein_loss": (
+        "wasserstein",
+        -2.1,
+        -8.4,
+        [-4.8, -1.2, 3.5, -5.9],
+        -2.625,
+        -10.5,
+        [3.5000002, -1.7, -11.9, -0.4000001],
+    ),
+    "test_lsgan_loss": (
+        "lsgan",
+        7.3425007,
+        29.370003,
+        [7.2200007, 0.02000001, 10.125, 12.005],
+        19.76125,
+        79.045,
+        [11.565001, 2.525, 33.504997, 31.45],
+    ),
+    "test_minimax_loss": (
+        "minimax",
+        -3.3642528 + TG_FACTOR,
+        -13.457011 + 4 * TG_FACTOR,
+        [-5.1214576 + TG_FACTOR, -1.7765441 + TG_FACTOR, -0.3430121 + TG_FACTOR, -6.215997 + TG_FACTOR],
+        3.1251488,
+        12.500595,
+        [5.0492043, 1.5168452, 0.02997526, 5.90457],
+    ),
+    "test_minimax_nonsaturating_loss": (
+        "non-saturating",
+        0.9509911,
+        3.8039644,
+        [8.1960661e-03, 2.6328245e-01, 3.5297503e00, 2.7356991e-03],
+        3.1251488,
+        12.500595,
+        [5.0492043, 1.5168452, 0.02997526, 5.90457],
+    ),
 }
 
 
 def _torchgan_loss(loss, index, reduction):
     def fn(m, t):
         return m.L.GAN_LOSSES[loss](t(TG_DX), t(TG_DGZ), reduction=reduction)[index]
+
     return fn
 
 
@@ -233,9 +331,16 @@ def torchgan_cases():
         for qty, index, values in (("gen", 3, (g_mean, g_sum, g_none)), ("d", 0, (d_mean, d_sum, d_none))):
             for reduction, want in zip(("mean", "sum", "none"), values):
                 # match_losses: assertAlmostEqual(..., places=5) for every reduction
-                out.append(Peer(f"torchgan-{test}-{qty}_loss_{reduction}", TORCHGAN,
-                                _torchgan_loss(loss, index, reduction), want, 0.5e-5,
-                                s * (4 if reduction == "sum" else 1)))
+                out.append(
+                    Peer(
+                        f"torchgan-{test}-{qty}_loss_{reduction}",
+                        TORCHGAN,
+                        _torchgan_loss(loss, index, reduction),
+                        want,
+                        0.5e-5,
+                        s * (4 if reduction == "sum" else 1),
+                    )
+                )
     return out
 
 
@@ -247,6 +352,7 @@ def _mimicry_loss(loss, index):
     def fn(m, t):  # TestLosses.setup: output_real = output_fake = torch.ones(4, 1)
         ones = t(np.ones(4))
         return m.L.GAN_LOSSES[loss](ones, ones)[index]
+
     return fn
 
 
@@ -262,8 +368,10 @@ def mimicry_cases():
         ("test_hinge_loss-loss_gen", "hinge", 3, -1.0),
         ("test_hinge_loss-loss_dis", "hinge", 0, 2.0),
     ]
-    return [Peer(f"mimicry-{name}", MIMICRY, _mimicry_loss(loss, index), want, 0.5e-4, 2.0)
-            for name, loss, index, want in rows]
+    return [
+        Peer(f"mimicry-{name}", MIMICRY, _mimicry_loss(loss, index), want, 0.5e-4, 2.0)
+        for name, loss, index, want in rows
+    ]
 
 
 # -- spectral norm: TF-GAN's stored vector and its at-most-one form, Keras' layer -----------------
@@ -280,22 +388,27 @@ def _tf_layout(kind, canonical):
 
 def _spectral(kind, w, vec, n_iter, eps, form="equality", vector="output"):
     """The twin's spectral_normalize on a canonical weight, training mode; the result canonical."""
+
     def fn(m, t):
         if m.framework == "torch":
             return m.S.spectral_normalize(t(w), t(vec), kind, n_iter, eps, True, form=form, vector=vector)
         import tensorflow as tf
 
-        out = m.S.spectral_normalize(t(_tf_layout(kind, w)), tf.Variable(t(vec)), kind, n_iter, eps, True,
-                                     form=form, vector=vector)
+        out = m.S.spectral_normalize(
+            t(_tf_layout(kind, w)), tf.Variable(t(vec)), kind, n_iter, eps, True, form=form, vector=vector
+        )
         return tf.transpose(out) if kind == "dense" else tf.transpose(out, (3, 2, 0, 1))
+
     return fn
 
 
 def np_tfgan_spectral_normalize(kernel, u, rounds, equality_constrained=True):
     """TF-GAN's spectral_normalize (compute_spectral_norm, training=True) re-implemented in NumPy
     on its own layout: w = kernel.reshape(-1, C_out), u (rest,) the persisted vector."""
+
     def l2n(x):
         return x / np.sqrt(max(np.sum(x * x), 1e-12))
+
     w = kernel.reshape(-1, kernel.shape[-1])
     for _ in range(rounds):
         v = l2n(w.T @ u)
@@ -337,36 +450,66 @@ def _tol(want, rtol, atol):
 def sn_cases():
     """(case, planted): planted is the same computation with the option under test flipped."""
     out = []
-    for test, kind, w, v in (("testFC_Layers", "dense", SN_FC, SN_V_FC), ("testConv2D_Layers", "conv", SN_CONV, SN_V_CONV)):
+    for test, kind, w, v in (
+        ("testFC_Layers", "dense", SN_FC, SN_V_FC),
+        ("testConv2D_Layers", "conv", SN_CONV, SN_V_CONV),
+    ):
         # the SVD reference of the peer's test: 1000 rounds, rtol = atol = 1e-4 (independent: NumPy SVD)
         want = _svd_normalized(w)
-        case = Peer(f"tfgan-SpectralNormalizationTest-{test}", TFGAN_SN + " (want: NumPy SVD, as the test)",
-                    _spectral(kind, w, v, 1000, TFGAN_SN_EPS, vector="input"), want.tolist(),
-                    _tol(want, 1e-4, 1e-4), 1.0)
+        case = Peer(
+            f"tfgan-SpectralNormalizationTest-{test}",
+            TFGAN_SN + " (want: NumPy SVD, as the test)",
+            _spectral(kind, w, v, 1000, TFGAN_SN_EPS, vector="input"),
+            want.tolist(),
+            _tol(want, 1e-4, 1e-4),
+            1.0,
+        )
         out.append((case, None))
         # one round from a given vector: NumPy re-implementation of compute_spectral_norm (no literal)
         want1 = _np_ref(kind, w, v, 1)
-        case = Peer(f"tfgan-compute_spectral_norm-one_round-{kind}",
-                    "tensorflow/gan tensorflow_gan/python/features/spectral_normalization.py (NumPy re-implementation)",
-                    _spectral(kind, w, v, 1, TFGAN_SN_EPS, vector="input"), want1.tolist(), 1e-12, 1.0)
+        case = Peer(
+            f"tfgan-compute_spectral_norm-one_round-{kind}",
+            "tensorflow/gan tensorflow_gan/python/features/spectral_normalization.py (NumPy re-implementation)",
+            _spectral(kind, w, v, 1, TFGAN_SN_EPS, vector="input"),
+            want1.tolist(),
+            1e-12,
+            1.0,
+        )
         u0 = w.reshape(w.shape[0], -1) @ v  # the output-side vector the input-side one implies
         out.append((case, _spectral(kind, w, u0 / np.linalg.norm(u0), 1, TFGAN_SN_EPS, vector="output")))
     # spectral_normalize(equality_constrained=False): w / max(1, sigma) (NumPy re-implementation)
-    for name, kind, w, v in (("sigma_below_one", "dense", SN_SMALL, SN_V_SMALL),
-                             ("sigma_above_one", "conv", SN_CONV, SN_V_CONV)):
+    for name, kind, w, v in (
+        ("sigma_below_one", "dense", SN_SMALL, SN_V_SMALL),
+        ("sigma_above_one", "conv", SN_CONV, SN_V_CONV),
+    ):
         want = _np_ref(kind, w, v, 1, equality_constrained=False)
-        case = Peer(f"tfgan-spectral_normalize-equality_constrained_False-{name}",
-                    "tensorflow/gan tensorflow_gan/python/features/spectral_normalization.py (NumPy re-implementation)",
-                    _spectral(kind, w, v, 1, TFGAN_SN_EPS, form="at_most_one", vector="input"), want.tolist(),
-                    1e-12, 1.0)
-        out.append((case, _spectral(kind, w, v, 1, TFGAN_SN_EPS, form="equality", vector="input")
-                    if name == "sigma_below_one" else None))
+        case = Peer(
+            f"tfgan-spectral_normalize-equality_constrained_False-{name}",
+            "tensorflow/gan tensorflow_gan/python/features/spectral_normalization.py (NumPy re-implementation)",
+            _spectral(kind, w, v, 1, TFGAN_SN_EPS, form="at_most_one", vector="input"),
+            want.tolist(),
+            1e-12,
+            1.0,
+        )
+        out.append(
+            (
+                case,
+                _spectral(kind, w, v, 1, TFGAN_SN_EPS, form="equality", vector="input")
+                if name == "sigma_below_one"
+                else None,
+            )
+        )
     # test_apply_layer: Conv2D(1, (2, 2)) with a kernel of ones on an image of ones, power_iterations=8,
     # training=True: 4 / sigma = 2.0, assertAllClose (rtol = atol = 1e-6). The output is the sum of the
     # normalized kernel; vector_u (TruncatedNormal) has one element here, so any non-zero start gives 2.
-    case = Peer("keras-SpectralNormalizationTest-test_apply_layer", KERAS_SN,
-                lambda m, t: _sum(m, _spectral("conv", np.ones((1, 1, 2, 2)), np.array([0.3]), 8,
-                                               KERAS_SN_EPS)(m, t)), 2.0, 1e-6 + 2e-6, 4.0)
+    case = Peer(
+        "keras-SpectralNormalizationTest-test_apply_layer",
+        KERAS_SN,
+        lambda m, t: _sum(m, _spectral("conv", np.ones((1, 1, 2, 2)), np.array([0.3]), 8, KERAS_SN_EPS)(m, t)),
+        2.0,
+        1e-6 + 2e-6,
+        4.0,
+    )
     out.append((case, lambda m, t: _sum(m, t(np.ones((1, 1, 2, 2))))))  # no normalization: 4
     return out
 
@@ -381,8 +524,15 @@ def _sum(m, x):
 
 SN_CASES = sn_cases()
 
-CASES = (tfgan_cases() + tfgan_gp_cases() + keras_cases() + [KERAS_NO_REDUCTION] + torchgan_cases()
-         + mimicry_cases() + [c for c, _ in SN_CASES])
+CASES = (
+    tfgan_cases()
+    + tfgan_gp_cases()
+    + keras_cases()
+    + [KERAS_NO_REDUCTION]
+    + torchgan_cases()
+    + mimicry_cases()
+    + [c for c, _ in SN_CASES]
+)
 
 
 def evaluate(case, framework, dtype):
@@ -397,15 +547,18 @@ def test_peer_literal(case, framework):
     got32 = evaluate(case, framework, "float32")
     assert got64.shape == want.shape, case.source
     assert np.all(np.abs(got64 - want) <= case.tol), (
-        f"{case.id} ({case.source}): float64 {got64} vs the peer's {want}, tolerance {case.tol}")
+        f"{case.id} ({case.source}): float64 {got64} vs the peer's {want}, tolerance {case.tol}"
+    )
     f32_tol = FLOAT32_FACTOR * EPS32 * max(1.0, case.scale)
     assert np.all(np.abs(got32 - got64) <= f32_tol), (
-        f"{case.id}: float32 {got32} vs float64 {got64}, tolerance {f32_tol:.2e}")
+        f"{case.id}: float32 {got32} vs float64 {got64}, tolerance {f32_tol:.2e}"
+    )
     assert np.all(np.abs(got32 - want) <= case.tol + f32_tol)
 
 
-@pytest.mark.parametrize("case, planted", [cp for cp in SN_CASES if cp[1] is not None],
-                         ids=[str(c) for c, p in SN_CASES if p is not None])
+@pytest.mark.parametrize(
+    "case, planted", [cp for cp in SN_CASES if cp[1] is not None], ids=[str(c) for c, p in SN_CASES if p is not None]
+)
 def test_spectral_norm_bounds_catch_a_planted_error(case, planted, framework):
     """The other option (or none) misses the peer's value by more than the case's tolerance:
     the output-side iteration for TF-GAN's stored input-side vector, W / sigma for W / max(1, sigma)
@@ -418,18 +571,27 @@ def test_spectral_norm_bounds_catch_a_planted_error(case, planted, framework):
 def test_spectral_norm_of_a_zero_kernel_is_finite_at_most_one_and_nan_equality(framework):
     """TF-GAN's equality_constrained=False divides 0 by max(1, 0) = 1; the equality form gives 0 / 0."""
     zero, v = np.zeros((4, 6)), SN_V_SMALL
-    at_most = evaluate(Peer("zero", "", _spectral("dense", zero, v, 1, TFGAN_SN_EPS, "at_most_one", "input"),
-                            0.0, 0.0, 1.0), framework, "float64")
+    at_most = evaluate(
+        Peer("zero", "", _spectral("dense", zero, v, 1, TFGAN_SN_EPS, "at_most_one", "input"), 0.0, 0.0, 1.0),
+        framework,
+        "float64",
+    )
     assert np.all(at_most == 0.0)
-    equality = evaluate(Peer("zero", "", _spectral("dense", zero, v, 1, TFGAN_SN_EPS, "equality", "input"),
-                             0.0, 0.0, 1.0), framework, "float64")
+    equality = evaluate(
+        Peer("zero", "", _spectral("dense", zero, v, 1, TFGAN_SN_EPS, "equality", "input"), 0.0, 0.0, 1.0),
+        framework,
+        "float64",
+    )
     assert np.all(np.isnan(equality))
 
 
 def test_spectral_norm_options_are_validated():
     from bench.core.specs import ExperimentSpec, NetSpec, SpecError
 
-    for field, bad, allowed in (("sn_form", "at_most", "equality, at_most_one"), ("sn_vector", "left", "output, input")):
+    for field, bad, allowed in (
+        ("sn_form", "at_most", "equality, at_most_one"),
+        ("sn_vector", "left", "output, input"),
+    ):
         with pytest.raises(SpecError, match=f"NetSpec.{field}='{bad}' is not one of {allowed}"):
             ExperimentSpec("x", discriminator=NetSpec(**{field: bad}))
     d = NetSpec()
@@ -450,8 +612,7 @@ def test_subtracting_the_gp_target_is_not_tfgans_form(framework):
     real, gen, alpha = t(TFGAN_GP_REAL), t(TFGAN_GP_GEN), t([[0.5]])
     sub = float(to_numpy(m.S.gradient_penalty(lambda x: 2.0 * x, real, gen, alpha, 2.0)))
     assert sub == pytest.approx(4.0, abs=1e-9)
-    one_sided_below = float(to_numpy(m.S.gradient_penalty(lambda x: 0.1 * x, real, gen, alpha, 1.0,
-                                                          form="one_sided")))
+    one_sided_below = float(to_numpy(m.S.gradient_penalty(lambda x: 0.1 * x, real, gen, alpha, 1.0, form="one_sided")))
     assert one_sided_below == 0.0  # ||g|| = 0.2 < 1: no penalty one-sided; (0.2 - 1)^2 two-sided
 
 
@@ -526,8 +687,14 @@ def test_tf1_rmsprop_starts_the_mean_square_at_one(framework):
     from bench.core.specs import OptimizerSpec
 
     peer = _peer_steps(tf.compat.v1.train.RMSPropOptimizer(1e-3), keras_api=False)  # decay 0.9, eps 1e-10
-    o = OptimizerSpec(kind="rmsprop", lr=f32(1e-3), rho=f32(0.9), eps=f32(1e-10),
-                      rmsprop_eps_placement="inside", rmsprop_initial_ms=1.0)
+    o = OptimizerSpec(
+        kind="rmsprop",
+        lr=f32(1e-3),
+        rho=f32(0.9),
+        eps=f32(1e-10),
+        rmsprop_eps_placement="inside",
+        rmsprop_initial_ms=1.0,
+    )
     np.testing.assert_allclose(_twin_steps(framework, o), peer, rtol=1e-14, atol=1e-18)
     zero_start = _twin_steps(framework, o.__class__(**{**o.__dict__, "rmsprop_initial_ms": 0.0}))
     assert np.max(np.abs(zero_start - peer)) > 0.5 * np.max(np.abs(peer))
@@ -568,14 +735,32 @@ def test_keras_batch_norm_with_the_biased_variance_and_its_momentum(framework):
         import torch
 
         rm, rv = torch.zeros(4, dtype=torch.float64), torch.ones(4, dtype=torch.float64)
-        y = S.batch_norm(torch.tensor(x), torch.ones(4, dtype=torch.float64), torch.zeros(4, dtype=torch.float64),
-                         rm, rv, True, 1.0 - bn.momentum, bn.epsilon, biased_variance=True)
+        y = S.batch_norm(
+            torch.tensor(x),
+            torch.ones(4, dtype=torch.float64),
+            torch.zeros(4, dtype=torch.float64),
+            rm,
+            rv,
+            True,
+            1.0 - bn.momentum,
+            bn.epsilon,
+            biased_variance=True,
+        )
     else:
         import tensorflow as tf
 
         rm, rv = tf.Variable(np.zeros(4)), tf.Variable(np.ones(4))
-        y = S.batch_norm(tf.constant(x), tf.constant(np.ones(4)), tf.constant(np.zeros(4)), rm, rv, True,
-                         1.0 - bn.momentum, bn.epsilon, biased_variance=True)
+        y = S.batch_norm(
+            tf.constant(x),
+            tf.constant(np.ones(4)),
+            tf.constant(np.zeros(4)),
+            rm,
+            rv,
+            True,
+            1.0 - bn.momentum,
+            bn.epsilon,
+            biased_variance=True,
+        )
     np.testing.assert_allclose(to_numpy(y), y_peer, rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(to_numpy(rm), np.asarray(bn.moving_mean), rtol=1e-14, atol=1e-16)
     np.testing.assert_allclose(to_numpy(rv), np.asarray(bn.moving_variance), rtol=1e-14, atol=1e-16)
@@ -607,14 +792,22 @@ def test_presets_set_the_conventions_together_and_record_their_name():
 
 
 # -- the twins still agree under every peer setting that changes training --------------------------
-PRESET_CASES = [("dcgan", ("batch-norm",), "tfgan"), ("dcgan", ("batch-norm",), "keras"),
-                ("wgan-gp", (), "tfgan"), ("lsgan", (), "keras"), ("dcgan", ("spectral-norm",), "tfgan")]
+PRESET_CASES = [
+    ("dcgan", ("batch-norm",), "tfgan"),
+    ("dcgan", ("batch-norm",), "keras"),
+    ("wgan-gp", (), "tfgan"),
+    ("lsgan", (), "keras"),
+    ("dcgan", ("spectral-norm",), "tfgan"),
+]
 
 
 @pytest.mark.equivalence
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("model, stabs, convention", PRESET_CASES,
-                         ids=[f"{m}{''.join('+' + s for s in st)}@{c}" for m, st, c in PRESET_CASES])
+@pytest.mark.parametrize(
+    "model, stabs, convention",
+    PRESET_CASES,
+    ids=[f"{m}{''.join('+' + s for s in st)}@{c}" for m, st, c in PRESET_CASES],
+)
 def test_twins_train_identically_under_peer_presets(model, stabs, convention, dtype):
     from bench.checks import equivalence as eq
     from bench.core import registry

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import impls
-from bench.core import randomness
 from bench.checks.equivalence import TOLERANCES, Case, batch, compare, gauge_names, random_weights
+from bench.core import randomness
 from bench.core.specs import ExperimentSpec, SpecError
 
 TINY = Case("dcgan").spec("float32")
@@ -108,7 +108,9 @@ def test_cuda_trains_like_cpu(framework, label, precision):
     e_cpu, e_gpu = worst_rel(cpu32, cpu64), worst_rel(gpu32, cpu64)
     bound = min(F32_FACTOR * max(e_cpu, e_gpu) + F32_FLOOR, F32_CAP)
     got = worst_rel(gpu32, cpu32)
-    print(f"\n{framework} {label} {precision}: float64 cuda-cpu {worst_rel(gpu64, cpu64):.2g}; float32 "
-          f"cuda-cpu {got:.3g} (cpu vs f64 {e_cpu:.3g}, cuda vs f64 {e_gpu:.3g}, bound {bound:.3g})")
+    print(
+        f"\n{framework} {label} {precision}: float64 cuda-cpu {worst_rel(gpu64, cpu64):.2g}; float32 "
+        f"cuda-cpu {got:.3g} (cpu vs f64 {e_cpu:.3g}, cuda vs f64 {e_gpu:.3g}, bound {bound:.3g})"
+    )
     if precision == "full":
         assert got <= bound, (got, e_cpu, e_gpu)

@@ -11,14 +11,13 @@ import pytest
 
 import impls
 from bench.core import data, registry
-from bench.metrics import fidelity_metrics, generate, metrics_for, mixture_metrics, test_elbo
 from bench.core.randomness import real_batches_per_step, step_noise
 from bench.core.specs import ExperimentSpec, NetSpec, OptimizerSpec
+from bench.metrics import fidelity_metrics, metrics_for, test_elbo
 
 RING_SAMPLES = 2500  # VEEGAN and PacGAN count modes over 2500 samples
 # seed 0 runs by default; the rest belong to the long quality gate
-RING_SEEDS = [0] + [pytest.param(s, marks=[pytest.mark.quality, pytest.mark.slow])
-                    for s in (1, 2, 3, 4)]
+RING_SEEDS = [0] + [pytest.param(s, marks=[pytest.mark.quality, pytest.mark.slow]) for s in (1, 2, 3, 4)]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -48,11 +47,9 @@ def train(spec, steps, seed, next_real):
 @pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
 def test_fid_real_vs_real_small_and_real_vs_noise_large(dataset):
     test = data.load(dataset, "test").images
-    real = fidelity_metrics(test, dataset, reference="train", n_reference=10000, prc=False,
-                            kid_subsets=20)
+    real = fidelity_metrics(test, dataset, reference="train", n_reference=10000, prc=False, kid_subsets=20)
     noise = np.random.default_rng(0).integers(0, 256, test.shape).astype(np.uint8)
-    fake = fidelity_metrics(noise, dataset, reference="train", n_reference=10000, prc=False,
-                            kid_subsets=20)
+    fake = fidelity_metrics(noise, dataset, reference="train", n_reference=10000, prc=False, kid_subsets=20)
     # measured (evaluator feature units, kid_subsets 20):
     #   mnist:   test vs train FID 0.80, KID 0.014 +- 0.45; noise FID 863, KID 240
     #   fashion: test vs train FID 0.17, KID -0.020 +- 0.055; noise FID 257, KID 7.5
@@ -72,10 +69,17 @@ ADAM_FAST = OptimizerSpec(kind="adam", lr=1e-3, beta1=0.5, beta2=0.999)
 ADAM_CRITIC = OptimizerSpec(kind="adam", lr=1e-3, beta1=0.5, beta2=0.9)
 ADAM_SLOW_G = OptimizerSpec(kind="adam", lr=1e-4, beta1=0.5, beta2=0.9)
 RING_BASE = ExperimentSpec(
-    "ring8-gan", family="gan", dataset="ring8", latent_dim=2, loss="non-saturating",
+    "ring8-gan",
+    family="gan",
+    dataset="ring8",
+    latent_dim=2,
+    loss="non-saturating",
     generator=NetSpec(hidden=(128, 128), activation="relu"),
     discriminator=NetSpec(hidden=(128, 128), activation="leaky_relu", leaky_slope=0.2),
-    g_optimizer=ADAM_FAST, d_optimizer=ADAM_FAST, batch_size=256)
+    g_optimizer=ADAM_FAST,
+    d_optimizer=ADAM_FAST,
+    batch_size=256,
+)
 # (spec, steps): see test_ring8_modes
 RING_MODELS = {
     # unregularized: plain MLPs, non-saturating loss, Adam 1e-3 for both players
@@ -83,12 +87,23 @@ RING_MODELS = {
     # Gulrajani et al. 2017 with n_critic 5; the critic learns 10x faster than G (TTUR,
     # Heusel et al. 2017): with equal rates the critic lags and G's samples jump around the
     # plane for thousands of steps
-    "wgan-gp": (RING_BASE.with_(name="ring8-wgan-gp", loss="wgan-gp", n_critic=5,
-                                g_optimizer=ADAM_SLOW_G, d_optimizer=ADAM_CRITIC), 1000),
+    "wgan-gp": (
+        RING_BASE.with_(
+            name="ring8-wgan-gp", loss="wgan-gp", n_critic=5, g_optimizer=ADAM_SLOW_G, d_optimizer=ADAM_CRITIC
+        ),
+        1000,
+    ),
     # Miyato et al. 2018: spectral norm on every critic layer, hinge loss, TTUR as above
-    "sngan": (RING_BASE.with_(name="ring8-sngan", loss="hinge", g_optimizer=ADAM_SLOW_G,
-                              d_optimizer=ADAM_CRITIC, **{"discriminator.spectral_norm": True}),
-              2000),
+    "sngan": (
+        RING_BASE.with_(
+            name="ring8-sngan",
+            loss="hinge",
+            g_optimizer=ADAM_SLOW_G,
+            d_optimizer=ADAM_CRITIC,
+            **{"discriminator.spectral_norm": True},
+        ),
+        2000,
+    ),
 }
 MOST_MODES = 5  # "found most of the ring": a majority of its 8 modes; a collapse covers 1-2
 
@@ -120,8 +135,9 @@ def test_ring8_modes(model, ring_seed):
 # -- MNIST: a trained GAN beats an untrained one ------------------------------------------
 def image_batches(spec):
     split = data.load(spec.dataset, "train")
-    batches = data.Batches(data.to_model_range(split.images, spec.data_range), split.labels,
-                           spec.batch_size, seed=spec.seed)
+    batches = data.Batches(
+        data.to_model_range(split.images, spec.data_range), split.labels, spec.batch_size, seed=spec.seed
+    )
     return lambda n, rng: batches.next(n // spec.batch_size)
 
 

@@ -47,14 +47,17 @@ def _free_port() -> int:
         return s.getsockname()[1]  # closed on return: nothing listens there
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--address", "auto"], "--address is an option of the Ray executor: add --executor ray"),
-    (["--ray-cpus-per-task", "2"], "--ray-cpus-per-task is an option of the Ray executor"),
-    (["--executor", "ray", "--ray-cpus-per-task", "0"], "--ray-cpus-per-task must be >= 1, got 0"),
-    (["--executor", "ray", "--address", "not an address"], "expected auto, HOST:PORT"),
-    (["--executor", "ray", "--address", "ray://127.0.0.1:FREEPORT"], "nothing answers at 127.0.0.1:FREEPORT"),
-    (["--executor", "ray", "--address", "127.0.0.1:FREEPORT"], "nothing answers at 127.0.0.1:FREEPORT"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--address", "auto"], "--address is an option of the Ray executor: add --executor ray"),
+        (["--ray-cpus-per-task", "2"], "--ray-cpus-per-task is an option of the Ray executor"),
+        (["--executor", "ray", "--ray-cpus-per-task", "0"], "--ray-cpus-per-task must be >= 1, got 0"),
+        (["--executor", "ray", "--address", "not an address"], "expected auto, HOST:PORT"),
+        (["--executor", "ray", "--address", "ray://127.0.0.1:FREEPORT"], "nothing answers at 127.0.0.1:FREEPORT"),
+        (["--executor", "ray", "--address", "127.0.0.1:FREEPORT"], "nothing answers at 127.0.0.1:FREEPORT"),
+    ],
+)
 def test_bad_executor_options_are_one_line_and_exit_2(argv, message, tmp_path, capsys):
     port = str(_free_port())
     argv = [a.replace("FREEPORT", port) for a in argv]
@@ -68,8 +71,22 @@ def test_bad_executor_options_are_one_line_and_exit_2(argv, message, tmp_path, c
 
 def test_executor_ray_without_ray_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError, as where it is absent
-    code = cli.main(["study", "--datasets", "ring8", "--seeds", "0", "--framework", "torch", "--out",
-                     str(tmp_path), "--no-progress", "--executor", "ray"])
+    code = cli.main(
+        [
+            "study",
+            "--datasets",
+            "ring8",
+            "--seeds",
+            "0",
+            "--framework",
+            "torch",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+            "--executor",
+            "ray",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert err.strip() == "genbench study: --executor ray needs Ray: pip install 'genbench[ray]'"
@@ -79,8 +96,13 @@ def test_run_help_lists_the_executor_options(capsys):
     with pytest.raises(SystemExit):
         cli.main(["run", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for option in ("--executor {serial,ray}", "--address ADDR", "--ray-cpus-per-task N", "--ray-max-retries N",
-                   "--threads N"):
+    for option in (
+        "--executor {serial,ray}",
+        "--address ADDR",
+        "--ray-cpus-per-task N",
+        "--ray-max-retries N",
+        "--threads N",
+    ):
         assert option in text
     assert "ray://HOST:PORT" in text and "an --address where no cluster answers" in text
 
@@ -92,9 +114,22 @@ def test_one_task_on_local_ray_equals_the_serial_experiment(tmp_path, capsys):
 
     from bench.runs.runner import run_experiment
 
-    eid, = _ids("gan")
-    code = cli.main(["run", *RING, "--models", "gan", "--framework", "torch", "--no-metrics", "--out",
-                     str(tmp_path / "ray"), "--executor", "ray"])
+    (eid,) = _ids("gan")
+    code = cli.main(
+        [
+            "run",
+            *RING,
+            "--models",
+            "gan",
+            "--framework",
+            "torch",
+            "--no-metrics",
+            "--out",
+            str(tmp_path / "ray"),
+            "--executor",
+            "ray",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     assert "Ray " in out and "1 CPU and 1 thread(s) per task" in out
@@ -106,8 +141,15 @@ def test_one_task_on_local_ray_equals_the_serial_experiment(tmp_path, capsys):
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        serial = run_experiment(spec, "torch", tmp_path / "serial", profile="smoke", progress=False, metrics=False,
-                                n_eval=registry.PROFILES["smoke"]["n_eval"])
+        serial = run_experiment(
+            spec,
+            "torch",
+            tmp_path / "serial",
+            profile="smoke",
+            progress=False,
+            metrics=False,
+            n_eval=registry.PROFILES["smoke"]["n_eval"],
+        )
     finally:
         torch.set_num_threads(before)
     assert serial["id"] == eid
@@ -120,7 +162,7 @@ def test_scale_projection_against_a_hand_schedule():
     the first free worker: {5, 3, 1} and {4, 3, 2}, 9 s each; 3 waves of 5 s; bound 18 / 2 = 9."""
     from bench.runs import scale
 
-    row, = scale.projection([3, 1, 5, 2, 4, 3], workers=(2,))
+    (row,) = scale.projection([3, 1, 5, 2, 4, 3], workers=(2,))
     assert row == {"workers": 2, "waves_s": 15.0, "greedy_s": 9.0, "bound_s": 9.0}
     one, many = scale.projection([3, 1, 5, 2, 4, 3], workers=(1, 10), speedup=2)
     assert one["greedy_s"] == one["bound_s"] == 9.0 and many["greedy_s"] == many["waves_s"] == 2.5
@@ -160,14 +202,30 @@ def test_the_error_model_rejects_another_trajectory(tmp_path):
     for name, bump in (("a", 0.0), ("b", 1e-5)):
         run = tmp_path / name
         (run / eid).mkdir(parents=True)
-        rows = [{"step": s, "wall_s": 0.1 * s, "d_loss": 1.3 - 0.01 * s + (bump * 1.3 if s == 5 else 0.0),
-                 "g_loss": 0.7} for s in range(1, 9)]
-        (run / eid / "losses.csv").write_text("step,wall_s,d_loss,g_loss\n" + "".join(
-            f"{r['step']},{r['wall_s']},{r['d_loss']!r},{r['g_loss']!r}\n" for r in rows))
-        records.write_record(run / "records" / f"{eid}.json", {
-            "id": eid, "experiment": "gan", "dataset": "ring8", "framework": "torch", "seed": 0, "status": "ok",
-            "spec_hash": "h", "steps_done": 8, "metrics_evaluated": False,
-            "final_losses": {"d_loss": 1.25, "g_loss": 0.7}, "metrics": {"d_loss_mean": 1.25}})
+        rows = [
+            {"step": s, "wall_s": 0.1 * s, "d_loss": 1.3 - 0.01 * s + (bump * 1.3 if s == 5 else 0.0), "g_loss": 0.7}
+            for s in range(1, 9)
+        ]
+        (run / eid / "losses.csv").write_text(
+            "step,wall_s,d_loss,g_loss\n"
+            + "".join(f"{r['step']},{r['wall_s']},{r['d_loss']!r},{r['g_loss']!r}\n" for r in rows)
+        )
+        records.write_record(
+            run / "records" / f"{eid}.json",
+            {
+                "id": eid,
+                "experiment": "gan",
+                "dataset": "ring8",
+                "framework": "torch",
+                "seed": 0,
+                "status": "ok",
+                "spec_hash": "h",
+                "steps_done": 8,
+                "metrics_evaluated": False,
+                "final_losses": {"d_loss": 1.25, "g_loss": 0.7},
+                "metrics": {"d_loss_mean": 1.25},
+            },
+        )
     assert _first_difference(tmp_path / "a", tmp_path / "a", eid) is None
     assert _first_difference(tmp_path / "a", tmp_path / "b", eid).startswith(f"{eid}: step 5 d_loss")
 
@@ -176,9 +234,24 @@ def test_the_error_model_rejects_another_trajectory(tmp_path):
 @needs_ray
 def test_a_killed_worker_is_retried_and_the_run_finishes(tmp_path):
     out = tmp_path / "run"
-    eid, = _ids("gan", steps=3000)
-    proc = _start("run", *RING, "--models", "gan", "--framework", "torch", "--steps", "3000", "--no-metrics",
-                  "--out", out, "--executor", "ray", "--ray-max-retries", "1")
+    (eid,) = _ids("gan", steps=3000)
+    proc = _start(
+        "run",
+        *RING,
+        "--models",
+        "gan",
+        "--framework",
+        "torch",
+        "--steps",
+        "3000",
+        "--no-metrics",
+        "--out",
+        out,
+        "--executor",
+        "ray",
+        "--ray-max-retries",
+        "1",
+    )
     try:
         first = _wait_for(lambda: _worker(out, eid), 120, "the task's worker.json and its first steps")
         os.kill(first["pid"], signal.SIGKILL)
@@ -198,8 +271,23 @@ def test_a_killed_worker_is_retried_and_the_run_finishes(tmp_path):
 def test_a_worker_killed_past_its_retries_fails_its_experiment_and_the_others_finish(tmp_path):
     out = tmp_path / "run"
     killed, other = _ids("gan", ("torch", "tensorflow"), steps=3000)
-    proc = _start("run", *RING, "--models", "gan", "--framework", "both", "--steps", "3000", "--no-metrics",
-                  "--out", out, "--executor", "ray", "--ray-max-retries", "0")
+    proc = _start(
+        "run",
+        *RING,
+        "--models",
+        "gan",
+        "--framework",
+        "both",
+        "--steps",
+        "3000",
+        "--no-metrics",
+        "--out",
+        out,
+        "--executor",
+        "ray",
+        "--ray-max-retries",
+        "0",
+    )
     try:
         os.kill(_wait_for(lambda: _worker(out, killed), 120, "the torch task's first steps")["pid"], signal.SIGKILL)
         stdout, _ = proc.communicate(timeout=300)
@@ -221,8 +309,23 @@ def test_ctrl_c_keeps_finished_records_and_resume_skips_exactly_them(tmp_path):
     out = tmp_path / "run"
     steps = 1500
     gans, wgans = _ids("gan", seeds=(0, 1), steps=steps), _ids("wgan-gp", seeds=(0, 1), steps=steps)
-    proc = _start("run", *RING, "--models", "gan,wgan-gp", "--framework", "torch", "--seeds", "0-1", "--steps",
-                  steps, "--no-metrics", "--out", out, "--executor", "ray")
+    proc = _start(
+        "run",
+        *RING,
+        "--models",
+        "gan,wgan-gp",
+        "--framework",
+        "torch",
+        "--seeds",
+        "0-1",
+        "--steps",
+        steps,
+        "--no-metrics",
+        "--out",
+        out,
+        "--executor",
+        "ray",
+    )
     try:
         _wait_for(lambda: all((out / "records" / f"{e}.json").exists() for e in gans), 180, "the GANs' records")
         _wait_for(lambda: any(_worker(out, e) for e in wgans), 120, "a WGAN-GP task training")

@@ -16,13 +16,23 @@ import numpy as np
 import pytest
 
 from bench import cli
-from bench.runs import records, runner
 from bench.core import registry
 from bench.core.divergence import DIVERGENCE_LIMIT, FINAL_WINDOW
+from bench.runs import records, runner
 
 STEPS = 6
-BASE = ["run", "--dataset", "ring8", "--framework", "torch", "--profile", "smoke", "--steps", str(STEPS),
-        "--no-progress"]
+BASE = [
+    "run",
+    "--dataset",
+    "ring8",
+    "--framework",
+    "torch",
+    "--profile",
+    "smoke",
+    "--steps",
+    str(STEPS),
+    "--no-progress",
+]
 REUSED = "exists, reused"
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
@@ -43,8 +53,11 @@ def by_experiment(run_dir) -> dict:
 
 def snapshot(folder: Path) -> dict:
     """Every file under a folder with the SHA-256 of its bytes."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def one_error_line(err: str, *needles):
@@ -133,8 +146,17 @@ def test_a_record_is_reused_only_with_the_same_hash(tmp_path, capsys):
     assert rec["steps_done"] == 9 and rec["spec"]["steps"] == 9
     assert (tmp_path / "records" / "superseded" / first.name).read_bytes() == first_bytes
     # the same budget under another profile (another evaluation budget) is another identity
-    code, out, _ = genbench(capsys, *[a if a != "smoke" else "quick" for a in BASE[:-3]], "--steps", "9",
-                            "--no-progress", "--models", "gan", "--out", tmp_path)
+    code, out, _ = genbench(
+        capsys,
+        *[a if a != "smoke" else "quick" for a in BASE[:-3]],
+        "--steps",
+        "9",
+        "--no-progress",
+        "--models",
+        "gan",
+        "--out",
+        tmp_path,
+    )
     assert code == 0 and REUSED not in out
     (rec2,) = records.read_records(tmp_path)
     assert rec2["profile"] == "quick" and rec2["spec_hash"] != rec["spec_hash"]
@@ -166,8 +188,14 @@ def test_record_carries_schema_command_timestamps_and_files_are_0644(base_run):
         assert rec["git_revision"] and len(rec["spec_hash"]) == 64 and rec["identity"]["randomness"] == "reproducible"
         state = base_run / rec["id"] / rec["state"]["file"]
         assert hashlib.sha256(state.read_bytes()).hexdigest() == rec["state"]["sha256"]
-    files = [*records.record_paths(base_run), base_run / "results.md", base_run / "comparison.csv",
-             base_run / "run.json", *base_run.glob("*/state.npz"), *base_run.glob("*/samples_final.png")]
+    files = [
+        *records.record_paths(base_run),
+        base_run / "results.md",
+        base_run / "comparison.csv",
+        base_run / "run.json",
+        *base_run.glob("*/state.npz"),
+        *base_run.glob("*/samples_final.png"),
+    ]
     assert len(files) >= 8
     for f in files:
         assert stat.S_IMODE(f.stat().st_mode) == 0o644, f
@@ -187,8 +215,7 @@ def test_saved_state_evaluates_to_the_same_metrics(framework, tmp_path):
 
 
 # -- states: failures in evaluation and training, Ctrl-C ------------------------------------
-def test_a_failing_metric_is_recorded_shown_exits_1_and_is_evaluated_again_from_state(tmp_path, capsys,
-                                                                                          monkeypatch):
+def test_a_failing_metric_is_recorded_shown_exits_1_and_is_evaluated_again_from_state(tmp_path, capsys, monkeypatch):
     import bench.metrics
 
     real = bench.metrics.metrics_for
@@ -233,8 +260,7 @@ def test_an_exception_in_training_fails_that_experiment_only(tmp_path, capsys, m
     assert "failed" in (tmp_path / "comparison.md").read_text()
 
 
-def test_ctrl_c_in_evaluation_keeps_the_state_stops_the_matrix_and_resume_continues(tmp_path, capsys,
-                                                                                     monkeypatch):
+def test_ctrl_c_in_evaluation_keeps_the_state_stops_the_matrix_and_resume_continues(tmp_path, capsys, monkeypatch):
     import bench.metrics
 
     real = bench.metrics.metrics_for
@@ -302,8 +328,9 @@ def test_a_bad_loss_at_step_k_is_diverged_with_k_plus_1_steps(tmp_path, capsys, 
 
 def test_final_losses_and_stability_summary_share_one_window(tmp_path, capsys):
     steps = FINAL_WINDOW + 7
-    code, _, _ = genbench(capsys, *BASE[:-3], "--steps", steps, "--no-progress", "--models", "gan", "--no-metrics",
-                          "--out", tmp_path)
+    code, _, _ = genbench(
+        capsys, *BASE[:-3], "--steps", steps, "--no-progress", "--models", "gan", "--no-metrics", "--out", tmp_path
+    )
     assert code == 0
     (rec,) = records.read_records(tmp_path)
     for term, value in rec["final_losses"].items():
@@ -317,8 +344,9 @@ def test_final_losses_and_stability_summary_share_one_window(tmp_path, capsys):
 
 
 # -- bad input ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("content", [None, b"", b"[1, 2]", b'{"id": "x"}'], ids=["truncated", "empty", "list",
-                                                                                   "lacks-fields"])
+@pytest.mark.parametrize(
+    "content", [None, b"", b"[1, 2]", b'{"id": "x"}'], ids=["truncated", "empty", "list", "lacks-fields"]
+)
 def test_a_corrupt_record_is_one_line_for_tables_and_retrained_by_run(base_run, tmp_path, capsys, content):
     folder = tmp_path / "run"
     folder.mkdir()
@@ -385,8 +413,23 @@ def test_a_truncated_idx_file_in_data_dir_is_one_line_and_nothing_is_written(tmp
     images = data_dir / "train-images-idx3-ubyte"
     images.write_bytes(images.read_bytes()[:-500])
     out = tmp_path / "out"
-    code, _, err = genbench(capsys, "run", "--dataset", "mnist", "--models", "gan", "--framework", "torch",
-                            "--steps", "2", "--data-dir", data_dir, "--out", out, "--no-progress")
+    code, _, err = genbench(
+        capsys,
+        "run",
+        "--dataset",
+        "mnist",
+        "--models",
+        "gan",
+        "--framework",
+        "torch",
+        "--steps",
+        "2",
+        "--data-dir",
+        data_dir,
+        "--out",
+        out,
+        "--no-progress",
+    )
     assert code == 2
     one_error_line(err, str(images), "truncated")
     assert not out.exists()
@@ -401,8 +444,11 @@ def test_disk_full_is_one_line_exit_1_and_the_previous_file_is_intact(tmp_path, 
     real_write = records._write
 
     def full(f, data, path):
-        hit = {"record": path.parent.name == "records", "state": path.name == "state.npz",
-               "table": path.name == "results.md"}[target]
+        hit = {
+            "record": path.parent.name == "records",
+            "state": path.name == "state.npz",
+            "table": path.name == "results.md",
+        }[target]
         if hit:
             raise OSError(errno.ENOSPC, "No space left on device")
         real_write(f, data, path)
@@ -428,23 +474,28 @@ def test_disk_full_is_one_line_exit_1_and_the_previous_file_is_intact(tmp_path, 
     assert run(capsys, tmp_path)[0] == 0  # and the run completes once there is room
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--models", "dcgna"], "unknown model 'dcgna'; did you mean 'dcgan'?"),
-    (["--models", "gan+spectral-nrom"], "unknown stabilizer 'spectral-nrom'; did you mean 'spectral-norm'?"),
-    (["--models", "vae"], "only the GANs apply"),
-    (["--models", "gan+label-smoothing-one+magic"], "unknown stabilizer 'magic'"),
-    (["--dataset", "ring9"], "did you mean 'ring8'?"),
-    (["--steps", "0"], "--steps must be >= 1, got 0"),
-    (["--steps", "-5"], "--steps must be >= 1, got -5"),
-    (["--steps", "many"], "--steps takes a positive integer"),
-    (["--seeds", "3-1"], "3-1 is an empty range"),
-    (["--seeds", "0,0"], "seed 0 appears twice"),
-    (["--seeds", "x"], "--seeds takes integers"),
-], ids=lambda v: v if isinstance(v, str) else "_".join(v))
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--models", "dcgna"], "unknown model 'dcgna'; did you mean 'dcgan'?"),
+        (["--models", "gan+spectral-nrom"], "unknown stabilizer 'spectral-nrom'; did you mean 'spectral-norm'?"),
+        (["--models", "vae"], "only the GANs apply"),
+        (["--models", "gan+label-smoothing-one+magic"], "unknown stabilizer 'magic'"),
+        (["--dataset", "ring9"], "did you mean 'ring8'?"),
+        (["--steps", "0"], "--steps must be >= 1, got 0"),
+        (["--steps", "-5"], "--steps must be >= 1, got -5"),
+        (["--steps", "many"], "--steps takes a positive integer"),
+        (["--seeds", "3-1"], "3-1 is an empty range"),
+        (["--seeds", "0,0"], "seed 0 appears twice"),
+        (["--seeds", "x"], "--seeds takes integers"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "_".join(v),
+)
 def test_bad_input_is_one_line_exit_2_and_nothing_written_is_lost(base_run, capsys, argv, message):
     before = snapshot(base_run)
-    code, _, err = genbench(capsys, "run", "--dataset", "ring8", "--framework", "torch", "--out", base_run,
-                            "--no-progress", *argv)
+    code, _, err = genbench(
+        capsys, "run", "--dataset", "ring8", "--framework", "torch", "--out", base_run, "--no-progress", *argv
+    )
     assert code == 2
     one_error_line(err, "genbench run: error:", message)
     assert snapshot(base_run) == before
@@ -463,15 +514,23 @@ def test_resume_needs_a_recorded_run_and_takes_no_other_options(base_run, tmp_pa
     recorded = json.loads((base_run / "run.json").read_text())["invocations"]
     assert recorded[-1]["options"] == recorded[0]["options"]
     assert {k: v for k, v in snapshot(base_run).items() if k.startswith("records/")} == {
-        k: v for k, v in before.items() if k.startswith("records/")}
+        k: v for k, v in before.items() if k.startswith("records/")
+    }
 
 
 def test_help_documents_resume_and_exit_codes(capsys):
     with pytest.raises(SystemExit):
         cli.main(["run", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for needle in ("--resume RUN_DIR", "identity hash", "exit status", "1 an experiment failed", "2 bad input",
-                   "130 interrupted", "metrics_failed"):
+    for needle in (
+        "--resume RUN_DIR",
+        "identity hash",
+        "exit status",
+        "1 an experiment failed",
+        "2 bad input",
+        "130 interrupted",
+        "metrics_failed",
+    ):
         assert needle in text, needle
 
 
@@ -495,12 +554,14 @@ def test_the_curve_profile_evaluates_during_training(framework, tmp_path, monkey
     final = rec["curve"][-1]
     assert all(final[k] == rec["metrics"][k] for k in final if k != "step")
 
-    short = runner.run_experiment(spec.with_(steps=2), framework, tmp_path / "b", profile="smoke", n_eval=500,
-                                  progress=False)
+    short = runner.run_experiment(
+        spec.with_(steps=2), framework, tmp_path / "b", profile="smoke", n_eval=500, progress=False
+    )
     trainer = impls.load(framework).build(spec)
     trainer.set_weights(records.load_state(tmp_path / "b" / short["id"] / short["state"]["file"]))
-    want = metrics.metrics_for(spec, trainer, np.random.default_rng([spec.seed, runner.EVAL_SEED_KEY, 2]),
-                               n_samples=500)
+    want = metrics.metrics_for(
+        spec, trainer, np.random.default_rng([spec.seed, runner.EVAL_SEED_KEY, 2]), n_samples=500
+    )
     assert {k: rec["curve"][0][k] for k in want} == want
 
     # evaluated again from its state: the final point is replaced, not repeated

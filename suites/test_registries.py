@@ -27,13 +27,16 @@ def test_the_dataset_names_and_their_derived_groups():
     assert facts.NUM_CLASSES == data.N_CLASSES == 10 and data.IMAGE_SHAPE == (28, 28)
 
 
-@pytest.mark.parametrize("dataset, shape, source, family_ok", [
-    ("mnist", (1, 28, 28), "mnist", "vae"),
-    ("fashion-mnist", (1, 28, 28), "fashion-mnist", "cvae"),
-    ("ring8", (2,), "ring8", "gan"),
-    ("grid25", (2,), "grid25", "gan"),
-    ("stacked-mnist", (3, 28, 28), "mnist", "gan"),
-])
+@pytest.mark.parametrize(
+    "dataset, shape, source, family_ok",
+    [
+        ("mnist", (1, 28, 28), "mnist", "vae"),
+        ("fashion-mnist", (1, 28, 28), "fashion-mnist", "cvae"),
+        ("ring8", (2,), "ring8", "gan"),
+        ("grid25", (2,), "grid25", "gan"),
+        ("stacked-mnist", (3, 28, 28), "mnist", "gan"),
+    ],
+)
 def test_a_spec_reads_its_shape_and_source_from_the_dataset_registry(dataset, shape, source, family_ok):
     spec = registry.experiment("gan", dataset=dataset, profile="smoke")
     assert spec.data_shape == shape and spec.source_dataset == source
@@ -41,17 +44,24 @@ def test_a_spec_reads_its_shape_and_source_from_the_dataset_registry(dataset, sh
     assert family_ok in facts.DATASET_FACTS[dataset].families
 
 
-@pytest.mark.parametrize("family, discriminator, encoder, conditional, data_range", [
-    ("gan", True, False, False, (-1.0, 1.0)),
-    ("vae", False, True, False, (0.0, 1.0)),
-    ("cvae", False, True, True, (0.0, 1.0)),
-    ("vaegan", True, True, False, (-1.0, 1.0)),
-])
+@pytest.mark.parametrize(
+    "family, discriminator, encoder, conditional, data_range",
+    [
+        ("gan", True, False, False, (-1.0, 1.0)),
+        ("vae", False, True, False, (0.0, 1.0)),
+        ("cvae", False, True, True, (0.0, 1.0)),
+        ("vaegan", True, True, False, (-1.0, 1.0)),
+    ],
+)
 def test_a_spec_reads_its_family_from_the_family_registry(family, discriminator, encoder, conditional, data_range):
     assert FAMILIES == ("gan", "vae", "cvae", "vaegan")
     spec = ExperimentSpec("x", family=family, loss="elbo" if family in ("vae", "cvae") else "non-saturating")
     assert (spec.has_discriminator, spec.has_encoder, spec.conditional, spec.data_range) == (
-        discriminator, encoder, conditional, data_range)
+        discriminator,
+        encoder,
+        conditional,
+        data_range,
+    )
 
 
 # -- metrics ----------------------------------------------------------------------------------------
@@ -61,13 +71,34 @@ def test_the_gate_and_the_tables_read_the_metrics_registry():
 
     assert gate.DIRECTIONS is catalog.DIRECTIONS and tables.HEAD_METRICS is catalog.HEAD_METRICS
     assert gate.DIRECTIONS == {  # the values they had when each kept its own copy
-        "fid": "lower", "kid_mean": "lower", "class_kl": "lower", "mode_kl": "lower",
-        "classes_covered": "higher", "modes_covered": "higher", "high_quality_share": "higher",
-        "precision": "higher", "recall": "higher", "isc_mean": "higher",
-        "test_elbo": "higher", "knn_accuracy": "higher", "iwae_nll": "lower"}
-    assert tables.HEAD_METRICS == ("fid", "kid_mean", "classes_covered", "class_kl", "modes_covered",
-                                   "high_quality_share", "test_elbo", "test_recon", "test_kl", "test_recon_mse",
-                                   "knn_accuracy", "d_loss_std")
+        "fid": "lower",
+        "kid_mean": "lower",
+        "class_kl": "lower",
+        "mode_kl": "lower",
+        "classes_covered": "higher",
+        "modes_covered": "higher",
+        "high_quality_share": "higher",
+        "precision": "higher",
+        "recall": "higher",
+        "isc_mean": "higher",
+        "test_elbo": "higher",
+        "knn_accuracy": "higher",
+        "iwae_nll": "lower",
+    }
+    assert tables.HEAD_METRICS == (
+        "fid",
+        "kid_mean",
+        "classes_covered",
+        "class_kl",
+        "modes_covered",
+        "high_quality_share",
+        "test_elbo",
+        "test_recon",
+        "test_kl",
+        "test_recon_mse",
+        "knn_accuracy",
+        "d_loss_std",
+    )
     assert len(catalog.BY_NAME) == len(catalog.METRICS)
     assert all(m.direction in (None, "lower", "higher") for m in catalog.METRICS)
     assert all(m.function is None or callable(m.function) for m in catalog.METRICS)
@@ -77,13 +108,17 @@ def test_the_gate_and_the_tables_read_the_metrics_registry():
 def _assigned(framework, name):
     """The source of the value a twin's train.py assigns to `name` (read, not imported)."""
     tree = ast.parse((ROOT / "impls" / framework / "train.py").read_text())
-    (node,) = [n for n in tree.body if isinstance(n, ast.Assign) and [getattr(t, "id", None) for t in n.targets] == [name]]
+    (node,) = [
+        n for n in tree.body if isinstance(n, ast.Assign) and [getattr(t, "id", None) for t in n.targets] == [name]
+    ]
     return ast.unparse(node.value)
 
 
 def test_the_variant_lists_are_read_from_the_registry():
-    assert registry.VARIANTS == {"torch": ("eager", "compile", "channels_last"),
-                                 "tensorflow": ("eager", "function", "xla")}
+    assert registry.VARIANTS == {
+        "torch": ("eager", "compile", "channels_last"),
+        "tensorflow": ("eager", "function", "xla"),
+    }
     for framework in registry.VARIANTS:
         assert _assigned(framework, "VARIANTS") == f"registry.VARIANTS['{framework}']"
     assert cli.TF_VARIANTS is registry.VARIANTS["tensorflow"]
@@ -97,7 +132,7 @@ def _tables(text: str) -> dict[str, list[dict]]:
         if line.startswith("|") and i + 1 < len(lines) and lines[i + 1].startswith("|--"):
             head = [c.strip() for c in line.strip("|").split("|")]
             rows = []
-            for row in lines[i + 2:]:
+            for row in lines[i + 2 :]:
                 if not row.startswith("|"):
                     break
                 rows.append(dict(zip(head, (c.strip() for c in row.strip("|").split("|")))))
@@ -113,16 +148,29 @@ def list_mismatches(tables: dict[str, list[dict]]) -> list[str]:
         if shown != want:
             bad.append(f"{what}: shown {shown}, registry {want}")
 
-    same("models", [(r["model"], r["description"], r["stabilizers"]) for r in tables.get("model", [])],
-         [(m, registry.MODEL_HELP[m], ", ".join(registry.applicable(m))) for m in registry.MODELS])
-    same("stabilizers", [(r["stabilizer"], r["what"]) for r in tables.get("stabilizer", [])],
-         [(s.name, s.help) for s in registry.STABILIZERS.values()])
-    same("datasets", [(r["dataset"], r["shape"], r["families"], r["evaluator"], r["what"])
-                      for r in tables.get("dataset", [])],
-         [(d.name, "x".join(map(str, d.shape)), ", ".join(d.families), d.evaluator or "-", d.help)
-          for d in facts.DATASET_FACTS.values()])
-    same("metrics", [(r["metric"], r["better"], r["unit"], r["head"]) for r in tables.get("metric", [])],
-         [(m.name, m.direction or "-", m.unit or "-", "yes" if m.head else "-") for m in catalog.METRICS])
+    same(
+        "models",
+        [(r["model"], r["description"], r["stabilizers"]) for r in tables.get("model", [])],
+        [(m, registry.MODEL_HELP[m], ", ".join(registry.applicable(m))) for m in registry.MODELS],
+    )
+    same(
+        "stabilizers",
+        [(r["stabilizer"], r["what"]) for r in tables.get("stabilizer", [])],
+        [(s.name, s.help) for s in registry.STABILIZERS.values()],
+    )
+    same(
+        "datasets",
+        [(r["dataset"], r["shape"], r["families"], r["evaluator"], r["what"]) for r in tables.get("dataset", [])],
+        [
+            (d.name, "x".join(map(str, d.shape)), ", ".join(d.families), d.evaluator or "-", d.help)
+            for d in facts.DATASET_FACTS.values()
+        ],
+    )
+    same(
+        "metrics",
+        [(r["metric"], r["better"], r["unit"], r["head"]) for r in tables.get("metric", [])],
+        [(m.name, m.direction or "-", m.unit or "-", "yes" if m.head else "-") for m in catalog.METRICS],
+    )
     return bad
 
 

@@ -26,21 +26,38 @@ from bench.runs import report_figures as rf
 FRAMEWORKS = ("torch", "tensorflow")
 SEEDS = (0, 1, 2)
 GAN_PAIR = ("dcgan+spectral-norm", "dcgan")
-CLAIM_TITLES = ["VAE: the ELBO, reconstruction and KL converge", "Spectral norm lowers DCGAN's FID",
-                "Spectral norm covers more classes", "Spectral norm steadies the discriminator loss",
-                "Gradient penalty on the 2-D ring covers more modes", "Weight decay changes little",
-                "Label smoothing lowers FID"]
+CLAIM_TITLES = [
+    "VAE: the ELBO, reconstruction and KL converge",
+    "Spectral norm lowers DCGAN's FID",
+    "Spectral norm covers more classes",
+    "Spectral norm steadies the discriminator loss",
+    "Gradient penalty on the 2-D ring covers more modes",
+    "Weight decay changes little",
+    "Label smoothing lowers FID",
+]
 
 
 # -- the fake run folder ---------------------------------------------------------------------
-def _record(run_dir: Path, name: str, dataset: str, fw: str, seed: int, metrics: dict, family="gan",
-            status="ok") -> dict:
+def _record(
+    run_dir: Path, name: str, dataset: str, fw: str, seed: int, metrics: dict, family="gan", status="ok"
+) -> dict:
     rid = f"{name}__{dataset}__{fw}__s{seed}__0123abcd"
-    rec = {"schema_version": records.SCHEMA_VERSION, "id": rid, "experiment": name, "dataset": dataset,
-           "framework": fw, "seed": seed, "status": status, "steps_done": 300,
-           "spec": {"name": name, "dataset": dataset, "seed": seed, "steps": 300, "family": family},
-           "metrics": metrics, "final_losses": {}, "timing": {"wall_s": 1.5, "ms_per_step": 5.0},
-           "versions": {"genbench": "0.1.0", "python": "3.11"}, "git_revision": "abc123def456"}
+    rec = {
+        "schema_version": records.SCHEMA_VERSION,
+        "id": rid,
+        "experiment": name,
+        "dataset": dataset,
+        "framework": fw,
+        "seed": seed,
+        "status": status,
+        "steps_done": 300,
+        "spec": {"name": name, "dataset": dataset, "seed": seed, "steps": 300, "family": family},
+        "metrics": metrics,
+        "final_losses": {},
+        "timing": {"wall_s": 1.5, "ms_per_step": 5.0},
+        "versions": {"genbench": "0.1.0", "python": "3.11"},
+        "git_revision": "abc123def456",
+    }
     records.write_record(run_dir / "records" / f"{rid}.json", rec)
     exp = run_dir / rid
     rng = np.random.default_rng(seed)
@@ -62,9 +79,21 @@ def _record(run_dir: Path, name: str, dataset: str, fw: str, seed: int, metrics:
 
 
 def _row(fw, ds, metric, better, treatment, control, effect, ci, verdict, note=""):
-    return {"framework": fw, "dataset": ds, "metric": metric, "better": better, "treatment": treatment,
-            "control": control, "effect": effect, "ci": ci, "n": [3, 3 if control else 0], "seeds": list(SEEDS),
-            "steps": 300, "verdict": verdict, "note": note}
+    return {
+        "framework": fw,
+        "dataset": ds,
+        "metric": metric,
+        "better": better,
+        "treatment": treatment,
+        "control": control,
+        "effect": effect,
+        "ci": ci,
+        "n": [3, 3 if control else 0],
+        "seeds": list(SEEDS),
+        "steps": 300,
+        "verdict": verdict,
+        "note": note,
+    }
 
 
 def verdicts_doc() -> dict:
@@ -82,13 +111,35 @@ def verdicts_doc() -> dict:
                 rows.append(_row(fw, "mnist", "fid", "lower", *GAN_PAIR, effect, ci, v))
             verdict[f"{fw}/mnist"] = v
         if i == 5:
-            rows.append(_row("torch", "ring8", "modes_covered", "higher", "gan+gradient-penalty", "gan",
-                             0.5, [0.25, 0.75], "supported"))
+            rows.append(
+                _row(
+                    "torch",
+                    "ring8",
+                    "modes_covered",
+                    "higher",
+                    "gan+gradient-penalty",
+                    "gan",
+                    0.5,
+                    [0.25, 0.75],
+                    "supported",
+                )
+            )
             verdict["torch/ring8"] = "supported"
-        claims.append({"claim": i, "title": title, "rows": rows, "verdict": verdict,
-                       "frameworks_agree": {"mnist": verdict["torch/mnist"] == verdict["tensorflow/mnist"]}})
-    return {"schema": 1, "claims": claims, "budgets": {"steps": 300, "seeds": 3},
-            "cost": [{"model": "dcgan", "framework": "torch", "runs": 3, "steps": 300, "wall_s_per_run": 1.5}]}
+        claims.append(
+            {
+                "claim": i,
+                "title": title,
+                "rows": rows,
+                "verdict": verdict,
+                "frameworks_agree": {"mnist": verdict["torch/mnist"] == verdict["tensorflow/mnist"]},
+            }
+        )
+    return {
+        "schema": 1,
+        "claims": claims,
+        "budgets": {"steps": 300, "seeds": 3},
+        "cost": [{"model": "dcgan", "framework": "torch", "runs": 3, "steps": 300, "wall_s_per_run": 1.5}],
+    }
 
 
 def make_run(run_dir: Path, verdicts: bool = True) -> Path:
@@ -215,8 +266,16 @@ def test_every_image_is_an_embedded_png_that_decodes(page):
 def test_the_page_has_every_section_and_bounded_figures(run_with_study, page):
     run_dir, path, seconds = run_with_study
     text = path.read_text(encoding="utf-8")
-    for heading in ("Verdicts", "Means over seeds", "Experiments", "VAE latents", "Unregularized vs regularized",
-                    "PyTorch vs TensorFlow", "Budgets", "Cost"):
+    for heading in (
+        "Verdicts",
+        "Means over seeds",
+        "Experiments",
+        "VAE latents",
+        "Unregularized vs regularized",
+        "PyTorch vs TensorFlow",
+        "Budgets",
+        "Cost",
+    ):
         assert f">{heading}</h" in text
     assert "image-check" in page.ids
     # one loss figure per group (3 models x 2 frameworks), 3 epoch/final grids of seed 0 per group,

@@ -9,13 +9,12 @@ import importlib
 
 import numpy as np
 import pytest
+from helpers import as_numpy, as_tensor
 
 from bench.core import arch
 from bench.core.randomness import dropout_masks, initial_weights
 from bench.core.specs import GP_EPSILON, ExperimentSpec, NetSpec, OptimizerSpec
 from impls import FRAMEWORKS
-
-from helpers import as_numpy, as_tensor
 
 
 # -- framework helpers ------------------------------------------------------------------------
@@ -89,7 +88,8 @@ def sn_case(kind, seed=9):
 def test_spectral_matrix_follows_the_canonical_convention(framework, kind):
     weight, _ = sn_case(kind)
     got = module(framework, "stabilizers").spectral_matrix(
-        as_tensor(framework, framework_weight(framework, kind, weight)), kind)
+        as_tensor(framework, framework_weight(framework, kind, weight)), kind
+    )
     np.testing.assert_array_equal(as_numpy(got), canonical_matrix(weight, kind))
 
 
@@ -103,8 +103,9 @@ def test_spectral_normalize_gives_unit_top_singular_value(framework, kind):
     assert s[1] / s[0] < 0.86, "pick a seed with a spectral gap"
     stab = module(framework, "stabilizers")
     u = as_variable(framework, u0, trainable=False)
-    out = stab.spectral_normalize(as_tensor(framework, framework_weight(framework, kind, weight)), u,
-                                  kind, SN_ITERATIONS, 1e-12, update=True)
+    out = stab.spectral_normalize(
+        as_tensor(framework, framework_weight(framework, kind, weight)), u, kind, SN_ITERATIONS, 1e-12, update=True
+    )
     normalized = canonical_weight(framework, kind, as_numpy(out))
     top = np.linalg.svd(canonical_matrix(normalized, kind), compute_uv=False)[0]
     np.testing.assert_allclose(top, 1.0, rtol=1e-8)
@@ -155,9 +156,12 @@ def test_naive_reshape_of_a_tf_conv_kernel_is_a_different_matrix():
     assert abs(s_naive[0] - s_canonical[0]) > 0.1 * s_canonical[0]
     for w in (weight, sn_case("conv")[0]):  # the rank-one and a random kernel
         tf_kernel = module("tensorflow", "weights").to_tf("conv", "weight", w)
-        np.testing.assert_allclose(np.linalg.svd(tf_kernel.reshape(-1, c_out), compute_uv=False),
-                                   np.linalg.svd(canonical_matrix(w, "conv"), compute_uv=False),
-                                   rtol=1e-12, atol=1e-12 * s_canonical[0])
+        np.testing.assert_allclose(
+            np.linalg.svd(tf_kernel.reshape(-1, c_out), compute_uv=False),
+            np.linalg.svd(canonical_matrix(w, "conv"), compute_uv=False),
+            rtol=1e-12,
+            atol=1e-12 * s_canonical[0],
+        )
 
 
 # -- gradient penalty -----------------------------------------------------------------------
@@ -193,15 +197,15 @@ def finite_difference_norms(critic, framework, x, eps=1e-6):
 def test_gradient_penalty_matches_finite_differences(framework, rng, data_shape, target):
     batch, hidden = 4, 5
     dim = int(np.prod(data_shape))
-    critic = tanh_critic(framework, rng.normal(size=(dim, hidden)), rng.normal(size=hidden),
-                         rng.normal(size=hidden))
+    critic = tanh_critic(framework, rng.normal(size=(dim, hidden)), rng.normal(size=hidden), rng.normal(size=hidden))
     real, fake = rng.normal(size=(2, batch) + data_shape)
     alpha = rng.random((batch,) + (1,) * len(data_shape))
     x_hat = alpha * real + (1 - alpha) * fake
     norms = finite_difference_norms(critic, framework, x_hat)
     want = np.mean((norms - target) ** 2)
     got = module(framework, "stabilizers").gradient_penalty(
-        critic, as_tensor(framework, real), as_tensor(framework, fake), as_tensor(framework, alpha), target)
+        critic, as_tensor(framework, real), as_tensor(framework, fake), as_tensor(framework, alpha), target
+    )
     # central differences, eps 1e-6: truncation ~eps^2 f''' ~ 1e-12, rounding ~1e-16 / eps ~ 1e-10
     np.testing.assert_allclose(float(as_numpy(got)), want, rtol=1e-7)
 
@@ -250,15 +254,17 @@ def test_gradient_penalty_of_a_linear_critic(framework, rng, scale):
     if framework == "torch":
         import torch
 
-        penalty = stab.gradient_penalty(linear_critic(framework, w), as_tensor(framework, real),
-                                        fake_t, as_tensor(framework, alpha), 1.0)
+        penalty = stab.gradient_penalty(
+            linear_critic(framework, w), as_tensor(framework, real), fake_t, as_tensor(framework, alpha), 1.0
+        )
         grad_w, grad_fake = torch.autograd.grad(penalty, [w, fake_t], allow_unused=True)
     else:
         import tensorflow as tf
 
         with tf.GradientTape() as tape:
-            penalty = stab.gradient_penalty(linear_critic(framework, w), as_tensor(framework, real),
-                                            fake_t, as_tensor(framework, alpha), 1.0)
+            penalty = stab.gradient_penalty(
+                linear_critic(framework, w), as_tensor(framework, real), fake_t, as_tensor(framework, alpha), 1.0
+            )
         grad_w, grad_fake = tape.gradient(penalty, [w, fake_t])
     np.testing.assert_allclose(float(as_numpy(penalty)), (n - 1) ** 2, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(as_numpy(grad_w), 2 * (n - 1) * w0 / n, rtol=1e-12, atol=1e-15)
@@ -297,6 +303,7 @@ def test_gradient_penalty_is_finite_at_a_zero_gradient(framework, rng, critic, d
 
         def critic_of(p):
             return linear_critic(framework, p[0])
+
     penalty, grads = penalty_and_grads(framework, critic_of, values, real, fake, alpha, target, dtype)
     want = (np.sqrt(GP_EPSILON) - target) ** 2
     assert penalty == pytest.approx(want, rel=1e-6)
@@ -348,9 +355,16 @@ def framework_optimizer_steps(framework, o, p0, grads):
 @pytest.mark.parametrize("steps", [1, 3])
 def test_optimizer_step_matches_the_torch_formula(framework, kind, decay, steps):
     # non-default hyperparameters, and gradients from 1e-9 (eps dominates) to 3
-    o = OptimizerSpec(kind=kind, lr=1e-2, beta1=0.8, beta2=0.95, rho=0.9, eps=1e-6,
-                      weight_decay=0.0 if decay == "none" else 0.1,
-                      decoupled_weight_decay=decay == "decoupled")
+    o = OptimizerSpec(
+        kind=kind,
+        lr=1e-2,
+        beta1=0.8,
+        beta2=0.95,
+        rho=0.9,
+        eps=1e-6,
+        weight_decay=0.0 if decay == "none" else 0.1,
+        decoupled_weight_decay=decay == "decoupled",
+    )
     rng = np.random.default_rng(11)
     p0 = rng.normal(size=6)
     grads = [np.array([1e-9, -1e-9, 1e-3, -0.5, 3.0, 0.0]) * rng.uniform(0.5, 1.5, 6) for _ in range(steps)]
@@ -367,8 +381,9 @@ def test_adam_coupled_decay_is_normalized_away_but_decoupled_decay_is_not(framew
     grad = np.full(3, 1e-12)  # 1e4 times smaller than eps: Adam's own step is lr * 1e-4
 
     def step(wd, decoupled):
-        o = OptimizerSpec(kind="adam", lr=lr, beta1=0.9, beta2=0.999, eps=eps,
-                          weight_decay=wd, decoupled_weight_decay=decoupled)
+        o = OptimizerSpec(
+            kind="adam", lr=lr, beta1=0.9, beta2=0.999, eps=eps, weight_decay=wd, decoupled_weight_decay=decoupled
+        )
         return framework_optimizer_steps(framework, o, p0, [grad])
 
     # coupled: g' = wd p + g, and the first Adam step lr g' / (|g'| + eps) is lr sign(p),
@@ -406,8 +421,7 @@ DROPOUT_P = 0.4
 
 
 def dropout_spec(p=DROPOUT_P, dataset="ring8"):
-    return ExperimentSpec("dropout", dataset=dataset, dtype="float64",
-                          discriminator=NetSpec(hidden=(12, 8), dropout=p))
+    return ExperimentSpec("dropout", dataset=dataset, dtype="float64", discriminator=NetSpec(hidden=(12, 8), dropout=p))
 
 
 def build_net(framework, spec):
@@ -492,8 +506,13 @@ def test_dropout_in_evaluation_is_the_identity(framework):
 def test_dropout_masks_land_on_the_same_units_in_both_twins():
     """4-D masks are canonical NCHW; the TF twin transposes them to NHWC. A DCGAN
     discriminator with dropout after both convs must give the same scores in both twins."""
-    spec = ExperimentSpec("dcgan-dropout", architecture="dcgan", dtype="float64",
-                          generator=NetSpec(hidden=(4, 2)), discriminator=NetSpec(hidden=(2, 3), dropout=0.5))
+    spec = ExperimentSpec(
+        "dcgan-dropout",
+        architecture="dcgan",
+        dtype="float64",
+        generator=NetSpec(hidden=(4, 2)),
+        discriminator=NetSpec(hidden=(2, 3), dropout=0.5),
+    )
     rng = np.random.default_rng(4)
     x = rng.uniform(-1, 1, size=(3, 1, 28, 28))
     masks = dropout_masks(arch.discriminator_layers(spec), 3, rng, np.float64)
@@ -530,8 +549,11 @@ def numpy_batch_norm_eval(x, weight, bias, running_mean, running_var, eps):
 
 
 @pytest.mark.parametrize("shape", [(16, 3), (4, 3, 5, 5)], ids=["2d", "4d"])
-@pytest.mark.parametrize("net", [NetSpec(batch_norm=True), NetSpec(batch_norm=True, bn_momentum=0.3, bn_eps=1e-3)],
-                         ids=["defaults", "custom"])
+@pytest.mark.parametrize(
+    "net",
+    [NetSpec(batch_norm=True), NetSpec(batch_norm=True, bn_momentum=0.3, bn_eps=1e-3)],
+    ids=["defaults", "custom"],
+)
 def test_batch_norm_matches_the_torch_formula(framework, rng, shape, net):
     momentum, eps = net.bn_momentum, net.bn_eps
     c = shape[1]
@@ -542,29 +564,41 @@ def test_batch_norm_matches_the_torch_formula(framework, rng, shape, net):
     w_t, b_t = as_tensor(framework, weight), as_tensor(framework, bias)
     for step in range(2):  # the second step starts from the first one's running averages
         x = rng.normal(loc=2.0, scale=3.0, size=shape)
-        out = stab.batch_norm(as_tensor(framework, nchw_to_framework(framework, x)), w_t, b_t, rm_t, rv_t,
-                              True, momentum, eps)
-        want, running_mean, running_var = numpy_batch_norm_train(x, weight, bias, running_mean, running_var,
-                                                                 momentum, eps)
+        out = stab.batch_norm(
+            as_tensor(framework, nchw_to_framework(framework, x)), w_t, b_t, rm_t, rv_t, True, momentum, eps
+        )
+        want, running_mean, running_var = numpy_batch_norm_train(
+            x, weight, bias, running_mean, running_var, momentum, eps
+        )
         # float64; outputs are O(1), so an absolute floor of 1e-12 for values near zero
-        np.testing.assert_allclose(framework_to_nchw(framework, as_numpy(out)), want, rtol=1e-12, atol=1e-12,
-                                   err_msg=f"training output, step {step}")
+        np.testing.assert_allclose(
+            framework_to_nchw(framework, as_numpy(out)),
+            want,
+            rtol=1e-12,
+            atol=1e-12,
+            err_msg=f"training output, step {step}",
+        )
         np.testing.assert_allclose(as_numpy(rm_t), running_mean, rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(as_numpy(rv_t), running_var, rtol=1e-12)
     x = rng.normal(size=shape)
     running_mean, running_var = as_numpy(rm_t).copy(), as_numpy(rv_t).copy()
-    out = stab.batch_norm(as_tensor(framework, nchw_to_framework(framework, x)), w_t, b_t, rm_t, rv_t,
-                          False, momentum, eps)
-    np.testing.assert_allclose(framework_to_nchw(framework, as_numpy(out)),
-                               numpy_batch_norm_eval(x, weight, bias, running_mean, running_var, eps),
-                               rtol=1e-12, atol=1e-12)
+    out = stab.batch_norm(
+        as_tensor(framework, nchw_to_framework(framework, x)), w_t, b_t, rm_t, rv_t, False, momentum, eps
+    )
+    np.testing.assert_allclose(
+        framework_to_nchw(framework, as_numpy(out)),
+        numpy_batch_norm_eval(x, weight, bias, running_mean, running_var, eps),
+        rtol=1e-12,
+        atol=1e-12,
+    )
     np.testing.assert_array_equal(as_numpy(rm_t), running_mean)  # evaluation leaves them alone
     np.testing.assert_array_equal(as_numpy(rv_t), running_var)
 
 
 def test_batch_norm_layers_take_momentum_and_eps_from_the_spec():
-    spec = ExperimentSpec("bn", dataset="ring8", discriminator=NetSpec(hidden=(4,), batch_norm=True,
-                                                                         bn_momentum=0.3, bn_eps=1e-3))
+    spec = ExperimentSpec(
+        "bn", dataset="ring8", discriminator=NetSpec(hidden=(4,), batch_norm=True, bn_momentum=0.3, bn_eps=1e-3)
+    )
     (bn,) = [layer for layer in arch.discriminator_layers(spec) if layer.kind == "bn"]
     assert bn.args == {"momentum": 0.3, "eps": 1e-3}
 

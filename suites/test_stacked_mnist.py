@@ -74,7 +74,7 @@ class _Replay:
         self.spec, self.images, self.i = spec, images, 0
 
     def sample(self, z, y=None):
-        out = self.images[self.i:self.i + len(z)]
+        out = self.images[self.i : self.i + len(z)]
         self.i += len(z)
         return out
 

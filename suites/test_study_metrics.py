@@ -32,7 +32,7 @@ def test_sharpness_equals_the_numpy_laplacian_and_falls_with_blur():
     assert laplacian_sharpness(np.full((3, 28, 28), 200, np.uint8)) == 0.0
     # a 3x3 box blur keeps every image's mean but removes high frequencies
     p = np.pad(images.astype(np.float64), ((0, 0), (1, 1), (1, 1)), mode="edge")
-    blurred = sum(p[:, i:i + 28, j:j + 28] for i in range(3) for j in range(3)) / 9
+    blurred = sum(p[:, i : i + 28, j : j + 28] for i in range(3) for j in range(3)) / 9
     assert laplacian_sharpness(np.round(blurred).astype(np.uint8)) < 0.2 * laplacian_sharpness(images)
 
 
@@ -40,7 +40,7 @@ def numpy_silhouette(x, y):
     d = np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1))
     s = []
     for i in range(len(x)):
-        same = (y == y[i])
+        same = y == y[i]
         a = d[i, same & (np.arange(len(x)) != i)].mean()
         b = min(d[i, y == c].mean() for c in np.unique(y) if c != y[i])
         s.append((b - a) / max(a, b))
@@ -54,7 +54,7 @@ class StubVAE:
         self.latent, self._decode = latent, decode
 
     def encode(self, x, y=None):
-        z = np.asarray(x).reshape(len(x), -1)[:, :self.latent]
+        z = np.asarray(x).reshape(len(x), -1)[:, : self.latent]
         return z, np.zeros_like(z)
 
     def decode(self, z, y=None):
@@ -87,6 +87,10 @@ def test_interpolation_jump_is_one_for_a_linear_decoder_and_n_minus_one_for_a_st
     a = np.random.default_rng(3).normal(size=(3, 16))
     linear = latent_structure(StubVAE(3, lambda z: z @ a), x, y, n_frames=8)
     assert linear["interp_jump"] == pytest.approx(1.0, rel=1e-9)
-    step = latent_structure(StubVAE(3, lambda z: np.where(z[:, :1] > 0.5 * (z[:1, :1] + z[-1:, :1]), 1.0, 0.0)
-                                    * np.ones((1, 16))), x, y, n_frames=8)
+    step = latent_structure(
+        StubVAE(3, lambda z: np.where(z[:, :1] > 0.5 * (z[:1, :1] + z[-1:, :1]), 1.0, 0.0) * np.ones((1, 16))),
+        x,
+        y,
+        n_frames=8,
+    )
     assert step["interp_jump"] == pytest.approx(7.0, rel=1e-9)

@@ -80,7 +80,8 @@ def test_same_public_names_in_the_same_order(name):
         extra = [n for n in names[fw] if n not in names[other]]
         assert sorted(extra) == sorted(only[fw]), (
             f"{name}.py: names only in the {fw} twin {extra}, expected {list(only[fw])} "
-            f"(add a name to both twins, or to TWIN_ONLY with its reason)")
+            f"(add a name to both twins, or to TWIN_ONLY with its reason)"
+        )
     shared_torch = [n for n in torch_names if n in tf_names]
     shared_tf = [n for n in tf_names if n in torch_names]
     assert shared_torch == shared_tf, f"{name}.py: shared names in a different order"
@@ -98,17 +99,22 @@ def _function_defs(tree):
 SIGNATURE_DIFFERENCES = {
     # each twin's default is its own fastest variant (bench/core/registry.py DEFAULT_VARIANT)
     "__init__.build": ("spec, device='cpu', variant='eager'", "spec, device='cpu', variant='function'"),
-    "train.Trainer.__init__": ("self, spec, device='cpu', variant='eager'",
-                               "self, spec, device='cpu', variant='function'"),
+    "train.Trainer.__init__": (
+        "self, spec, device='cpu', variant='eager'",
+        "self, spec, device='cpu', variant='function'",
+    ),
     # the weight is named after its layout: a torch weight, a Keras kernel
     "stabilizers.spectral_matrix": ("weight, kind", "kernel, kind"),
-    "stabilizers.spectral_normalize": ("weight, u, kind, n_iter, eps, update, form='equality', vector='output'",
-                                       "kernel, u, kind, n_iter, eps, update, form='equality', vector='output'"),
+    "stabilizers.spectral_normalize": (
+        "weight, u, kind, n_iter, eps, update, form='equality', vector='output'",
+        "kernel, u, kind, n_iter, eps, update, form='equality', vector='output'",
+    ),
     # the framework's dtype, and a torch memory format where TensorFlow names its variables
     "models.Net.__init__": (
         "self, layers, dtype=torch.float32, sn_iterations=1, sn_eps=1e-12, "
         "memory_format=torch.contiguous_format, sn_form='equality'",
-        "self, layers, dtype=tf.float32, sn_iterations=1, sn_eps=1e-12, name=None, sn_form='equality'"),
+        "self, layers, dtype=tf.float32, sn_iterations=1, sn_eps=1e-12, name=None, sn_form='equality'",
+    ),
     # torch reads a layer's weight from its state module, TensorFlow from its variables by name
     "models.Net._weight": ("self, layer, s", "self, layer"),
 }
@@ -122,37 +128,49 @@ def callables(tree) -> dict:
         if isinstance(node, ast.FunctionDef):
             out[node.name] = ast.unparse(node.args)
         elif isinstance(node, ast.ClassDef):
-            out.update({f"{node.name}.{m.name}": ast.unparse(m.args)
-                        for m in node.body if isinstance(m, ast.FunctionDef)})
+            out.update(
+                {f"{node.name}.{m.name}": ast.unparse(m.args) for m in node.body if isinstance(m, ast.FunctionDef)}
+            )
     return out
 
 
 def signature_differences(module_name, torch_tree, tf_tree) -> dict:
     """{module.name: (torch signature, TensorFlow signature)} where the twins differ."""
     torch_defs, tf_defs = callables(torch_tree), callables(tf_tree)
-    return {f"{module_name}.{name}": (sig, tf_defs[name])
-            for name, sig in torch_defs.items() if name in tf_defs and sig != tf_defs[name]}
+    return {
+        f"{module_name}.{name}": (sig, tf_defs[name])
+        for name, sig in torch_defs.items()
+        if name in tf_defs and sig != tf_defs[name]
+    }
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (IMPLS / "torch").glob("*.py")))
 def test_every_function_and_method_has_the_same_signature_in_both_twins(name):
     got = signature_differences(name, source_tree("torch", name), source_tree("tensorflow", name))
     want = {k: v for k, v in SIGNATURE_DIFFERENCES.items() if k.split(".")[0] == name}
-    assert got == want, (f"{name}.py: signatures that differ between the twins {got}, expected {want} "
-                         f"(make them the same, or list the difference in SIGNATURE_DIFFERENCES with its reason)")
+    assert got == want, (
+        f"{name}.py: signatures that differ between the twins {got}, expected {want} "
+        f"(make them the same, or list the difference in SIGNATURE_DIFFERENCES with its reason)"
+    )
 
 
-@pytest.mark.parametrize("module_name, old, new", [
-    # a private method's arguments in another order (as the VAE step once was)
-    ("train", "def _vae_step(self, x, noise, cond=None):", "def _vae_step(self, x, cond, noise):"),
-    # a public function that takes one argument fewer
-    ("weights", "def gradients_to_canonical(named_grads, nets):", "def gradients_to_canonical(named_grads):"),
-    # another default in a functional API
-    ("losses", 'def reduce(per_example, weights=None, reduction="mean"):',
-     'def reduce(per_example, weights=None, reduction="sum"):'),
-    # a public method's keyword
-    ("train", "    def sample(self, z, y=None):", "    def sample(self, z, labels=None):"),
-])
+@pytest.mark.parametrize(
+    "module_name, old, new",
+    [
+        # a private method's arguments in another order (as the VAE step once was)
+        ("train", "def _vae_step(self, x, noise, cond=None):", "def _vae_step(self, x, cond, noise):"),
+        # a public function that takes one argument fewer
+        ("weights", "def gradients_to_canonical(named_grads, nets):", "def gradients_to_canonical(named_grads):"),
+        # another default in a functional API
+        (
+            "losses",
+            'def reduce(per_example, weights=None, reduction="mean"):',
+            'def reduce(per_example, weights=None, reduction="sum"):',
+        ),
+        # a public method's keyword
+        ("train", "    def sample(self, z, y=None):", "    def sample(self, z, labels=None):"),
+    ],
+)
 def test_a_planted_signature_difference_is_caught(module_name, old, new):
     source = (IMPLS / "torch" / f"{module_name}.py").read_text()
     assert source.count(old) == 1
@@ -216,12 +234,20 @@ def test_both_twins_declare_the_same_parts():
 
 def test_importing_the_twins_loads_no_framework():
     """The parts are imported on first access: impls.load() alone costs no framework import."""
-    code = ("import sys, impls\nfor fw in impls.FRAMEWORKS:\n    impls.load(fw).PARTS\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'tensorflow', 'keras')\n"
-            "      or m.count('.') > 1 and m.startswith('impls.')))")
+    code = (
+        "import sys, impls\nfor fw in impls.FRAMEWORKS:\n    impls.load(fw).PARTS\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'tensorflow', 'keras')\n"
+        "      or m.count('.') > 1 and m.startswith('impls.')))"
+    )
     root = Path(__file__).resolve().parent.parent
-    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": str(root)})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
     assert out.stdout.strip() == "[]", out.stdout
 
 
@@ -234,4 +260,4 @@ def test_each_part_is_the_twin_module_of_that_name(framework):
         assert getattr(twin, part) is importlib.import_module(f"impls.{framework}.{part}")
         assert part in dir(twin)
     with pytest.raises(AttributeError, match="its parts: losses, stabilizers"):
-        twin.evaluator
+        twin.evaluator  # noqa: B018

@@ -48,26 +48,48 @@ def make_values():
         for fw in FRAMEWORKS:
             shift = 1.0 if fw == "torch" else 1.6
             for seed in SEEDS:
-                m = {"fid": base_fid[exp] * shift + rng.normal(0, 10), "classes_covered": float(rng.integers(6, 11)),
-                     "class_kl": shift * rng.uniform(0.02, 0.4)}
+                m = {
+                    "fid": base_fid[exp] * shift + rng.normal(0, 10),
+                    "classes_covered": float(rng.integers(6, 11)),
+                    "class_kl": shift * rng.uniform(0.02, 0.4),
+                }
                 if family(exp) == "gan":
-                    m.update(kid_mean=shift * rng.uniform(0.05, 0.3), precision=rng.uniform(0.2, 0.9) / shift,
-                             recall=rng.uniform(0.1, 0.8) / shift)
+                    m.update(
+                        kid_mean=shift * rng.uniform(0.05, 0.3),
+                        precision=rng.uniform(0.2, 0.9) / shift,
+                        recall=rng.uniform(0.1, 0.8) / shift,
+                    )
                 else:
-                    m.update(test_elbo=-100.0 * shift - rng.uniform(0, 20), test_recon=80.0 * shift + rng.uniform(0, 9),
-                             test_kl=20.0 + rng.uniform(0, 5) * shift, knn_accuracy=rng.uniform(0.8, 0.95) / shift)
+                    m.update(
+                        test_elbo=-100.0 * shift - rng.uniform(0, 20),
+                        test_recon=80.0 * shift + rng.uniform(0, 9),
+                        test_kl=20.0 + rng.uniform(0, 5) * shift,
+                        knn_accuracy=rng.uniform(0.8, 0.95) / shift,
+                    )
                 losses = {t: shift * rng.uniform(0.2, 2.0) for t in LOSSES[family(exp)]}
                 for t in losses:  # the loss summary the runner puts among the metrics
-                    m.update({f"{t}_mean": losses[t] + 0.01, f"{t}_std": shift * rng.uniform(0.01, 0.3),
-                              f"{t}_abs_step": rng.uniform(0.01, 0.1)})
+                    m.update(
+                        {
+                            f"{t}_mean": losses[t] + 0.01,
+                            f"{t}_std": shift * rng.uniform(0.01, 0.3),
+                            f"{t}_abs_step": rng.uniform(0.01, 0.1),
+                        }
+                    )
                 m.update(diverged=0.0, diverged_step=-1.0)
                 ms = shift * rng.uniform(5.0, 50.0)
-                timing = {"ms_per_step": ms, "images_per_s": 64 * 1000.0 / ms, "train_s": 20 * ms / 1000.0,
-                          "first_step_ms": 10 * ms}
+                timing = {
+                    "ms_per_step": ms,
+                    "images_per_s": 64 * 1000.0 / ms,
+                    "train_s": 20 * ms / 1000.0,
+                    "first_step_ms": 10 * ms,
+                }
                 if (exp, fw, seed) == DIVERGED:  # what the runner records for a diverged run
                     losses = {t: float("nan") for t in losses}
-                    m = {**{f"{t}_{s}": float("nan") for t in losses for s in ("mean", "std", "abs_step")},
-                         "diverged": 1.0, "diverged_step": 7.0}
+                    m = {
+                        **{f"{t}_{s}": float("nan") for t in losses for s in ("mean", "std", "abs_step")},
+                        "diverged": 1.0,
+                        "diverged_step": 7.0,
+                    }
                 out[(exp, fw, seed)] = {"metrics": m, "final_losses": losses, "timing": timing}
     return out
 
@@ -95,11 +117,23 @@ def write_run(run_dir, keys):
         spec = registry.experiment(model, stabs, profile="smoke", seed=seed)
         v = VALUES[(exp, fw, seed)]
         diverged = (exp, fw, seed) == DIVERGED
-        rec = {"id": record_id(exp, fw, seed), "experiment": exp, "dataset": "mnist", "framework": fw,
-               "seed": seed, "status": "diverged" if diverged else "ok", "steps_done": 8 if diverged else 20,
-               "spec": spec.to_dict(), "final_losses": v["final_losses"], "metrics": v["metrics"],
-               "timing": v["timing"], "variant": {"torch": "eager", "tensorflow": "function"}[fw],
-               "device": "cpu", "profile": "smoke", "n_eval": 500}
+        rec = {
+            "id": record_id(exp, fw, seed),
+            "experiment": exp,
+            "dataset": "mnist",
+            "framework": fw,
+            "seed": seed,
+            "status": "diverged" if diverged else "ok",
+            "steps_done": 8 if diverged else 20,
+            "spec": spec.to_dict(),
+            "final_losses": v["final_losses"],
+            "metrics": v["metrics"],
+            "timing": v["timing"],
+            "variant": {"torch": "eager", "tensorflow": "function"}[fw],
+            "device": "cpu",
+            "profile": "smoke",
+            "n_eval": 500,
+        }
         (run_dir / "records" / f"{rec['id']}.json").write_text(json.dumps(jsonable(rec), indent=2))
     return run_dir
 
@@ -140,7 +174,7 @@ def value_of(exp, fw, seed, column):
     if column == "img/s":
         return v["timing"]["images_per_s"]
     if column.startswith("final."):
-        return v["final_losses"].get(column[len("final."):])
+        return v["final_losses"].get(column[len("final.") :])
     return v["metrics"].get(column)
 
 
@@ -153,8 +187,15 @@ def per_seed(exp, fw, column):
 # -- results ------------------------------------------------------------------------------------
 def test_render_writes_every_table(run):
     run_dir, written = run
-    assert set(written) == {"report.md", "results.md", "results.csv", "comparison.md", "comparison.csv",
-                            "ablation.md", "ablation.csv"}
+    assert set(written) == {
+        "report.md",
+        "results.md",
+        "results.csv",
+        "comparison.md",
+        "comparison.csv",
+        "ablation.md",
+        "ablation.csv",
+    }
     assert all(p.parent == run_dir and p.exists() for p in written.values())
 
 
@@ -164,8 +205,19 @@ def test_results_has_one_row_per_run_and_every_cell_is_that_runs_number(run):
     assert columns[:6] == ["experiment", "dataset", "framework", "seed", "status", "steps"]
     # the metrics a reader looks for first, in this order, then everything else
     assert columns[6:12] == ["fid", "kid_mean", "classes_covered", "class_kl", "test_elbo", "test_recon"]
-    assert {"ms/step", "img/s", "final.d_loss", "final.g_loss", "final.loss", "final.elbo", "precision",
-            "recall", "knn_accuracy", "d_loss_std", "diverged"} <= set(columns)
+    assert {
+        "ms/step",
+        "img/s",
+        "final.d_loss",
+        "final.g_loss",
+        "final.loss",
+        "final.elbo",
+        "precision",
+        "recall",
+        "knn_accuracy",
+        "d_loss_std",
+        "diverged",
+    } <= set(columns)
     assert sorted((r["experiment"], r["framework"], int(r["seed"])) for r in rows) == sorted(ALL_KEYS)
     checked = 0
     for r in rows:
@@ -266,8 +318,11 @@ def test_ablation_puts_each_stabilized_variant_next_to_its_bare_model(run):
     assert columns[:3] == ["experiment", "dataset", "framework"]
     assert {"fid", "classes_covered", "class_kl", "d_loss_std", "diverged"} <= set(columns)
     assert "test_elbo" not in columns  # no VAE variant in this run
-    assert sorted((r["experiment"], r["framework"]) for r in rows) == [("gan+dropout", "tensorflow"),
-                                                                        ("gan+dropout", "torch")]
+    assert sorted((r["experiment"], r["framework"]) for r in rows) == [
+        ("gan+dropout", "tensorflow"),
+        ("gan+dropout", "torch"),
+    ]
+
     def kept(exp, fw, metric):  # a diverged seed is counted under "diverged", never averaged elsewhere
         vals = [value_of(exp, fw, s, metric) for s in SEEDS if metric == "diverged" or (exp, fw, s) != DIVERGED]
         return np.array([v for v in vals if v is not None], float)
@@ -292,8 +347,10 @@ def test_report_shows_each_run_with_pytorch_first_and_its_own_figures(run):
     lines = [ln for ln in section.splitlines() if ln.startswith("|")]
     assert lines[0] == "| figure | torch (ok) | tensorflow (ok) |"
     samples = [ln for ln in lines if ln.startswith("| samples (fixed noise)")]
-    assert samples == [f"| samples (fixed noise) | ![samples (fixed noise)]({record_id('gan', 'torch', 0)}/samples_final.png)"
-                       f" | ![samples (fixed noise)]({record_id('gan', 'tensorflow', 0)}/samples_final.png) |"]
+    assert samples == [
+        f"| samples (fixed noise) | ![samples (fixed noise)]({record_id('gan', 'torch', 0)}/samples_final.png)"
+        f" | ![samples (fixed noise)]({record_id('gan', 'tensorflow', 0)}/samples_final.png) |"
+    ]
     curves = [ln for ln in lines if ln.startswith("| loss curves")]
     assert curves == [f"| loss curves | ![loss curves]({record_id('gan', 'torch', 0)}/loss_curves.png) |  |"]
     diverged = text.split("## gan+dropout on mnist, seed 2")[1].split("##")[0]
@@ -304,8 +361,15 @@ def test_report_shows_each_run_with_pytorch_first_and_its_own_figures(run):
 
 # -- gate ---------------------------------------------------------------------------------------
 def check(exp, fw, metric, value, direction, tolerance):
-    return {"experiment": exp, "dataset": "mnist", "framework": fw, "metric": metric, "value": value,
-            "direction": direction, "tolerance": tolerance}
+    return {
+        "experiment": exp,
+        "dataset": "mnist",
+        "framework": fw,
+        "metric": metric,
+        "value": value,
+        "direction": direction,
+        "tolerance": tolerance,
+    }
 
 
 def current(exp, fw, metric):
@@ -316,19 +380,29 @@ def gate_cases():
     """(check, expected verdict): for each direction a value just inside the band, just outside
     it on the worse side, and far on the better side; each framework's check from its own mean."""
     cases = []
-    for exp, fw, metric, direction in (("gan", "torch", "fid", "lower"), ("gan", "tensorflow", "fid", "lower"),
-                                       ("gan", "torch", "class_kl", "lower"), ("vae", "tensorflow", "test_elbo", "higher"),
-                                       ("gan", "torch", "classes_covered", "higher"), ("gan", "tensorflow", "recall", "higher"),
-                                       ("vae", "torch", "knn_accuracy", "higher"), ("gan", "torch", "final.d_loss", "both"),
-                                       ("vae", "tensorflow", "final.kl", "both")):
+    for exp, fw, metric, direction in (
+        ("gan", "torch", "fid", "lower"),
+        ("gan", "tensorflow", "fid", "lower"),
+        ("gan", "torch", "class_kl", "lower"),
+        ("vae", "tensorflow", "test_elbo", "higher"),
+        ("gan", "torch", "classes_covered", "higher"),
+        ("gan", "tensorflow", "recall", "higher"),
+        ("vae", "torch", "knn_accuracy", "higher"),
+        ("gan", "torch", "final.d_loss", "both"),
+        ("vae", "tensorflow", "final.kl", "both"),
+    ):
         now = current(exp, fw, metric)
         tol = 0.05 * abs(now) + 0.01
         worse = {"lower": 1.0, "higher": -1.0, "both": 1.0}[direction]  # the sign of "now is worse"
         # value = now - worse * d: now sits d beyond the baseline on the worse side
-        cases += [(check(exp, fw, metric, now - worse * 0.9 * tol, direction, tol), "ok"),
-                  (check(exp, fw, metric, now - worse * 1.1 * tol, direction, tol), "REGRESSED"),
-                  (check(exp, fw, metric, now + worse * 5.0 * tol, direction,
-                         tol), "REGRESSED" if direction == "both" else "ok")]
+        cases += [
+            (check(exp, fw, metric, now - worse * 0.9 * tol, direction, tol), "ok"),
+            (check(exp, fw, metric, now - worse * 1.1 * tol, direction, tol), "REGRESSED"),
+            (
+                check(exp, fw, metric, now + worse * 5.0 * tol, direction, tol),
+                "REGRESSED" if direction == "both" else "ok",
+            ),
+        ]
         if direction == "both":
             cases.append((check(exp, fw, metric, now + 0.9 * tol, direction, tol), "ok"))
     return cases
@@ -351,12 +425,14 @@ def test_gate_judges_each_check_by_its_frameworks_mean_and_direction(run):
 def test_gate_fails_on_a_missing_experiment_or_a_diverged_seed(run, tmp_path):
     run_dir, _ = run
     tf_fid = current("gan+dropout", "tensorflow", "fid")  # the two seeds that finished
-    checks = [check("gan", "torch", "fid", current("gan", "torch", "fid"), "lower", 1.0),
-              check("dcgan", "torch", "fid", 100.0, "lower", 1.0),  # not in the run
-              check("gan+dropout", "torch", "fid", current("gan+dropout", "torch", "fid"), "lower", 1.0),
-              # seed 2 diverged: its two finished seeds alone must not pass for three
-              check("gan+dropout", "tensorflow", "fid", tf_fid, "lower", 1e6),
-              check("gan+dropout", "tensorflow", "final.d_loss", 1.0, "both", 1e6)]
+    checks = [
+        check("gan", "torch", "fid", current("gan", "torch", "fid"), "lower", 1.0),
+        check("dcgan", "torch", "fid", 100.0, "lower", 1.0),  # not in the run
+        check("gan+dropout", "torch", "fid", current("gan+dropout", "torch", "fid"), "lower", 1.0),
+        # seed 2 diverged: its two finished seeds alone must not pass for three
+        check("gan+dropout", "tensorflow", "fid", tf_fid, "lower", 1e6),
+        check("gan+dropout", "tensorflow", "final.d_loss", 1.0, "both", 1e6),
+    ]
     rows = gate.evaluate(run_dir, {"checks": checks})
     assert [r["result"] == "ok" for r in rows] == [True, False, True, False, False]
     assert rows[1]["result"] == "REGRESSED: missing from run"
@@ -379,8 +455,16 @@ def test_gate_passes_when_every_check_is_met(run, tmp_path):
 
 # What "better" means for each metric, stated from its definition (not read from the code).
 LOWER_IS_BETTER = {"fid", "kid_mean", "class_kl", "mode_kl", "iwae_nll"}
-HIGHER_IS_BETTER = {"classes_covered", "modes_covered", "high_quality_share", "precision", "recall",
-                    "isc_mean", "test_elbo", "knn_accuracy"}
+HIGHER_IS_BETTER = {
+    "classes_covered",
+    "modes_covered",
+    "high_quality_share",
+    "precision",
+    "recall",
+    "isc_mean",
+    "test_elbo",
+    "knn_accuracy",
+}
 
 
 def test_baseline_checks_each_metric_in_its_direction_with_the_seed_spread(tmp_path):

@@ -29,9 +29,9 @@ import time
 import numpy as np
 import pytest
 
-from bench.timing import flops
 from bench.core import cpu, registry
 from bench.core.randomness import random_batch, real_batches_per_step, step_noise
+from bench.timing import flops
 from impls import FRAMEWORKS
 
 BATCH = 64
@@ -59,8 +59,9 @@ def _train_cases():
     for model, stabs in [(m, ()) for m in TIMED_MODELS] + list(TIMED_STABILIZERS):
         for framework in FRAMEWORKS:
             for variant in registry.VARIANTS[framework]:
-                cases.append(pytest.param(framework, variant, model, stabs,
-                                          id=f"{_label(model, stabs)}-{framework}-{variant}"))
+                cases.append(
+                    pytest.param(framework, variant, model, stabs, id=f"{_label(model, stabs)}-{framework}-{variant}")
+                )
     return cases
 
 
@@ -130,12 +131,14 @@ def kernels() -> dict:
 
 
 def _rates(benchmark, median, work_flops, items, peak):
-    info = {"flops": int(work_flops), "peak_gflops": round(peak["gflops"], 2),
-            "peak_library": peak["library"]}
+    info = {"flops": int(work_flops), "peak_gflops": round(peak["gflops"], 2), "peak_library": peak["library"]}
     if median:
         gflops = work_flops / median / 1e9
-        info.update(items_per_s=round(items / median, 2), gflops_per_s=round(gflops, 2),
-                    percent_of_peak=round(100.0 * gflops / peak["gflops"], 2))
+        info.update(
+            items_per_s=round(items / median, 2),
+            gflops_per_s=round(gflops, 2),
+            percent_of_peak=round(100.0 * gflops / peak["gflops"], 2),
+        )
     benchmark.extra_info.update(info)
 
 
@@ -159,9 +162,16 @@ def test_train_step(benchmark, framework, variant, model, stabilizers, device, g
     benchmark.group = f"train_step {_label(model, stabilizers)}"
     first, median = _run_benchmark(benchmark, step)
     benchmark.extra_info.update(
-        kind="train_step", framework=framework, variant=variant, model=_label(model, stabilizers),
-        device=device, batch=BATCH, images_per_step=flops.images_per_step(spec),
-        first_call_s=round(first, 3), threads=_threads(framework))
+        kind="train_step",
+        framework=framework,
+        variant=variant,
+        model=_label(model, stabilizers),
+        device=device,
+        batch=BATCH,
+        images_per_step=flops.images_per_step(spec),
+        first_call_s=round(first, 3),
+        threads=_threads(framework),
+    )
     _rates(benchmark, median, flops.flops_per_step(spec), flops.images_per_step(spec), gemm_peak)
 
 
@@ -214,10 +224,19 @@ def test_train_loop(benchmark, framework, model, randomness, device, gemm_peak):
     benchmark.group = f"train_loop {model}"
     first, median = _run_benchmark(benchmark, iteration)
     # the step alone, timed inside the same iterations: the overhead does not mix two benchmarks
-    benchmark.extra_info.update(kind="train_loop", framework=framework, variant=variant, model=model,
-                                device=device, batch=BATCH, first_call_s=round(first, 3),
-                                threads=_threads(framework), step_ms=1e3 * float(np.median(step_times[1:])),
-                                draw_ms=1e3 * float(np.median(draw_times[1:])), randomness=randomness)
+    benchmark.extra_info.update(
+        kind="train_loop",
+        framework=framework,
+        variant=variant,
+        model=model,
+        device=device,
+        batch=BATCH,
+        first_call_s=round(first, 3),
+        threads=_threads(framework),
+        step_ms=1e3 * float(np.median(step_times[1:])),
+        draw_ms=1e3 * float(np.median(draw_times[1:])),
+        randomness=randomness,
+    )
     _rates(benchmark, median, flops.flops_per_step(spec), flops.images_per_step(spec), gemm_peak)
 
 
@@ -243,9 +262,16 @@ def test_plain_dcgan_step(benchmark, framework, device, gemm_peak):
 
     benchmark.group = "train_step dcgan"
     first, median = _run_benchmark(benchmark, run)
-    benchmark.extra_info.update(kind="plain_step", framework=framework, variant="plain", model="dcgan",
-                                device=device, batch=BATCH, first_call_s=round(first, 3),
-                                threads=_threads(framework))
+    benchmark.extra_info.update(
+        kind="plain_step",
+        framework=framework,
+        variant="plain",
+        model="dcgan",
+        device=device,
+        batch=BATCH,
+        first_call_s=round(first, 3),
+        threads=_threads(framework),
+    )
     _rates(benchmark, median, flops.flops_per_step(spec), flops.images_per_step(spec), gemm_peak)
 
 
@@ -257,8 +283,9 @@ def test_plain_dcgan_has_the_catalogs_parameters(framework):
     from bench.timing import anchors
 
     spec = registry.experiment("dcgan", batch_size=8, steps=1)
-    buffers = {f"{net}.{la.name}.{b}" for net, layers in arch.networks(spec).items() for la in layers
-               for b in la.buffers}
+    buffers = {
+        f"{net}.{la.name}.{b}" for net, layers in arch.networks(spec).items() for la in layers for b in la.buffers
+    }
     want = sum(int(np.prod(s)) for k, s in arch.weight_shapes(spec).items() if k not in buffers)
     make = anchors.torch_dcgan_step if framework == "torch" else anchors.keras_dcgan_step
     step = make(spec)
@@ -287,8 +314,15 @@ def test_sample(benchmark, framework, model, device, gemm_peak):
 
     benchmark.group = "sample 1000"
     first, median = _run_benchmark(benchmark, sample)
-    benchmark.extra_info.update(kind="sample", framework=framework, variant=variant, model=model,
-                                device=device, n=N_SAMPLES, first_call_s=round(first, 3))
+    benchmark.extra_info.update(
+        kind="sample",
+        framework=framework,
+        variant=variant,
+        model=model,
+        device=device,
+        n=N_SAMPLES,
+        first_call_s=round(first, 3),
+    )
     _rates(benchmark, median, flops.sample_flops(spec, N_SAMPLES), N_SAMPLES, gemm_peak)
 
 
@@ -302,8 +336,15 @@ def test_fid_kid_on_features(benchmark):
     b = rng.standard_normal((N_SAMPLES, 128)) + 0.1
     benchmark.group = "metrics"
     first, _ = _run_benchmark(benchmark, lambda: fidelity.feature_metrics(a, b, fid=True, kid=True))
-    benchmark.extra_info.update(kind="metric", framework="torch-fidelity", variant="", model="fid+kid",
-                                device="cpu", n=N_SAMPLES, first_call_s=round(first, 3))
+    benchmark.extra_info.update(
+        kind="metric",
+        framework="torch-fidelity",
+        variant="",
+        model="fid+kid",
+        device="cpu",
+        n=N_SAMPLES,
+        first_call_s=round(first, 3),
+    )
 
 
 @pytest.mark.timing
@@ -317,9 +358,15 @@ def test_evaluator_features(benchmark):
     images = np.random.default_rng(0).integers(0, 256, (N_SAMPLES, 1, 28, 28), dtype=np.uint8)
     benchmark.group = "metrics"
     first, median = _run_benchmark(benchmark, lambda: ev.features(images))
-    benchmark.extra_info.update(kind="metric", framework="torch", variant="eager",
-                                model="evaluator features", device="cpu", n=N_SAMPLES,
-                                first_call_s=round(first, 3))
+    benchmark.extra_info.update(
+        kind="metric",
+        framework="torch",
+        variant="eager",
+        model="evaluator features",
+        device="cpu",
+        n=N_SAMPLES,
+        first_call_s=round(first, 3),
+    )
     if median:
         benchmark.extra_info["items_per_s"] = round(N_SAMPLES / median, 2)
 
@@ -353,8 +400,16 @@ def _variant_cases():
                 # TensorFlow's graphs of the conv and double-backward models in both dtypes
                 heavy = variant == "compile" or (framework == "tensorflow" and model in ("dcgan", "wgan-gp"))
                 marks = (pytest.mark.slow,) if heavy else ()
-                cases.append(pytest.param(framework, variant, model, stabs, marks=marks,
-                                          id=f"{_label(model, stabs)}-{framework}-{variant}"))
+                cases.append(
+                    pytest.param(
+                        framework,
+                        variant,
+                        model,
+                        stabs,
+                        marks=marks,
+                        id=f"{_label(model, stabs)}-{framework}-{variant}",
+                    )
+                )
     return cases
 
 
@@ -388,7 +443,7 @@ def _gauge(spec):
     out = set()
     for net, layers in arch.networks(spec).items():
         for i, layer in enumerate(layers):
-            nxt = next((la for la in layers[i + 1:] if la.kind not in ("reshape", "flatten")), None)
+            nxt = next((la for la in layers[i + 1 :] if la.kind not in ("reshape", "flatten")), None)
             if layer.kind in flops.PARAMETRIZED and nxt is not None and nxt.kind == "bn":
                 out |= {f"{net}.{layer.name}.bias", f"{net}.{nxt.name}.running_mean"}
     return out
@@ -416,10 +471,14 @@ def test_variant_matches_reference_variant(framework, variant, model, stabilizer
     def params(which, dtype):
         return {k: v for k, v in which[dtype][1].items() if k not in gauge}
 
-    assert_twins_close("losses", (got["float32"][0], ref["float32"][0], got["float64"][0], ref["float64"][0]),
-                       context=where)
-    assert_twins_close("params", (params(got, "float32"), params(ref, "float32"), params(got, "float64"),
-                                  params(ref, "float64")), context=f"{where} after {VARIANT_STEPS} steps")
+    assert_twins_close(
+        "losses", (got["float32"][0], ref["float32"][0], got["float64"][0], ref["float64"][0]), context=where
+    )
+    assert_twins_close(
+        "params",
+        (params(got, "float32"), params(ref, "float32"), params(got, "float64"), params(ref, "float64")),
+        context=f"{where} after {VARIANT_STEPS} steps",
+    )
 
 
 def test_registry_names_each_backends_variants():
@@ -476,24 +535,44 @@ def test_flops_of_a_dcgan_step_by_hand():
 
 
 def _fake_benchmark(model, framework, variant, median_s, percent, kind="train_step"):
-    return {"name": f"test_{kind}[{model}-{framework}-{variant}]", "group": "g",
-            "stats": {"median": median_s, "min": median_s, "iqr": 0.001, "rounds": 5},
-            "extra_info": {"kind": kind, "model": model, "framework": framework, "variant": variant,
-                           "device": "cpu", "batch": 64, "items_per_s": 64 / median_s, "gflops_per_s": 1.0,
-                           "percent_of_peak": percent, "flops": 1, "first_call_s": 0.1,
-                           "peak_gflops": 300.0, "peak_library": "torch"}}
+    return {
+        "name": f"test_{kind}[{model}-{framework}-{variant}]",
+        "group": "g",
+        "stats": {"median": median_s, "min": median_s, "iqr": 0.001, "rounds": 5},
+        "extra_info": {
+            "kind": kind,
+            "model": model,
+            "framework": framework,
+            "variant": variant,
+            "device": "cpu",
+            "batch": 64,
+            "items_per_s": 64 / median_s,
+            "gflops_per_s": 1.0,
+            "percent_of_peak": percent,
+            "flops": 1,
+            "first_call_s": 0.1,
+            "peak_gflops": 300.0,
+            "peak_library": "torch",
+        },
+    }
 
 
 def test_timing_table_renders_targets(tmp_path):
     from bench.timing import timing_table
 
-    data = {"version": "5", "datetime": "now", "machine_info": {}, "commit_info": {}, "benchmarks": [
-        _fake_benchmark("dcgan", "torch", "eager", 0.060, 55.0),
-        _fake_benchmark("dcgan", "torch", "channels_last", 0.070, 47.0),
-        _fake_benchmark("dcgan", "tensorflow", "function", 0.045, 73.0),
-        _fake_benchmark("dcgan", "tensorflow", "eager", 0.150, 22.0),
-        {"name": "unrelated", "stats": {"median": 1.0}, "extra_info": {}},
-    ]}
+    data = {
+        "version": "5",
+        "datetime": "now",
+        "machine_info": {},
+        "commit_info": {},
+        "benchmarks": [
+            _fake_benchmark("dcgan", "torch", "eager", 0.060, 55.0),
+            _fake_benchmark("dcgan", "torch", "channels_last", 0.070, 47.0),
+            _fake_benchmark("dcgan", "tensorflow", "function", 0.045, 73.0),
+            _fake_benchmark("dcgan", "tensorflow", "eager", 0.150, 22.0),
+            {"name": "unrelated", "stats": {"median": 1.0}, "extra_info": {}},
+        ],
+    }
     src = tmp_path / "benchmark.json"
     src.write_text(__import__("json").dumps(data))
     md, csv_path = timing_table.write_tables(src, tmp_path / "tables" / "timing.md")
@@ -513,15 +592,17 @@ def test_timing_table_renders_the_loop_overhead_and_the_plain_ratio(tmp_path):
     gives 1.20x (not met), plain Keras 44 ms gives 1.02x (met)."""
     from bench.timing import timing_table
 
-    data = {"benchmarks": [
-        _fake_benchmark("dcgan", "torch", "eager", 0.060, 55.0),
-        _fake_benchmark("dcgan", "torch", "channels_last", 0.040, 47.0),  # faster, but not the default
-        _fake_benchmark("dcgan", "tensorflow", "function", 0.045, 73.0),
-        _fake_benchmark("dcgan", "torch", "eager", 0.0627, 52.0, kind="train_loop"),
-        _fake_benchmark("dcgan", "tensorflow", "function", 0.0495, 66.0, kind="train_loop"),
-        _fake_benchmark("dcgan", "torch", "plain", 0.050, 60.0, kind="plain_step"),
-        _fake_benchmark("dcgan", "tensorflow", "plain", 0.044, 70.0, kind="plain_step"),
-    ]}
+    data = {
+        "benchmarks": [
+            _fake_benchmark("dcgan", "torch", "eager", 0.060, 55.0),
+            _fake_benchmark("dcgan", "torch", "channels_last", 0.040, 47.0),  # faster, but not the default
+            _fake_benchmark("dcgan", "tensorflow", "function", 0.045, 73.0),
+            _fake_benchmark("dcgan", "torch", "eager", 0.0627, 52.0, kind="train_loop"),
+            _fake_benchmark("dcgan", "tensorflow", "function", 0.0495, 66.0, kind="train_loop"),
+            _fake_benchmark("dcgan", "torch", "plain", 0.050, 60.0, kind="plain_step"),
+            _fake_benchmark("dcgan", "tensorflow", "plain", 0.044, 70.0, kind="plain_step"),
+        ]
+    }
     rows = timing_table.rows_from_json(data)
     over = {o["framework"]: o["overhead_pct"] for o in timing_table.loop_overhead(rows)}
     assert over == pytest.approx({"torch": 4.5, "tensorflow": 10.0})
@@ -543,11 +624,13 @@ def test_a_native_randomness_loop_is_shown_but_not_judged():
 
     native = _fake_benchmark("dcgan", "torch", "eager", 0.090, 40.0, kind="train_loop")
     native["extra_info"].update(randomness="native", draw_ms=29.0)
-    data = {"benchmarks": [
-        _fake_benchmark("dcgan", "torch", "eager", 0.060, 55.0),
-        native,
-        _fake_benchmark("dcgan", "torch", "eager", 0.0627, 52.0, kind="train_loop"),
-    ]}
+    data = {
+        "benchmarks": [
+            _fake_benchmark("dcgan", "torch", "eager", 0.060, 55.0),
+            native,
+            _fake_benchmark("dcgan", "torch", "eager", 0.0627, 52.0, kind="train_loop"),
+        ]
+    }
     rows = timing_table.rows_from_json(data)
     loops = {o["randomness"]: o for o in timing_table.loop_overhead(rows)}
     assert loops["native"]["overhead_pct"] == pytest.approx(50.0) and loops["native"]["draw_ms"] == 29.0

@@ -24,15 +24,30 @@ from bench.runs import claims, provenance, records, study, trained
 from bench.runs import stats as bstats
 
 CODE = "c0de" * 16
-BCE_SPEC = {"family": "gan", "loss": "non-saturating", "label_smoothing": 0.0, "label_smoothing_sides": "none",
-            "steps": 3000}
+BCE_SPEC = {
+    "family": "gan",
+    "loss": "non-saturating",
+    "label_smoothing": 0.0,
+    "label_smoothing_sides": "none",
+    "steps": 3000,
+}
 
 
 def record(run, name, fw, seed, dataset="ring8", metrics=None, d_loss=1.0, spec=None, status="ok", code=CODE):
     rid = f"{name}__{dataset}__{fw}__s{seed}__{seed:08d}"
-    rec = {"id": rid, "experiment": name, "dataset": dataset, "framework": fw, "seed": seed, "status": status,
-           "spec": {**BCE_SPEC, **(spec or {})}, "final_losses": {"d_loss": d_loss, "g_loss": 1.0},
-           "metrics": metrics or {}, "timing": {"wall_s": 1.0, "ms_per_step": 1.0}, "steps_done": 3000}
+    rec = {
+        "id": rid,
+        "experiment": name,
+        "dataset": dataset,
+        "framework": fw,
+        "seed": seed,
+        "status": status,
+        "spec": {**BCE_SPEC, **(spec or {})},
+        "final_losses": {"d_loss": d_loss, "g_loss": 1.0},
+        "metrics": metrics or {},
+        "timing": {"wall_s": 1.0, "ms_per_step": 1.0},
+        "steps_done": 3000,
+    }
     if code is not None:
         rec["code_hash"] = code
     records.write_record(run / "records" / f"{rid}.json", rec)
@@ -40,17 +55,32 @@ def record(run, name, fw, seed, dataset="ring8", metrics=None, d_loss=1.0, spec=
 
 
 def one_claim(*rows, correction="holm"):
-    base = {"kind": "diff", "direction": "higher", "datasets": ["ring8"], "budget": 3000, "margin": 0.0,
-            "treatment": "gan+gradient-penalty", "control": "gan"}
-    return claims.parse({"schema": 1, "correction": correction, "claim": [
-        {"number": 1, "title": "planted", "row": [{**base, **r} for r in rows]}]}, "planted.toml")
+    base = {
+        "kind": "diff",
+        "direction": "higher",
+        "datasets": ["ring8"],
+        "budget": 3000,
+        "margin": 0.0,
+        "treatment": "gan+gradient-penalty",
+        "control": "gan",
+    }
+    return claims.parse(
+        {
+            "schema": 1,
+            "correction": correction,
+            "claim": [{"number": 1, "title": "planted", "row": [{**base, **r} for r in rows]}],
+        },
+        "planted.toml",
+    )
 
 
 # -- the trained criterion --------------------------------------------------------------------
 def chance_by_minimisation(t_real, t_fake):
     def loss(p):
-        return (-(t_real * math.log(p) + (1 - t_real) * math.log(1 - p))
-                - (t_fake * math.log(p) + (1 - t_fake) * math.log(1 - p)))
+        return -(t_real * math.log(p) + (1 - t_real) * math.log(1 - p)) - (
+            t_fake * math.log(p) + (1 - t_fake) * math.log(1 - p)
+        )
+
     return optimize.minimize_scalar(loss, bounds=(1e-9, 1 - 1e-9), method="bounded", options={"xatol": 1e-12}).fun
 
 
@@ -61,8 +91,13 @@ def test_chance_level_of_a_bce_discriminator():
 
 
 def rec_of(dataset="ring8", d_loss=1.0, status="ok", **metrics):
-    return {"status": status, "dataset": dataset, "spec": dict(BCE_SPEC), "final_losses": {"d_loss": d_loss},
-            "metrics": metrics or {"x": 1.0}}
+    return {
+        "status": status,
+        "dataset": dataset,
+        "spec": dict(BCE_SPEC),
+        "final_losses": {"d_loss": d_loss},
+        "metrics": metrics or {"x": 1.0},
+    }
 
 
 def test_trained_criterion_on_planted_records():
@@ -100,8 +135,14 @@ def test_a_group_that_failed_to_train_is_not_judged_never_contradicted(tmp_path)
         for s in range(3):
             record(tmp_path, "gan", fw, s, metrics={"modes_covered": 8.0, "high_quality_share": 0.5})
             # the treatment covers no mode (a contradiction if counted) and 2 of 3 runs fail to train
-            record(tmp_path, "gan+gradient-penalty", fw, s, d_loss=2.0 if s < 2 else 1.0,
-                   metrics={"modes_covered": 0.0 if s < 2 else 1.0, "high_quality_share": 0.5})
+            record(
+                tmp_path,
+                "gan+gradient-penalty",
+                fw,
+                s,
+                d_loss=2.0 if s < 2 else 1.0,
+                metrics={"modes_covered": 0.0 if s < 2 else 1.0, "high_quality_share": 0.5},
+            )
     cf = one_claim({"label": "modes", "metric": "modes_covered", "margin": 1.0})
     c = study.verdicts(tmp_path, claims_file=cf)["claims"][0]
     assert {r["verdict"] for r in c["rows"]} == {"not judged: failed to train (2 of 3)"}
@@ -117,8 +158,7 @@ def test_a_failure_rate_row(tmp_path):
         for s in range(5):
             record(tmp_path, "gan", fw, s, metrics={"high_quality_share": 0.5})
             record(tmp_path, "gan+gradient-penalty", fw, s, d_loss=2.0, metrics={"high_quality_share": 0.5})
-    cf = one_claim({"label": "fails", "metric": "trained", "kind": "failure_rate", "direction": "lower",
-                    "margin": 0.2})
+    cf = one_claim({"label": "fails", "metric": "trained", "kind": "failure_rate", "direction": "lower", "margin": 0.2})
     r = study.verdicts(tmp_path, claims_file=cf)["claims"][0]["rows"][0]
     # the treatment fails 5 of 5, the control 0 of 5: rate(control) - rate(treatment) = -1
     assert r["effect"] == -1.0 and r["n"] == [5, 5]
@@ -135,7 +175,7 @@ def test_an_effect_inside_the_margin_is_no_practical_effect(tmp_path):
     r = study.verdicts(tmp_path, claims_file=cf)["claims"][0]["rows"][0]
     a, b = np.array(treat), np.array(ctrl)
     va, vb = a.var(ddof=1) / 5, b.var(ddof=1) / 5
-    df = (va + vb) ** 2 / (va ** 2 / 4 + vb ** 2 / 4)
+    df = (va + vb) ** 2 / (va**2 / 4 + vb**2 / 4)
     half = stats.t.ppf(0.975, df) * math.sqrt(va + vb)
     d = a.mean() - b.mean()
     assert -0.05 < d - half and d + half < 0.05
@@ -157,7 +197,7 @@ def test_effects_of_minus_4_in_both_frameworks_agree(tmp_path):
     # the difference of the effects: 0, se = sqrt(4 s^2 / 5) with s^2 = 2.5 (each group), df by hand
     (a,) = c["agreement"]
     se = math.sqrt(4 * 2.5 / 5)
-    df = (4 * 0.5) ** 2 / (4 * 0.5 ** 2 / 4)  # Welch-Satterthwaite over four equal variances of the mean
+    df = (4 * 0.5) ** 2 / (4 * 0.5**2 / 4)  # Welch-Satterthwaite over four equal variances of the mean
     assert a["difference"] == pytest.approx(0.0, abs=1e-12)
     assert a["ci"] == pytest.approx([-stats.t.ppf(0.975, df) * se, stats.t.ppf(0.975, df) * se], rel=1e-9)
     assert a["agreement"] == "consistent" and c["frameworks_agree"] == {"ring8": True}
@@ -195,17 +235,26 @@ def test_holm_and_bh_change_a_planted_borderline_row_as_by_hand(tmp_path):
     base = np.array([0.0, 1.0, 2.0, 3.0, 4.0])  # sd sqrt(2.5): the Welch se of a shift is 1, df 8
     shifts = {"m1": 3.4, "m2": 2.6, "m3": 2.4}
     for s in range(5):
-        record(tmp_path, "gan", "torch", s, metrics={"high_quality_share": 0.5, **{f"{m}_mean": base[s] for m in shifts}})
-        record(tmp_path, "gan+gradient-penalty", "torch", s,
-               metrics={"high_quality_share": 0.5, **{f"{m}_mean": base[s] + d for m, d in shifts.items()}})
+        record(
+            tmp_path, "gan", "torch", s, metrics={"high_quality_share": 0.5, **{f"{m}_mean": base[s] for m in shifts}}
+        )
+        record(
+            tmp_path,
+            "gan+gradient-penalty",
+            "torch",
+            s,
+            metrics={"high_quality_share": 0.5, **{f"{m}_mean": base[s] + d for m, d in shifts.items()}},
+        )
     p = [2 * stats.t.sf(d, 8) for d in shifts.values()]  # t = shift / 1 on 8 df
     assert p[0] < 0.05 / 3 and 0.025 < p[1] < 0.05 and 0.025 < p[2] < 0.05  # borderline rows 2 and 3
     holm, bh = holm_by_hand(p), bh_by_hand(p)
     assert holm[1] > 0.05 and holm[2] > 0.05 and max(bh) < 0.05
     rows = [{"label": m, "metric": f"{m}_mean"} for m in shifts]
-    for method, want_p, want in (("holm", holm, ["supported", "inconclusive", "inconclusive"]),
-                                 ("bh", bh, ["supported", "supported", "supported"]),
-                                 ("none", p, ["supported", "supported", "supported"])):
+    for method, want_p, want in (
+        ("holm", holm, ["supported", "inconclusive", "inconclusive"]),
+        ("bh", bh, ["supported", "supported", "supported"]),
+        ("none", p, ["supported", "supported", "supported"]),
+    ):
         result = study.verdicts(tmp_path, claims_file=one_claim(*rows), correction=method)
         got = result["claims"][0]["rows"]
         assert [r["p"] for r in got] == pytest.approx(p, rel=1e-9)
@@ -218,11 +267,17 @@ def test_a_row_without_a_test_does_not_count_in_the_correction(tmp_path):
     base = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
     for s in range(5):
         record(tmp_path, "gan", "torch", s, metrics={"high_quality_share": 0.5, "a_mean": base[s]})
-        record(tmp_path, "gan+gradient-penalty", "torch", s, metrics={"high_quality_share": 0.5, "a_mean": base[s] + 2.6,
-                                                                      **({"b_mean": 1.0} if s == 0 else {})})
+        record(
+            tmp_path,
+            "gan+gradient-penalty",
+            "torch",
+            s,
+            metrics={"high_quality_share": 0.5, "a_mean": base[s] + 2.6, **({"b_mean": 1.0} if s == 0 else {})},
+        )
     record(tmp_path, "gan", "torch", 0, metrics={"high_quality_share": 0.5, "a_mean": base[0], "b_mean": 0.0})
-    rows = study.verdicts(tmp_path, claims_file=one_claim({"label": "a", "metric": "a_mean"},
-                                                          {"label": "b", "metric": "b_mean"}))["claims"][0]["rows"]
+    rows = study.verdicts(
+        tmp_path, claims_file=one_claim({"label": "a", "metric": "a_mean"}, {"label": "b", "metric": "b_mean"})
+    )["claims"][0]["rows"]
     # b has one seed per arm: no test, so the family is {a} alone and a keeps its raw p (about 0.032)
     assert math.isnan(rows[1]["p"]) and rows[1]["verdict"] == "inconclusive"
     assert rows[0]["p_adjusted"] == pytest.approx(2 * stats.t.sf(2.6, 8)) and rows[0]["verdict"] == "supported"
@@ -279,6 +334,7 @@ def test_rate_difference_newcombe_interval():
         c = (p + z * z / (2 * n)) / (1 + z * z / n)
         h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
         return c - h, c + h
+
     (l1, u1), (l2, u2) = wilson(6, 10), wilson(1, 10)
     est = bstats.rate_difference(6, 10, 1, 10)
     d = 0.6 - 0.1
@@ -292,8 +348,14 @@ def test_rate_difference_newcombe_interval():
 def test_mixed_code_hashes_are_refused_unless_allowed(tmp_path, capsys):
     for s in range(3):
         record(tmp_path, "gan", "torch", s, metrics={"high_quality_share": 0.5}, code="a" * 64)
-        record(tmp_path, "gan+gradient-penalty", "torch", s, metrics={"high_quality_share": 0.5},
-               code="b" * 64 if s else None)
+        record(
+            tmp_path,
+            "gan+gradient-penalty",
+            "torch",
+            s,
+            metrics={"high_quality_share": 0.5},
+            code="b" * 64 if s else None,
+        )
     assert genbench(["study", "--verdicts-only", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
@@ -302,8 +364,11 @@ def test_mixed_code_hashes_are_refused_unless_allowed(tmp_path, capsys):
     assert genbench(["study", "--verdicts-only", "--allow-mixed-code", "--out", str(tmp_path)]) == 0
     assert "mixed code versions (--allow-mixed-code)" in capsys.readouterr().err
     doc = json.loads((tmp_path / "study" / "verdicts.json").read_text())
-    assert doc["code"] == {"versions": {"aaaaaaaaaaaa": 3, "bbbbbbbbbbbb": 2, "unknown": 1}, "mixed": True,
-                           "allowed": True}
+    assert doc["code"] == {
+        "versions": {"aaaaaaaaaaaa": 3, "bbbbbbbbbbbb": 2, "unknown": 1},
+        "mixed": True,
+        "allowed": True,
+    }
 
 
 def test_one_code_hash_is_judged_without_the_option(tmp_path):

@@ -80,8 +80,21 @@ def time_dcgan(device: str, variant: str, batch: int, steps: int, warmup: int) -
 
 def gpu_test(device: str, dry_run: bool) -> tuple[str, bool]:
     """The CPU-vs-GPU training test (PyTorch cases): its summary line and whether it passed."""
-    cmd = [sys.executable, "-m", "pytest", "suites/test_precision.py", "-m", "gpu", "-k", "torch", "-q",
-           "-p", "no:cacheprovider", "--device", device]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "suites/test_precision.py",
+        "-m",
+        "gpu",
+        "-k",
+        "torch",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--device",
+        device,
+    ]
     if dry_run:
         cmd.append("--collect-only")
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
@@ -91,19 +104,33 @@ def gpu_test(device: str, dry_run: bool) -> tuple[str, bool]:
 
 
 def render(env: dict, test_line: str, rows: list[dict], sweep: list[dict]) -> str:
-    lines = ["# Timing on a GPU", "",
-             f"Written by `python tools/gpu_check.py` on {env['when']}: {env['device_name']}, PyTorch "
-             f"{env['torch']}, Python {env['python']}. DCGAN train step (the PyTorch twin, native randomness, "
-             f"float32), median of the timed steps; each step copies its losses to the host once.", "",
-             f"CPU-vs-GPU training test (suites/test_precision.py, PyTorch cases): {test_line}", "",
-             "## DCGAN step at batch 64", "",
-             "| variant | first call s | ms/step | images/s | target |", "|---|---|---|---|---|"]
+    lines = [
+        "# Timing on a GPU",
+        "",
+        f"Written by `python tools/gpu_check.py` on {env['when']}: {env['device_name']}, PyTorch "
+        f"{env['torch']}, Python {env['python']}. DCGAN train step (the PyTorch twin, native randomness, "
+        f"float32), median of the timed steps; each step copies its losses to the host once.",
+        "",
+        f"CPU-vs-GPU training test (suites/test_precision.py, PyTorch cases): {test_line}",
+        "",
+        "## DCGAN step at batch 64",
+        "",
+        "| variant | first call s | ms/step | images/s | target |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
         meets = "met" if r["ms"] <= TARGET_MS else "not met"
-        lines.append(f"| {r['variant']} | {r['first_s']:.1f} | {r['ms']:.2f} | {r['images_per_s']:.0f} | "
-                     f"<= {TARGET_MS} ms: {meets} |")
-    lines += ["", f"## Batch sweep ({sweep[0]['variant'] if sweep else 'eager'})", "",
-              "| batch | ms/step | images/s |", "|---|---|---|"]
+        lines.append(
+            f"| {r['variant']} | {r['first_s']:.1f} | {r['ms']:.2f} | {r['images_per_s']:.0f} | "
+            f"<= {TARGET_MS} ms: {meets} |"
+        )
+    lines += [
+        "",
+        f"## Batch sweep ({sweep[0]['variant'] if sweep else 'eager'})",
+        "",
+        "| batch | ms/step | images/s |",
+        "|---|---|---|",
+    ]
     lines += [f"| {r['batch']} | {r['ms']:.2f} | {r['images_per_s']:.0f} |" for r in sweep]
     return "\n".join(lines) + "\n"
 
@@ -111,8 +138,11 @@ def render(env: dict, test_line: str, rows: list[dict], sweep: list[dict]) -> st
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python tools/gpu_check.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
-    p.add_argument("--dry-run", action="store_true",
-                   help="tiny counts, the GPU test only collected, eager only unless --variants says otherwise")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="tiny counts, the GPU test only collected, eager only unless --variants says otherwise",
+    )
     p.add_argument("--variants", default=None, help=f"comma-separated, of {', '.join(VARIANTS)} (default all)")
     p.add_argument("--batches", default="64,128,256,512,1024", help="the sweep's batch sizes")
     p.add_argument("--steps", type=int, default=None, help="timed steps per row (default 200, dry run 2)")
@@ -136,11 +166,16 @@ def main(argv=None) -> int:
     from bench.core import cpu
 
     if a.device == "cuda" and not torch.cuda.is_available():
-        print("gpu_check: --device cuda: PyTorch sees no CUDA device (use --device cpu --dry-run here)", file=sys.stderr)
+        print(
+            "gpu_check: --device cuda: PyTorch sees no CUDA device (use --device cpu --dry-run here)", file=sys.stderr
+        )
         return 2
-    env = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "torch": torch.__version__,
-           "python": platform.python_version(),
-           "device_name": torch.cuda.get_device_name(0) if a.device == "cuda" else f"CPU ({cpu.isa_level()}, dry run)"}
+    env = {
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device_name": torch.cuda.get_device_name(0) if a.device == "cuda" else f"CPU ({cpu.isa_level()}, dry run)",
+    }
     test_line, test_ok = gpu_test(a.device, a.dry_run)
     print(f"CPU-vs-GPU test: {test_line}", flush=True)
     rows = []

@@ -42,9 +42,15 @@ def _maxdiff(a, b) -> float:
 
 
 def _row(convention, torch_default, keras_default, default_diff, matched_diff, pinned_diff, pinned_by):
-    return {"convention": convention, "torch": torch_default, "keras": keras_default,
-            "default_diff": default_diff, "matched_diff": matched_diff, "pinned_diff": pinned_diff,
-            "pinned_by": pinned_by}
+    return {
+        "convention": convention,
+        "torch": torch_default,
+        "keras": keras_default,
+        "default_diff": default_diff,
+        "matched_diff": matched_diff,
+        "pinned_diff": pinned_diff,
+        "pinned_by": pinned_by,
+    }
 
 
 # -- batch norm ---------------------------------------------------------------------------------
@@ -76,12 +82,15 @@ def batch_norm(momentum=0.1, eps=1e-5):
     rm, rv = tf.Variable(np.zeros(4)), tf.Variable(np.ones(4))
     tf_batch_norm = impls.load("tensorflow").stabilizers.batch_norm
     y = tf_batch_norm(tf.constant(x), tf.constant(np.ones(4)), tf.constant(np.zeros(4)), rm, rv, True, momentum, eps)
-    return _row("batch norm momentum, eps, running variance",
-                f"momentum={t_default.momentum} (new batch), eps={t_default.eps}, unbiased running var",
-                f"momentum={k_default.momentum} (old value), epsilon={k_default.epsilon}, biased moving var",
-                default_diff, max(_maxdiff(a, b) for a, b in zip(ref, matched)),
-                max(_maxdiff(a, b) for a, b in zip(ref, (y, rm, rv))),
-                "spec bn_momentum/bn_eps; impls/tensorflow/stabilizers.batch_norm (torch formula)")
+    return _row(
+        "batch norm momentum, eps, running variance",
+        f"momentum={t_default.momentum} (new batch), eps={t_default.eps}, unbiased running var",
+        f"momentum={k_default.momentum} (old value), epsilon={k_default.epsilon}, biased moving var",
+        default_diff,
+        max(_maxdiff(a, b) for a, b in zip(ref, matched)),
+        max(_maxdiff(a, b) for a, b in zip(ref, (y, rm, rv))),
+        "spec bn_momentum/bn_eps; impls/tensorflow/stabilizers.batch_norm (torch formula)",
+    )
 
 
 # -- optimizers ---------------------------------------------------------------------------------
@@ -131,11 +140,15 @@ def rmsprop(lr=1e-3, rho=0.99, eps=1e-8):
     matched = _steps_keras(keras.optimizers.RMSprop(learning_rate=lr, rho=rho, epsilon=eps))
     pinned = _steps_twin(OptimizerSpec(kind="rmsprop", lr=lr, rho=rho, eps=eps))
     d = t_opt.defaults
-    return _row("RMSprop rho and eps placement",
-                f"alpha={d['alpha']}, eps={d['eps']} outside: g / (sqrt(v) + eps)",
-                f"rho={k_opt.rho}, epsilon={k_opt.epsilon} inside: g / sqrt(v + eps)",
-                _maxdiff(t_default, k_default), _maxdiff(ref, matched), _maxdiff(ref, pinned),
-                "spec rho/eps; impls/tensorflow/train.Optimizer (torch formula)")
+    return _row(
+        "RMSprop rho and eps placement",
+        f"alpha={d['alpha']}, eps={d['eps']} outside: g / (sqrt(v) + eps)",
+        f"rho={k_opt.rho}, epsilon={k_opt.epsilon} inside: g / sqrt(v + eps)",
+        _maxdiff(t_default, k_default),
+        _maxdiff(ref, matched),
+        _maxdiff(ref, pinned),
+        "spec rho/eps; impls/tensorflow/train.Optimizer (torch formula)",
+    )
 
 
 def adam(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
@@ -149,11 +162,15 @@ def adam(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
     k_default = _steps_keras(k_opt)
     matched = _steps_keras(keras.optimizers.Adam(learning_rate=lr, beta_1=beta1, beta_2=beta2, epsilon=eps))
     pinned = _steps_twin(OptimizerSpec(kind="adam", lr=lr, beta1=beta1, beta2=beta2, eps=eps))
-    return _row("Adam eps (and where it is added)",
-                f"eps={t_opt.defaults['eps']} on bias-corrected sqrt(v_hat)",
-                f"epsilon={k_opt.epsilon} on uncorrected sqrt(v) ('epsilon hat'), beta powers from float32 betas",
-                _maxdiff(ref, k_default), _maxdiff(ref, matched), _maxdiff(ref, pinned),
-                "spec eps; impls/tensorflow/train.Optimizer (torch formula, float64 step count)")
+    return _row(
+        "Adam eps (and where it is added)",
+        f"eps={t_opt.defaults['eps']} on bias-corrected sqrt(v_hat)",
+        f"epsilon={k_opt.epsilon} on uncorrected sqrt(v) ('epsilon hat'), beta powers from float32 betas",
+        _maxdiff(ref, k_default),
+        _maxdiff(ref, matched),
+        _maxdiff(ref, pinned),
+        "spec eps; impls/tensorflow/train.Optimizer (torch formula, float64 step count)",
+    )
 
 
 def weight_decay(lr=1e-3, wd=1e-2, eps=1e-8):
@@ -171,15 +188,18 @@ def weight_decay(lr=1e-3, wd=1e-2, eps=1e-8):
     k_adamw_default = _steps_keras(kw_opt)
     k_adamw = _steps_keras(keras.optimizers.AdamW(learning_rate=lr, epsilon=eps, weight_decay=wd))
     twin_coupled = _steps_twin(OptimizerSpec(kind="adam", lr=lr, beta1=0.9, eps=eps, weight_decay=wd))
-    twin_decoupled = _steps_twin(OptimizerSpec(kind="adam", lr=lr, beta1=0.9, eps=eps, weight_decay=wd,
-                                               decoupled_weight_decay=True))
-    return _row("weight decay: coupled L2 vs decoupled",
-                f"Adam(weight_decay) coupled L2; AdamW weight_decay={tw_opt.defaults['weight_decay']} decoupled",
-                f"Adam(weight_decay) decoupled; AdamW weight_decay={kw_opt.weight_decay} decoupled",
-                max(_maxdiff(coupled, k_adam), _maxdiff(decoupled, k_adamw_default)),
-                _maxdiff(decoupled, k_adamw),
-                max(_maxdiff(coupled, twin_coupled), _maxdiff(decoupled, twin_decoupled)),
-                "spec weight_decay + decoupled_weight_decay; impls/tensorflow/train.Optimizer")
+    twin_decoupled = _steps_twin(
+        OptimizerSpec(kind="adam", lr=lr, beta1=0.9, eps=eps, weight_decay=wd, decoupled_weight_decay=True)
+    )
+    return _row(
+        "weight decay: coupled L2 vs decoupled",
+        f"Adam(weight_decay) coupled L2; AdamW weight_decay={tw_opt.defaults['weight_decay']} decoupled",
+        f"Adam(weight_decay) decoupled; AdamW weight_decay={kw_opt.weight_decay} decoupled",
+        max(_maxdiff(coupled, k_adam), _maxdiff(decoupled, k_adamw_default)),
+        _maxdiff(decoupled, k_adamw),
+        max(_maxdiff(coupled, twin_coupled), _maxdiff(decoupled, twin_decoupled)),
+        "spec weight_decay + decoupled_weight_decay; impls/tensorflow/train.Optimizer",
+    )
 
 
 # -- layers -------------------------------------------------------------------------------------
@@ -193,12 +213,15 @@ def leaky_relu(slope=0.2):
     ref = torch.nn.LeakyReLU(slope)(torch.tensor(x)).numpy()
     # Keras (tf.nn.leaky_relu underneath) keeps the slope as a float32 attribute: ~3e-9 in float64
     matched = np.asarray(keras.layers.LeakyReLU(negative_slope=slope, dtype=DTYPE)(x))
-    return _row("LeakyReLU slope",
-                f"negative_slope={t_default.negative_slope}",
-                f"negative_slope={k_layer.negative_slope} (tf.nn.leaky_relu alpha=0.2, float32)",
-                _maxdiff(t_default(torch.tensor(x)).numpy(), np.asarray(k_layer(x))), _maxdiff(ref, matched),
-                _maxdiff(ref, impls.load("tensorflow").models.leaky_relu(tf.constant(x), slope)),
-                "spec leaky_slope; impls/tensorflow/models.leaky_relu (slope in x's dtype)")
+    return _row(
+        "LeakyReLU slope",
+        f"negative_slope={t_default.negative_slope}",
+        f"negative_slope={k_layer.negative_slope} (tf.nn.leaky_relu alpha=0.2, float32)",
+        _maxdiff(t_default(torch.tensor(x)).numpy(), np.asarray(k_layer(x))),
+        _maxdiff(ref, matched),
+        _maxdiff(ref, impls.load("tensorflow").models.leaky_relu(tf.constant(x), slope)),
+        "spec leaky_slope; impls/tensorflow/models.leaky_relu (slope in x's dtype)",
+    )
 
 
 def _twin_nets(layers, weights):
@@ -225,8 +248,7 @@ def _twin_nets(layers, weights):
 
 
 def _canonical(layers, rng):
-    return {f"N.{la.name}.{p}": rng.standard_normal(shape) * 0.2
-            for la in layers for p, shape in la.params.items()}
+    return {f"N.{la.name}.{p}": rng.standard_normal(shape) * 0.2 for la in layers for p, shape in la.params.items()}
 
 
 def transposed_conv_padding():
@@ -242,8 +264,9 @@ def transposed_conv_padding():
     x = rng.standard_normal((2, 3, 7, 7))
     convt = Layer("convT", "up", (3, 7, 7), (5, 14, 14), {"kernel": 4, "stride": 2, "padding": 1})
     w = _canonical([convt], rng)
-    ref = torch.nn.functional.conv_transpose2d(torch.tensor(x), torch.tensor(w["N.up.weight"]),
-                                               torch.tensor(w["N.up.bias"]), stride=2, padding=1).numpy()
+    ref = torch.nn.functional.conv_transpose2d(
+        torch.tensor(x), torch.tensor(w["N.up.weight"]), torch.tensor(w["N.up.bias"]), stride=2, padding=1
+    ).numpy()
 
     def keras_convt(padding):
         layer = keras.layers.Conv2DTranspose(5, 4, strides=2, padding=padding, dtype=DTYPE)
@@ -255,20 +278,24 @@ def transposed_conv_padding():
     conv = Layer("conv", "down", (3, 28, 28), (5, 14, 14), {"kernel": 3, "stride": 2, "padding": 1})
     wc = _canonical([conv], rng)
     x28 = rng.standard_normal((2, 3, 28, 28))
-    ref_conv = torch.nn.functional.conv2d(torch.tensor(x28), torch.tensor(wc["N.down.weight"]),
-                                          torch.tensor(wc["N.down.bias"]), stride=2, padding=1).numpy()
+    ref_conv = torch.nn.functional.conv2d(
+        torch.tensor(x28), torch.tensor(wc["N.down.weight"]), torch.tensor(wc["N.down.bias"]), stride=2, padding=1
+    ).numpy()
     k_conv = keras.layers.Conv2D(5, 3, strides=2, padding="same", dtype=DTYPE)
     k_conv.build((None, 28, 28, 3))
     k_conv.set_weights([wc["N.down.weight"].transpose(2, 3, 1, 0), wc["N.down.bias"]])
     same_conv = np.asarray(k_conv(x28.transpose(0, 2, 3, 1))).transpose(0, 3, 1, 2)
     twin_t, twin_c = _twin_nets([convt], w)[1](x), _twin_nets([conv], wc)[1](x28)
-    return _row("conv / transposed-conv padding",
-                "ConvTranspose2d(4, 2, padding=1): 7 -> 14; Conv2d(3, 2, padding=1): symmetric",
-                f"Conv2DTranspose padding={keras.layers.Conv2DTranspose(1, 4).padding!r}: 7 -> "
-                f"{valid.shape[-1]}; 'same' pads bottom/right first",
-                max(_maxdiff(ref, valid), _maxdiff(ref_conv, same_conv)), _maxdiff(ref, same),
-                max(_maxdiff(ref, twin_t), _maxdiff(ref_conv, twin_c)),
-                "bench/core/arch.py kernel/stride/padding; explicit pads in impls/tensorflow/models.py")
+    return _row(
+        "conv / transposed-conv padding",
+        "ConvTranspose2d(4, 2, padding=1): 7 -> 14; Conv2d(3, 2, padding=1): symmetric",
+        f"Conv2DTranspose padding={keras.layers.Conv2DTranspose(1, 4).padding!r}: 7 -> "
+        f"{valid.shape[-1]}; 'same' pads bottom/right first",
+        max(_maxdiff(ref, valid), _maxdiff(ref_conv, same_conv)),
+        _maxdiff(ref, same),
+        max(_maxdiff(ref, twin_t), _maxdiff(ref_conv, twin_c)),
+        "bench/core/arch.py kernel/stride/padding; explicit pads in impls/tensorflow/models.py",
+    )
 
 
 def kernel_layouts():
@@ -280,10 +307,14 @@ def kernel_layouts():
     rng = np.random.default_rng(2)
     cases = [
         (Layer("dense", "fc", (6,), (4,)), rng.standard_normal((3, 6))),
-        (Layer("conv", "c", (3, 8, 8), (5, 4, 4), {"kernel": 4, "stride": 2, "padding": 1}),
-         rng.standard_normal((2, 3, 8, 8))),
-        (Layer("convT", "t", (3, 4, 4), (5, 8, 8), {"kernel": 4, "stride": 2, "padding": 1}),
-         rng.standard_normal((2, 3, 4, 4))),
+        (
+            Layer("conv", "c", (3, 8, 8), (5, 4, 4), {"kernel": 4, "stride": 2, "padding": 1}),
+            rng.standard_normal((2, 3, 8, 8)),
+        ),
+        (
+            Layer("convT", "t", (3, 4, 4), (5, 8, 8), {"kernel": 4, "stride": 2, "padding": 1}),
+            rng.standard_normal((2, 3, 4, 4)),
+        ),
     ]
     naive, pinned = 0.0, 0.0
     for layer, x in cases:
@@ -296,10 +327,15 @@ def kernel_layouts():
         scrambled = tf_weights.to_canonical(layer.kind, "weight", w[key].reshape(tf_shape))
         naive = max(naive, _maxdiff(ref, _twin_nets([layer], {**w, key: scrambled})[1](x)))
         pinned = max(pinned, _maxdiff(ref, run_tf(x)))
-    return _row("kernel layouts",
-                "Linear (out, in); Conv2d (C_out, C_in, kh, kw); ConvTranspose2d (C_in, C_out, kh, kw)",
-                "Dense (in, out); Conv2D (kh, kw, C_in, C_out); Conv2DTranspose (kh, kw, C_out, C_in)",
-                naive, None, pinned, "impls/tensorflow/weights.py transposes on import and export")
+    return _row(
+        "kernel layouts",
+        "Linear (out, in); Conv2d (C_out, C_in, kh, kw); ConvTranspose2d (C_in, C_out, kh, kw)",
+        "Dense (in, out); Conv2D (kh, kw, C_in, C_out); Conv2DTranspose (kh, kw, C_out, C_in)",
+        naive,
+        None,
+        pinned,
+        "impls/tensorflow/weights.py transposes on import and export",
+    )
 
 
 def flatten_order():
@@ -313,8 +349,9 @@ def flatten_order():
     x = rng.standard_normal((2, 3, 4, 4))
     layers = [Layer("flatten", "flat", (3, 4, 4), (48,)), Layer("dense", "fc", (48,), (5,))]
     w = _canonical(layers, rng)
-    ref = torch.nn.functional.linear(torch.tensor(x).flatten(1), torch.tensor(w["N.fc.weight"]),
-                                     torch.tensor(w["N.fc.bias"])).numpy()
+    ref = torch.nn.functional.linear(
+        torch.tensor(x).flatten(1), torch.tensor(w["N.fc.weight"]), torch.tensor(w["N.fc.bias"])
+    ).numpy()
     dense = keras.layers.Dense(5, dtype=DTYPE)
     dense.build((None, 48))
     dense.set_weights([w["N.fc.weight"].T, w["N.fc.bias"]])
@@ -323,10 +360,15 @@ def flatten_order():
     perm = w["N.fc.weight"].reshape(5, 3, 4, 4).transpose(0, 2, 3, 1).reshape(5, 48)
     dense.set_weights([perm.T, w["N.fc.bias"]])
     matched = np.asarray(dense(keras.layers.Flatten(dtype=DTYPE)(x.transpose(0, 2, 3, 1))))
-    return _row("flatten order before a dense layer", "flatten(NCHW) = (C, H, W)",
-                "Flatten(NHWC) = (H, W, C)", _maxdiff(ref, k_out), _maxdiff(ref, matched),
-                _maxdiff(ref, _twin_nets(layers, w)[1](x)),
-                "impls/tensorflow/models.py flattens in (C, H, W) order (bench/core/arch.py)")
+    return _row(
+        "flatten order before a dense layer",
+        "flatten(NCHW) = (C, H, W)",
+        "Flatten(NHWC) = (H, W, C)",
+        _maxdiff(ref, k_out),
+        _maxdiff(ref, matched),
+        _maxdiff(ref, _twin_nets(layers, w)[1](x)),
+        "impls/tensorflow/models.py flattens in (C, H, W) order (bench/core/arch.py)",
+    )
 
 
 # -- losses -------------------------------------------------------------------------------------
@@ -341,22 +383,38 @@ def bce_label_smoothing(smoothing=0.1):
     rng = np.random.default_rng(4)
     real, fake = rng.standard_normal(32) * 2, rng.standard_normal(32) * 2
     t_real, t_fake = torch.tensor(real), torch.tensor(fake)
-    ref = float(F.binary_cross_entropy_with_logits(t_real, torch.full_like(t_real, 1 - smoothing))
-                + F.binary_cross_entropy_with_logits(t_fake, torch.zeros_like(t_fake)))
+    ref = float(
+        F.binary_cross_entropy_with_logits(t_real, torch.full_like(t_real, 1 - smoothing))
+        + F.binary_cross_entropy_with_logits(t_fake, torch.zeros_like(t_fake))
+    )
     k_bce = keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=smoothing, dtype=DTYPE)
     k_smooth = float(k_bce(np.ones(32), real) + k_bce(np.zeros(32), fake))
     k_plain = keras.losses.BinaryCrossentropy(from_logits=True, dtype=DTYPE)
     k_targets = float(k_plain(np.full(32, 1 - smoothing), real) + k_plain(np.zeros(32), fake))
     tf_losses = impls.load("tensorflow").losses
     twin = float(tf_losses.minimax(tf.constant(real), tf.constant(fake), 1 - smoothing, 0.0)[0])
-    return _row("BCE label smoothing", "none in BCEWithLogitsLoss",
-                f"BinaryCrossentropy(label_smoothing={smoothing}): y (1 - ls) + ls / 2, both classes",
-                abs(ref - k_smooth), abs(ref - k_targets), abs(ref - twin),
-                "spec label_smoothing + sides -> explicit targets (ExperimentSpec.targets)")
+    return _row(
+        "BCE label smoothing",
+        "none in BCEWithLogitsLoss",
+        f"BinaryCrossentropy(label_smoothing={smoothing}): y (1 - ls) + ls / 2, both classes",
+        abs(ref - k_smooth),
+        abs(ref - k_targets),
+        abs(ref - twin),
+        "spec label_smoothing + sides -> explicit targets (ExperimentSpec.targets)",
+    )
 
 
-CONVENTIONS = (batch_norm, rmsprop, adam, weight_decay, leaky_relu, transposed_conv_padding,
-               kernel_layouts, flatten_order, bce_label_smoothing)
+CONVENTIONS = (
+    batch_norm,
+    rmsprop,
+    adam,
+    weight_decay,
+    leaky_relu,
+    transposed_conv_padding,
+    kernel_layouts,
+    flatten_order,
+    bce_label_smoothing,
+)
 
 
 def rows() -> list[dict]:

@@ -31,8 +31,14 @@ from tabulate import tabulate
 from ..runs.records import atomic_write_text
 
 SETTINGS = [  # (threads, oneDNN ISA cap, TF oneDNN ops)
-    ("2", "", "1"), ("1", "", "1"), ("2", "AVX2", "1"), ("1", "AVX512_CORE", "1"),
-    ("2", "", "0"), ("1", "SSE41", "1"), ("2", "AVX512_CORE", "0"), ("1", "AVX2", "0"),
+    ("2", "", "1"),
+    ("1", "", "1"),
+    ("2", "AVX2", "1"),
+    ("1", "AVX512_CORE", "1"),
+    ("2", "", "0"),
+    ("1", "SSE41", "1"),
+    ("2", "AVX512_CORE", "0"),
+    ("1", "AVX2", "0"),
 ]
 MKL = {"AVX2": "AVX2", "AVX512_CORE": "AVX512", "SSE41": "SSE4_2"}
 
@@ -59,13 +65,27 @@ def rerun(i: int, a, pinned: bool) -> list:
     if pinned:
         cmd = ["taskset", "-c", str(i % a.jobs % (os.cpu_count() or 1))] + cmd
     full = {**os.environ, **env}
-    subprocess.run(cmd + ["run", "--profile", "ci", "--out", str(run_dir), "--fresh", "--no-progress"],
-                   env=full, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    gate = subprocess.run(cmd + ["gate", str(run_dir), "--baseline", str(a.baseline), "--json",
-                                 str(run_dir / "gate.json")], env=full, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        cmd + ["run", "--profile", "ci", "--out", str(run_dir), "--fresh", "--no-progress"],
+        env=full,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    gate = subprocess.run(
+        cmd + ["gate", str(run_dir), "--baseline", str(a.baseline), "--json", str(run_dir / "gate.json")],
+        env=full,
+        stdout=subprocess.DEVNULL,
+    )
     doc = json.loads((run_dir / "gate.json").read_text()) if (run_dir / "gate.json").exists() else {}
-    row = [i, label, gate.returncode, f"{doc.get('n_checks', 0) - doc.get('n_failed', 0)}/{doc.get('n_checks', '?')}",
-           ", ".join(doc.get("failed", [])) or "-", f"{time.perf_counter() - t0:.0f}"]
+    row = [
+        i,
+        label,
+        gate.returncode,
+        f"{doc.get('n_checks', 0) - doc.get('n_failed', 0)}/{doc.get('n_checks', '?')}",
+        ", ".join(doc.get("failed", [])) or "-",
+        f"{time.perf_counter() - t0:.0f}",
+    ]
     print(tabulate([row], tablefmt="plain"), flush=True)
     return row
 
@@ -83,8 +103,9 @@ def main(argv=None) -> int:
     with ThreadPoolExecutor(a.jobs) as pool:
         rows = list(pool.map(lambda i: rerun(i, a, a.jobs > 1), range(a.runs)))
     alarms = sum(r[2] != 0 for r in rows)
-    table = tabulate(rows, headers=["rerun", "process settings", "exit", "checks passed", "failed", "s"],
-                     tablefmt="github")
+    table = tabulate(
+        rows, headers=["rerun", "process settings", "exit", "checks passed", "failed", "s"], tablefmt="github"
+    )
     summary = f"false alarms: {alarms}/{a.runs} (baseline {a.baseline})"
     atomic_write_text(a.out / "false_alarm.md", table + "\n\n" + summary + "\n")
     print(table + "\n\n" + summary)

@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 from tabulate import tabulate
 
-from ..runs.records import jsonable, as_float, atomic_write_text, read_records, versions
 from ..metrics.catalog import DIRECTIONS  # which way each gated metric is better
+from ..runs.records import as_float, atomic_write_text, jsonable, read_records, versions
 from ..runs.tables import flat_row
 
 GATED_PREFIXES = ("final.",)  # loss terms: "both", only with make_baseline(losses=True)
@@ -69,8 +69,10 @@ def check_compatible(run_dir, baseline: dict, path) -> None:
     want = baseline.get("genbench_version")
     have = _genbench_version()
     if want and want != have:
-        raise BaselineError(f"baseline {path} was made by genbench {want}, this is {have}: refresh it "
-                            f"on purpose with `genbench baseline RUN_DIR --out {path}`")
+        raise BaselineError(
+            f"baseline {path} was made by genbench {want}, this is {have}: refresh it "
+            f"on purpose with `genbench baseline RUN_DIR --out {path}`"
+        )
     current = current_values(run_dir)
     for c in baseline["checks"]:
         key = (c["experiment"], c["dataset"], c["framework"])
@@ -78,7 +80,8 @@ def check_compatible(run_dir, baseline: dict, path) -> None:
         if steps and c.get("steps") is not None and any(s != c["steps"] for s in steps):
             raise BaselineError(
                 f"{'/'.join(key)} ran {int(steps[0])} steps, baseline {path} was made at {c['steps']} "
-                f"(profile {baseline.get('profile')}): gate a run of the baseline's own profile")
+                f"(profile {baseline.get('profile')}): gate a run of the baseline's own profile"
+            )
 
 
 def load_baseline(path) -> dict:
@@ -122,17 +125,28 @@ def evaluate(run_dir, baseline: dict) -> list[dict]:
             else:
                 ok = band_contains(c, now)
                 why = {"lower": "worse (higher)", "higher": "worse (lower)", "both": "changed"}[direction]
-        rows.append({**key_dict(key), "metric": c["metric"], "baseline": value, "current": now,
-                     "delta": now - value, "tolerance": tol, "direction": direction,
-                     "untrained": c.get("untrained"), "result": "ok" if ok else f"REGRESSED: {why}"})
+        rows.append(
+            {
+                **key_dict(key),
+                "metric": c["metric"],
+                "baseline": value,
+                "current": now,
+                "delta": now - value,
+                "tolerance": tol,
+                "direction": direction,
+                "untrained": c.get("untrained"),
+                "result": "ok" if ok else f"REGRESSED: {why}",
+            }
+        )
     return rows
 
 
 def band(check: dict) -> tuple[float, float]:
     """(lowest, highest) value that passes a check; -inf / inf on the side that is better."""
     value, tol = float(check["value"]), float(check["tolerance"])
-    return {"lower": (-math.inf, value + tol), "higher": (value - tol, math.inf),
-            "both": (value - tol, value + tol)}[check["direction"]]
+    return {"lower": (-math.inf, value + tol), "higher": (value - tol, math.inf), "both": (value - tol, value + tol)}[
+        check["direction"]
+    ]
 
 
 def band_contains(check: dict, x: float) -> bool:
@@ -145,10 +159,22 @@ def key_dict(key) -> dict:
 
 
 def format_report(rows: list[dict]) -> str:
-    cols = ["experiment", "dataset", "framework", "metric", "baseline", "current", "delta", "tolerance",
-            "direction", "untrained", "result"]
-    return tabulate([["-" if r[c] is None else r[c] for c in cols] for r in rows], headers=cols,
-                    tablefmt="github", floatfmt=".4g")
+    cols = [
+        "experiment",
+        "dataset",
+        "framework",
+        "metric",
+        "baseline",
+        "current",
+        "delta",
+        "tolerance",
+        "direction",
+        "untrained",
+        "result",
+    ]
+    return tabulate(
+        [["-" if r[c] is None else r[c] for c in cols] for r in rows], headers=cols, tablefmt="github", floatfmt=".4g"
+    )
 
 
 def check_name(r: dict) -> str:
@@ -157,23 +183,36 @@ def check_name(r: dict) -> str:
 
 def to_json(rows: list[dict], baseline_path) -> str:
     failed = [check_name(r) for r in rows if r["result"] != "ok"]
-    doc = {"baseline": str(baseline_path), "passed": not failed, "n_checks": len(rows),
-           "n_failed": len(failed), "failed": failed,
-           "checks": [{**r, "name": check_name(r)} for r in rows]}
+    doc = {
+        "baseline": str(baseline_path),
+        "passed": not failed,
+        "n_checks": len(rows),
+        "n_failed": len(failed),
+        "failed": failed,
+        "checks": [{**r, "name": check_name(r)} for r in rows],
+    }
     return json.dumps(jsonable(doc), indent=2) + "\n"
 
 
 def to_junit(rows: list[dict], baseline_path) -> str:
     """JUnit XML: one testsuite, one testcase per check (classname experiment.dataset.framework)."""
     failed = [r for r in rows if r["result"] != "ok"]
-    suite = ET.Element("testsuite", name="genbench gate", tests=str(len(rows)), failures=str(len(failed)),
-                       errors="0", skipped="0")
+    suite = ET.Element(
+        "testsuite", name="genbench gate", tests=str(len(rows)), failures=str(len(failed)), errors="0", skipped="0"
+    )
     ET.SubElement(ET.SubElement(suite, "properties"), "property", name="baseline", value=str(baseline_path))
     for r in rows:
-        case = ET.SubElement(suite, "testcase", classname=f"{r['experiment']}.{r['dataset']}.{r['framework']}",
-                             name=r["metric"], time="0")
-        detail = (f"current {r['current']:.6g}, baseline {r['baseline']:.6g}, tolerance {r['tolerance']:.6g}, "
-                  f"direction {r['direction']}")
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=f"{r['experiment']}.{r['dataset']}.{r['framework']}",
+            name=r["metric"],
+            time="0",
+        )
+        detail = (
+            f"current {r['current']:.6g}, baseline {r['baseline']:.6g}, tolerance {r['tolerance']:.6g}, "
+            f"direction {r['direction']}"
+        )
         if r["result"] != "ok":
             ET.SubElement(case, "failure", message=f"{r['result']}: {detail}", type="regression").text = detail
         else:
@@ -205,11 +244,32 @@ def baseline_table(doc: dict) -> str:
     for c in doc["checks"]:
         lo, hi = band(c)
         passes = f"<= {hi:.4g}" if lo == -math.inf else f">= {lo:.4g}" if hi == math.inf else f"{lo:.4g} .. {hi:.4g}"
-        rows.append([c["experiment"], c["dataset"], c["framework"], c["metric"], c.get("steps"),
-                     "-" if c.get("untrained") is None else f"{c['untrained']:.4g}",
-                     f"{c['value']:.4g} ± {c.get('std', 0.0):.2g} ({c.get('seeds', '?')} seeds)", passes])
-    return tabulate(rows, headers=["experiment", "dataset", "framework", "metric", "steps", "untrained",
-                                   "trained (mean ± std)", "passes when"], tablefmt="github")
+        rows.append(
+            [
+                c["experiment"],
+                c["dataset"],
+                c["framework"],
+                c["metric"],
+                c.get("steps"),
+                "-" if c.get("untrained") is None else f"{c['untrained']:.4g}",
+                f"{c['value']:.4g} ± {c.get('std', 0.0):.2g} ({c.get('seeds', '?')} seeds)",
+                passes,
+            ]
+        )
+    return tabulate(
+        rows,
+        headers=[
+            "experiment",
+            "dataset",
+            "framework",
+            "metric",
+            "steps",
+            "untrained",
+            "trained (mean ± std)",
+            "passes when",
+        ],
+        tablefmt="github",
+    )
 
 
 def untrained_values(run_dir) -> dict[tuple, dict[str, float]]:
@@ -218,9 +278,9 @@ def untrained_values(run_dir) -> dict[tuple, dict[str, float]]:
     import impls
 
     from ..core.data import open_dataset
+    from ..core.specs import ExperimentSpec
     from ..metrics import metrics_for
     from ..runs.runner import EVAL_SEED_KEY
-    from ..core.specs import ExperimentSpec
 
     out: dict[tuple, dict[str, list[float]]] = {}
     seen = set()
@@ -233,13 +293,16 @@ def untrained_values(run_dir) -> dict[tuple, dict[str, float]]:
         seen.add((key, spec.seed))
         trainer = impls.load(rec["framework"]).build(spec)
         dataset = datasets.setdefault(spec.dataset, open_dataset(spec.dataset))
-        got = metrics_for(spec, trainer, np.random.default_rng([spec.seed, EVAL_SEED_KEY]),
-                          n_samples=rec.get("n_eval", 2000), dataset=dataset)
+        got = metrics_for(
+            spec,
+            trainer,
+            np.random.default_rng([spec.seed, EVAL_SEED_KEY]),
+            n_samples=rec.get("n_eval", 2000),
+            dataset=dataset,
+        )
         for k, v in got.items():
             out.setdefault(key, {}).setdefault(k, []).append(float(v))
     return {key: {k: float(np.mean(v)) for k, v in vals.items()} for key, vals in out.items()}
-
-
 
 
 def prediction_tolerance(groups: list[np.ndarray], alpha: float) -> tuple[float, float, int]:
@@ -260,8 +323,19 @@ def prediction_tolerance(groups: list[np.ndarray], alpha: float) -> tuple[float,
     return float(stats.t.ppf(1.0 - alpha, nu) * s_p * np.sqrt(1.0 + 1.0 / n)), s_p, nu
 
 
-def make_baseline(run_dir, out_path, *, alpha=1e-3, rel_floor=0.1, abs_floor=0.05, profile=None,
-                  command=None, losses=False, untrained=True, log=print) -> Path:
+def make_baseline(
+    run_dir,
+    out_path,
+    *,
+    alpha=1e-3,
+    rel_floor=0.1,
+    abs_floor=0.05,
+    profile=None,
+    command=None,
+    losses=False,
+    untrained=True,
+    log=print,
+) -> Path:
     """A baseline from a run with several seeds: every directed quality metric (and with losses=True
     every final loss term, direction "both"). The tolerance is the larger of the prediction
     half-width (prediction_tolerance, pooled over the twins) and the floors rel_floor * |mean|
@@ -284,15 +358,30 @@ def make_baseline(run_dir, out_path, *, alpha=1e-3, rel_floor=0.1, abs_floor=0.0
             arr = np.asarray(vs, dtype=float)
             if not np.all(np.isfinite(arr)):
                 continue
-            twins = [np.asarray(v[metric], dtype=float) for k, v in sorted(current.items())
-                     if k[:2] == key[:2] and metric in v and np.all(np.isfinite(np.asarray(v[metric], float)))]
+            twins = [
+                np.asarray(v[metric], dtype=float)
+                for k, v in sorted(current.items())
+                if k[:2] == key[:2] and metric in v and np.all(np.isfinite(np.asarray(v[metric], float)))
+            ]
             half, s_p, nu = prediction_tolerance(twins, alpha)
             mean = float(arr.mean())
             std = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
             tol = max(half, rel_floor * abs(mean), abs_floor)
-            checks.append({**key_dict(key), "metric": metric, "value": mean, "direction": direction,
-                           "tolerance": tol, "seeds": len(arr), "std": std, "pooled_std": s_p, "dof": nu,
-                           "steps": int(vals["spec.steps"][0]), "untrained": None})
+            checks.append(
+                {
+                    **key_dict(key),
+                    "metric": metric,
+                    "value": mean,
+                    "direction": direction,
+                    "tolerance": tol,
+                    "seeds": len(arr),
+                    "std": std,
+                    "pooled_std": s_p,
+                    "dof": nu,
+                    "steps": int(vals["spec.steps"][0]),
+                    "untrained": None,
+                }
+            )
     if untrained:
         base = untrained_values(run_dir)
         kept = []
@@ -300,17 +389,23 @@ def make_baseline(run_dir, out_path, *, alpha=1e-3, rel_floor=0.1, abs_floor=0.0
             u = base.get((c["experiment"], c["dataset"], c["framework"]), {}).get(c["metric"])
             c["untrained"] = u
             if u is not None and band_contains(c, u):
-                log(f"left out {check_name(c)}: band {c['value']:.4g} +- {c['tolerance']:.4g} ({c['direction']} "
-                    f"is better) contains the untrained value {u:.4g}")
+                log(
+                    f"left out {check_name(c)}: band {c['value']:.4g} +- {c['tolerance']:.4g} ({c['direction']} "
+                    f"is better) contains the untrained value {u:.4g}"
+                )
                 continue
             kept.append(c)
         checks = kept
     if not checks:
         raise BaselineError(f"no gated metrics found under {run_dir}")
-    doc = {"schema": BASELINE_SCHEMA, "profile": profile, "genbench_version": _genbench_version(),
-           "command": command,
-           "rule": f"tolerance = max(t(dof, 1 - {alpha:g}) * pooled std over seeds and twins * sqrt(1 + 1/seeds), "
-                   f"{rel_floor} |mean|, {abs_floor}); checks whose band contains the untrained model's value "
-                   f"are left out",
-           "checks": checks}
+    doc = {
+        "schema": BASELINE_SCHEMA,
+        "profile": profile,
+        "genbench_version": _genbench_version(),
+        "command": command,
+        "rule": f"tolerance = max(t(dof, 1 - {alpha:g}) * pooled std over seeds and twins * sqrt(1 + 1/seeds), "
+        f"{rel_floor} |mean|, {abs_floor}); checks whose band contains the untrained model's value "
+        f"are left out",
+        "checks": checks,
+    }
     return atomic_write_text(out_path, json.dumps(doc, indent=2) + "\n")

@@ -45,18 +45,29 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = "suites/test_equivalence.py"
-ISA_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY",
-                 "TF_ENABLE_ONEDNN_OPTS", "ONEDNN_DEFAULT_FPMATH_MODE")
+ISA_VARIABLES = (
+    "ONEDNN_MAX_CPU_ISA",
+    "DNNL_MAX_CPU_ISA",
+    "MKL_ENABLE_INSTRUCTIONS",
+    "ATEN_CPU_CAPABILITY",
+    "TF_ENABLE_ONEDNN_OPTS",
+    "ONEDNN_DEFAULT_FPMATH_MODE",
+)
 
 # name -> (variables, /proc/cpuinfo flags it needs)
 LEVELS = {
-    "SSE41": ({"ONEDNN_MAX_CPU_ISA": "SSE41", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "ATEN_CPU_CAPABILITY": "default"},
-              ("sse4_1", "sse4_2")),
-    "AVX2": ({"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"},
-             ("avx2", "fma")),
-    "AVX512_CORE": ({"ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "MKL_ENABLE_INSTRUCTIONS": "AVX512",
-                     "ATEN_CPU_CAPABILITY": "avx512"},
-                    ("avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd")),
+    "SSE41": (
+        {"ONEDNN_MAX_CPU_ISA": "SSE41", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "ATEN_CPU_CAPABILITY": "default"},
+        ("sse4_1", "sse4_2"),
+    ),
+    "AVX2": (
+        {"ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"},
+        ("avx2", "fma"),
+    ),
+    "AVX512_CORE": (
+        {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "MKL_ENABLE_INSTRUCTIONS": "AVX512", "ATEN_CPU_CAPABILITY": "avx512"},
+        ("avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512cd"),
+    ),
     "default": ({}, ()),
     "tf-eigen": ({"TF_ENABLE_ONEDNN_OPTS": "0"}, ()),
 }
@@ -96,8 +107,16 @@ def level_env(name: str, base=None) -> dict:
 
 def _short_isa(text: str) -> str:
     t = text.lower()
-    for key, short in (("amx", "AMX"), ("avx10", "AVX10"), ("avx-512", "AVX512"), ("avx512", "AVX512"),
-                       ("avx2", "AVX2"), ("avx", "AVX"), ("sse4.2", "SSE4.2"), ("sse4.1", "SSE4.1")):
+    for key, short in (
+        ("amx", "AMX"),
+        ("avx10", "AVX10"),
+        ("avx-512", "AVX512"),
+        ("avx512", "AVX512"),
+        ("avx2", "AVX2"),
+        ("avx", "AVX"),
+        ("sse4.2", "SSE4.2"),
+        ("sse4.1", "SSE4.1"),
+    ):
         if key in t:
             return short
     return text.strip()[:20]
@@ -107,16 +126,17 @@ def probe(env: dict) -> str:
     """'torch oneDNN AVX2, MKL AVX2, ATen AVX2; TF oneDNN AVX2': what each library chose."""
     env = {**env, "ONEDNN_VERBOSE": "1", "MKL_VERBOSE": "1", "OMP_NUM_THREADS": "1"}
     try:
-        out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True,
-                             timeout=300).stdout
+        out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=300).stdout
     except subprocess.TimeoutExpired:
         return "probe timed out"
     torch_part, _, tf_part = out.partition("-- tensorflow --")
     onednn = lambda s: next((_short_isa(m) for m in re.findall(r"info,cpu,isa:(.*)", s)), "-")  # noqa: E731
     mkl = re.search(r"MKL_VERBOSE oneMKL.*? for Intel\(R\) 64 architecture (.*)", torch_part)
     aten = re.search(r"ATEN capability: (\S+)", torch_part)
-    return (f"torch oneDNN {onednn(torch_part)}, MKL {_short_isa(mkl.group(1)) if mkl else '-'}, "
-            f"ATen {aten.group(1) if aten else '-'}; TF oneDNN {onednn(tf_part)}")
+    return (
+        f"torch oneDNN {onednn(torch_part)}, MKL {_short_isa(mkl.group(1)) if mkl else '-'}, "
+        f"ATen {aten.group(1) if aten else '-'}; TF oneDNN {onednn(tf_part)}"
+    )
 
 
 def _junit_counts(path: Path) -> dict:
@@ -125,7 +145,7 @@ def _junit_counts(path: Path) -> dict:
         root = ET.parse(path).getroot()
     except (OSError, ET.ParseError):
         return counts
-    for suite in ([root] if root.tag == "testsuite" else root.iter("testsuite")):
+    for suite in [root] if root.tag == "testsuite" else root.iter("testsuite"):
         for k in counts:
             counts[k] += int(suite.get(k, 0))
     return counts
@@ -151,18 +171,37 @@ def run_level(name: str, pytest_args=(), flags=None) -> dict:
         log, junit = Path(tmp) / "rows.jsonl", Path(tmp) / "junit.xml"
         env["GENBENCH_EQUIVALENCE_LOG"] = str(log)
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "pytest", SUITE, "-q", "-p", "no:cacheprovider",
-                               f"--junitxml={junit}", *pytest_args], cwd=ROOT, env=env,
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                SUITE,
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                f"--junitxml={junit}",
+                *pytest_args,
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         row["minutes"] = (time.perf_counter() - start) / 60
         counts = _junit_counts(junit)
         rows = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     failed = counts["failures"] + counts["errors"]
-    row.update(passed=counts["tests"] - failed - counts["skipped"], failed=failed, skipped=counts["skipped"],
-               worst_float32=_worst(rows, "float32"), worst_float64=_worst(rows, "float64"),
-               status="ok" if proc.returncode == 0 else f"pytest exit {proc.returncode}",
-               failures=[r["error"] for r in rows if not r.get("ok")],
-               not_compared=sorted({f"{r['case']}: {r['not_compared']}" for r in rows if r.get("not_compared")}))
+    row.update(
+        passed=counts["tests"] - failed - counts["skipped"],
+        failed=failed,
+        skipped=counts["skipped"],
+        worst_float32=_worst(rows, "float32"),
+        worst_float64=_worst(rows, "float64"),
+        status="ok" if proc.returncode == 0 else f"pytest exit {proc.returncode}",
+        failures=[r["error"] for r in rows if not r.get("ok")],
+        not_compared=sorted({f"{r['case']}: {r['not_compared']}" for r in rows if r.get("not_compared")}),
+    )
     if proc.returncode != 0:
         row["tail"] = proc.stdout[-3000:]
     return row
@@ -173,13 +212,17 @@ def _fmt(v, spec=".2f"):
 
 
 def table(rows) -> str:
-    lines = ["| level | settings | what the libraries chose | passed | failed | skipped | worst float32 ratio "
-             "| worst float64 ratio | minutes | status |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| level | settings | what the libraries chose | passed | failed | skipped | worst float32 ratio "
+        "| worst float64 ratio | minutes | status |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['level']} | {r['settings']} | {r.get('isa', '-')} | {r.get('passed', '-')} | "
-                     f"{r.get('failed', '-')} | {r.get('skipped', '-')} | {_fmt(r.get('worst_float32'), '.3f')} | "
-                     f"{_fmt(r.get('worst_float64'), '.2g')} | {_fmt(r.get('minutes'), '.1f')} | {r['status']} |")
+        lines.append(
+            f"| {r['level']} | {r['settings']} | {r.get('isa', '-')} | {r.get('passed', '-')} | "
+            f"{r.get('failed', '-')} | {r.get('skipped', '-')} | {_fmt(r.get('worst_float32'), '.3f')} | "
+            f"{_fmt(r.get('worst_float64'), '.2g')} | {_fmt(r.get('minutes'), '.1f')} | {r['status']} |"
+        )
     return "\n".join(lines)
 
 
@@ -198,8 +241,11 @@ def main(argv=None) -> int:
         print(f"== {name}", flush=True)
         row = run_level(name, a.pytest_args, flags)
         rows.append(row)
-        print(f"   {row['status']}; {row.get('isa', '')}; passed {row.get('passed', '-')}, failed "
-              f"{row.get('failed', '-')}, worst float32 ratio {_fmt(row.get('worst_float32'), '.3f')}", flush=True)
+        print(
+            f"   {row['status']}; {row.get('isa', '')}; passed {row.get('passed', '-')}, failed "
+            f"{row.get('failed', '-')}, worst float32 ratio {_fmt(row.get('worst_float32'), '.3f')}",
+            flush=True,
+        )
         for err in row.get("failures", []):
             print(f"   FAIL {err}", flush=True)
         if row.get("tail"):

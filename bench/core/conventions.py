@@ -12,7 +12,8 @@ changes nothing more: a spec naming a peer must hold what its preset sets
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 CONVENTIONS = ("torch", "tfgan", "keras", "torchgan", "mimicry")
 BCE_LOSSES = ("minimax", "non-saturating")  # the losses label smoothing applies to
@@ -27,8 +28,11 @@ def field_value(spec, key: str) -> Any:
 def _tf_batch_norm() -> dict:
     """Keras/TF BatchNormalization defaults: momentum 0.99 (Keras convention), epsilon 1e-3,
     the biased batch variance in the moving variance."""
-    return {f"{n}.{k}": v for n in ("generator", "discriminator", "encoder")
-            for k, v in (("bn_momentum", 1.0 - 0.99), ("bn_eps", 1e-3), ("bn_variance", "biased"))}
+    return {
+        f"{n}.{k}": v
+        for n in ("generator", "discriminator", "encoder")
+        for k, v in (("bn_momentum", 1.0 - 0.99), ("bn_eps", 1e-3), ("bn_variance", "biased"))
+    }
 
 
 def _spectral_norm(**kw) -> dict:
@@ -62,16 +66,27 @@ def _smoothing(spec, style: str, default: float = 0.0) -> dict:
 def _tfgan(spec) -> dict:
     # TF-GAN trains with tf.compat.v1 optimizers: AdamOptimizer (epsilon hat, 1e-8) and
     # RMSPropOptimizer (eps 1e-10 inside the sqrt, mean square starting at 1)
-    opts = _optimizers(spec, {"adam_eps": "epsilon_hat", "eps": 1e-8},
-                       {"rmsprop_eps_placement": "inside", "rmsprop_initial_ms": 1.0, "eps": 1e-10})
-    return {"gp_form": "divide", **_smoothing(spec, "tfgan", 0.25), **_tf_batch_norm(), **opts,
-            **_spectral_norm(sn_vector="input", sn_eps=1e-6)}
+    opts = _optimizers(
+        spec,
+        {"adam_eps": "epsilon_hat", "eps": 1e-8},
+        {"rmsprop_eps_placement": "inside", "rmsprop_initial_ms": 1.0, "eps": 1e-10},
+    )
+    return {
+        "gp_form": "divide",
+        **_smoothing(spec, "tfgan", 0.25),
+        **_tf_batch_norm(),
+        **opts,
+        **_spectral_norm(sn_vector="input", sn_eps=1e-6),
+    }
 
 
 def _keras(spec) -> dict:
     # Keras 3: Adam epsilon hat 1e-7; RMSprop eps 1e-7 inside the sqrt, velocity starting at 0
-    opts = _optimizers(spec, {"adam_eps": "epsilon_hat", "eps": 1e-7},
-                       {"rmsprop_eps_placement": "inside", "rmsprop_initial_ms": 0.0, "eps": 1e-7})
+    opts = _optimizers(
+        spec,
+        {"adam_eps": "epsilon_hat", "eps": 1e-7},
+        {"rmsprop_eps_placement": "inside", "rmsprop_initial_ms": 0.0, "eps": 1e-7},
+    )
     return {**_smoothing(spec, "keras"), **_tf_batch_norm(), **opts, **_spectral_norm(sn_eps=1e-7)}
 
 
@@ -84,6 +99,10 @@ def _torch_like(spec) -> dict:
 
 
 CONVENTION_PRESETS: dict[str, Callable[..., dict]] = {
-    "torch": lambda spec: {}, "tfgan": _tfgan, "keras": _keras, "torchgan": _torch_like, "mimicry": _torch_like,
+    "torch": lambda spec: {},
+    "tfgan": _tfgan,
+    "keras": _keras,
+    "torchgan": _torch_like,
+    "mimicry": _torch_like,
 }
 assert tuple(CONVENTION_PRESETS) == CONVENTIONS

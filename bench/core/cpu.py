@@ -32,8 +32,12 @@ import sys
 
 ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 # the ISA levels genbench names, highest first, each with the /proc/cpuinfo flags it needs
-ISA_LEVELS = (("avx512", ("avx512f", "avx512bw", "avx512vl", "avx512dq")), ("avx2", ("avx2", "fma")),
-              ("avx", ("avx",)), ("sse4.1", ("sse4_1",)))
+ISA_LEVELS = (
+    ("avx512", ("avx512f", "avx512bw", "avx512vl", "avx512dq")),
+    ("avx2", ("avx2", "fma")),
+    ("avx", ("avx",)),
+    ("sse4.1", ("sse4_1",)),
+)
 _applied: dict | None = None
 
 
@@ -85,8 +89,7 @@ def apply_tf_onednn() -> dict:
     choice = tf_onednn_choice()
     if choice["setting"] == "on" and ONEDNN_VARIABLE not in os.environ:
         if "tensorflow" in sys.modules:
-            choice = {"setting": "tensorflow default",
-                      "source": "TensorFlow was imported before genbench could set it"}
+            choice = {"setting": "tensorflow default", "source": "TensorFlow was imported before genbench could set it"}
         else:
             os.environ[ONEDNN_VARIABLE] = "1"
     _applied = choice

@@ -22,13 +22,16 @@ class Family:
     unit_range: bool  # images in [0, 1] (Bernoulli/sigmoid decoder), not [-1, 1] (tanh generator)
 
 
-FAMILY_FACTS: dict[str, Family] = {f.name: f for f in (
-    Family("gan", discriminator=True, encoder=False, conditional=False, unit_range=False),
-    Family("vae", discriminator=False, encoder=True, conditional=False, unit_range=True),
-    Family("cvae", discriminator=False, encoder=True, conditional=True, unit_range=True),
-    # Larsen et al. 2016: a VAE whose decoder is a GAN's generator
-    Family("vaegan", discriminator=True, encoder=True, conditional=False, unit_range=False),
-)}
+FAMILY_FACTS: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family("gan", discriminator=True, encoder=False, conditional=False, unit_range=False),
+        Family("vae", discriminator=False, encoder=True, conditional=False, unit_range=True),
+        Family("cvae", discriminator=False, encoder=True, conditional=True, unit_range=True),
+        # Larsen et al. 2016: a VAE whose decoder is a GAN's generator
+        Family("vaegan", discriminator=True, encoder=True, conditional=False, unit_range=False),
+    )
+}
 FAMILIES = tuple(FAMILY_FACTS)
 
 
@@ -52,18 +55,35 @@ class Dataset:
         return self.source == self.name
 
 
-DATASET_FACTS: dict[str, Dataset] = {d.name: d for d in (
-    Dataset("mnist", (1, 28, 28), "mnist", "mnist", NUM_CLASSES, FAMILIES, "handwritten digits, 28x28 grey"),
-    Dataset("fashion-mnist", (1, 28, 28), "fashion-mnist", "fashion-mnist", NUM_CLASSES, FAMILIES,
-            "Zalando's garments, 28x28 grey"),
-    Dataset("ring8", (2,), None, None, 8, ("gan",), "8 Gaussians on a circle (2-D)"),
-    Dataset("grid25", (2,), None, None, 25, ("gan",), "25 Gaussians on a 5x5 grid (2-D)"),
-    # Stacked MNIST (Metz et al. 2017; VEEGAN): three MNIST digits as the channels of one image,
-    # 1000 modes; GANs only (its metric is the number of modes, bench/metrics/modes.py, which
-    # scores each channel with MNIST's classifier)
-    Dataset("stacked-mnist", (3, 28, 28), "mnist", "mnist", NUM_CLASSES**3, ("gan",),
-            "three MNIST digits as channels, 1000 modes"),
-)}
+DATASET_FACTS: dict[str, Dataset] = {
+    d.name: d
+    for d in (
+        Dataset("mnist", (1, 28, 28), "mnist", "mnist", NUM_CLASSES, FAMILIES, "handwritten digits, 28x28 grey"),
+        Dataset(
+            "fashion-mnist",
+            (1, 28, 28),
+            "fashion-mnist",
+            "fashion-mnist",
+            NUM_CLASSES,
+            FAMILIES,
+            "Zalando's garments, 28x28 grey",
+        ),
+        Dataset("ring8", (2,), None, None, 8, ("gan",), "8 Gaussians on a circle (2-D)"),
+        Dataset("grid25", (2,), None, None, 25, ("gan",), "25 Gaussians on a 5x5 grid (2-D)"),
+        # Stacked MNIST (Metz et al. 2017; VEEGAN): three MNIST digits as the channels of one image,
+        # 1000 modes; GANs only (its metric is the number of modes, bench/metrics/modes.py, which
+        # scores each channel with MNIST's classifier)
+        Dataset(
+            "stacked-mnist",
+            (3, 28, 28),
+            "mnist",
+            "mnist",
+            NUM_CLASSES**3,
+            ("gan",),
+            "three MNIST digits as channels, 1000 modes",
+        ),
+    )
+}
 DATASETS = tuple(DATASET_FACTS)
 IMAGE_DATASETS = tuple(d for d, f in DATASET_FACTS.items() if f.is_image)  # stacked-mnist included
 FILE_DATASETS = tuple(d for d, f in DATASET_FACTS.items() if f.own_files)  # mnist, fashion-mnist

@@ -51,8 +51,10 @@ def missing_dataset(dataset: str) -> str | None:
     try:
         data._builtin_source(name)
     except data.DataError:
-        return (f"{SKIP_PREFIX_DATA} {name} is not installed here; install it with "
-                f"`{INSTALL_HINT[name]}` (or pass --data-dir to genbench with your own copy)")
+        return (
+            f"{SKIP_PREFIX_DATA} {name} is not installed here; install it with "
+            f"`{INSTALL_HINT[name]}` (or pass --data-dir to genbench with your own copy)"
+        )
     return None
 
 
@@ -109,5 +111,9 @@ def need_browser() -> None:
     """In a test: skip (or, under GENBENCH_REQUIRE_BROWSER=1, fail) unless chromium is installed."""
     why = missing_browser()
     if why:
-        skip_or_fail(why, "GENBENCH_REQUIRE_BROWSER", require_browser(),
-                     failure=f"chromium is not installed ({', '.join(BROWSERS)} not on PATH): apt-get install -y chromium")
+        skip_or_fail(
+            why,
+            "GENBENCH_REQUIRE_BROWSER",
+            require_browser(),
+            failure=f"chromium is not installed ({', '.join(BROWSERS)} not on PATH): apt-get install -y chromium",
+        )

@@ -104,8 +104,9 @@ class Draws:
 
     def masks(self, layers: list, batch: int) -> list:
         """One mask per dropout layer of `layers`, in network order, canonical (NCHW) shapes."""
-        return [self.mask((batch,) + tuple(layer.out_shape), layer.args["p"])
-                for layer in layers if layer.kind == "dropout"]
+        return [
+            self.mask((batch,) + tuple(layer.out_shape), layer.args["p"]) for layer in layers if layer.kind == "dropout"
+        ]
 
 
 class NumpyDraws(Draws):
@@ -133,8 +134,7 @@ def native_seed(seed: int, stream: int = 1) -> int:
     return int(np.random.SeedSequence([seed, stream]).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
-def step_noise(spec: ExperimentSpec, rng: np.random.Generator | None, batch: int | None = None,
-               draws=None) -> dict:
+def step_noise(spec: ExperimentSpec, rng: np.random.Generator | None, batch: int | None = None, draws=None) -> dict:
     """The random inputs of one `Trainer.train_step`, keyed as in the module docstring: drawn
     from `rng` (NumpyDraws), or by `draws` (a twin's NativeDraws) in the same order and shapes."""
     b = batch or spec.batch_size

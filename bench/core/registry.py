@@ -7,11 +7,10 @@ resolves one row of any table into a full spec, which every record stores.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-from .specs import (SMOOTHED_SIDES, ExperimentSpec, NetSpec, OptimizerSpec, SpecError,
-                    did_you_mean)
+from .specs import SMOOTHED_SIDES, ExperimentSpec, NetSpec, OptimizerSpec, SpecError, did_you_mean
 
 # The study's optimizers: RMSprop for GANs, Adam for VAEs; every value explicit.
 RMSPROP_GAN = OptimizerSpec(kind="rmsprop", lr=2e-4, rho=0.99, eps=1e-8)
@@ -28,38 +27,132 @@ VAE_E = NetSpec(hidden=(512, 256), activation="relu")
 VAE_DEC = NetSpec(hidden=(256, 512), activation="relu")
 
 MODELS: dict[str, ExperimentSpec] = {
-    "vae": ExperimentSpec("vae", family="vae", loss="elbo", latent_dim=20, encoder=VAE_E,
-                          generator=VAE_DEC, g_optimizer=ADAM_VAE, d_optimizer=ADAM_VAE, batch_size=64),
-    "cvae": ExperimentSpec("cvae", family="cvae", loss="elbo", latent_dim=20, encoder=VAE_E,
-                           generator=VAE_DEC, g_optimizer=ADAM_VAE, d_optimizer=ADAM_VAE, batch_size=64),
-    "gan": ExperimentSpec("gan", family="gan", loss="non-saturating", latent_dim=64, generator=MLP_G,
-                          discriminator=MLP_D, g_optimizer=RMSPROP_GAN, d_optimizer=RMSPROP_GAN),
-    "gan-minimax": ExperimentSpec("gan-minimax", family="gan", loss="minimax", latent_dim=64,
-                                  generator=MLP_G, discriminator=MLP_D, g_optimizer=RMSPROP_GAN,
-                                  d_optimizer=RMSPROP_GAN),
-    "dcgan": ExperimentSpec("dcgan", family="gan", architecture="dcgan", loss="non-saturating",
-                            latent_dim=100, generator=DCGAN_G, discriminator=DCGAN_D,
-                            g_optimizer=RMSPROP_GAN, d_optimizer=RMSPROP_GAN),
-    "wgan": ExperimentSpec("wgan", family="gan", architecture="dcgan", loss="wasserstein", latent_dim=100,
-                           generator=DCGAN_G, discriminator=NetSpec(hidden=(64, 128), leaky_slope=0.2),
-                           g_optimizer=RMSPROP_WGAN, d_optimizer=RMSPROP_WGAN, n_critic=5, weight_clip=0.01),
-    "wgan-gp": ExperimentSpec("wgan-gp", family="gan", architecture="dcgan", loss="wgan-gp", latent_dim=100,
-                              generator=DCGAN_G, discriminator=NetSpec(hidden=(64, 128), leaky_slope=0.2),
-                              g_optimizer=ADAM_WGAN_GP, d_optimizer=ADAM_WGAN_GP, n_critic=5,
-                              gp_lambda=10.0, gp_target=1.0),
-    "hinge-gan": ExperimentSpec("hinge-gan", family="gan", architecture="dcgan", loss="hinge", latent_dim=100,
-                                generator=DCGAN_G, discriminator=NetSpec(hidden=(64, 128), leaky_slope=0.2),
-                                g_optimizer=ADAM_GAN, d_optimizer=ADAM_GAN),
+    "vae": ExperimentSpec(
+        "vae",
+        family="vae",
+        loss="elbo",
+        latent_dim=20,
+        encoder=VAE_E,
+        generator=VAE_DEC,
+        g_optimizer=ADAM_VAE,
+        d_optimizer=ADAM_VAE,
+        batch_size=64,
+    ),
+    "cvae": ExperimentSpec(
+        "cvae",
+        family="cvae",
+        loss="elbo",
+        latent_dim=20,
+        encoder=VAE_E,
+        generator=VAE_DEC,
+        g_optimizer=ADAM_VAE,
+        d_optimizer=ADAM_VAE,
+        batch_size=64,
+    ),
+    "gan": ExperimentSpec(
+        "gan",
+        family="gan",
+        loss="non-saturating",
+        latent_dim=64,
+        generator=MLP_G,
+        discriminator=MLP_D,
+        g_optimizer=RMSPROP_GAN,
+        d_optimizer=RMSPROP_GAN,
+    ),
+    "gan-minimax": ExperimentSpec(
+        "gan-minimax",
+        family="gan",
+        loss="minimax",
+        latent_dim=64,
+        generator=MLP_G,
+        discriminator=MLP_D,
+        g_optimizer=RMSPROP_GAN,
+        d_optimizer=RMSPROP_GAN,
+    ),
+    "dcgan": ExperimentSpec(
+        "dcgan",
+        family="gan",
+        architecture="dcgan",
+        loss="non-saturating",
+        latent_dim=100,
+        generator=DCGAN_G,
+        discriminator=DCGAN_D,
+        g_optimizer=RMSPROP_GAN,
+        d_optimizer=RMSPROP_GAN,
+    ),
+    "wgan": ExperimentSpec(
+        "wgan",
+        family="gan",
+        architecture="dcgan",
+        loss="wasserstein",
+        latent_dim=100,
+        generator=DCGAN_G,
+        discriminator=NetSpec(hidden=(64, 128), leaky_slope=0.2),
+        g_optimizer=RMSPROP_WGAN,
+        d_optimizer=RMSPROP_WGAN,
+        n_critic=5,
+        weight_clip=0.01,
+    ),
+    "wgan-gp": ExperimentSpec(
+        "wgan-gp",
+        family="gan",
+        architecture="dcgan",
+        loss="wgan-gp",
+        latent_dim=100,
+        generator=DCGAN_G,
+        discriminator=NetSpec(hidden=(64, 128), leaky_slope=0.2),
+        g_optimizer=ADAM_WGAN_GP,
+        d_optimizer=ADAM_WGAN_GP,
+        n_critic=5,
+        gp_lambda=10.0,
+        gp_target=1.0,
+    ),
+    "hinge-gan": ExperimentSpec(
+        "hinge-gan",
+        family="gan",
+        architecture="dcgan",
+        loss="hinge",
+        latent_dim=100,
+        generator=DCGAN_G,
+        discriminator=NetSpec(hidden=(64, 128), leaky_slope=0.2),
+        g_optimizer=ADAM_GAN,
+        d_optimizer=ADAM_GAN,
+    ),
     # Mao et al. 2017 and Jolicoeur-Martineau 2018 both train DCGANs with Adam(2e-4, 0.5, 0.999)
-    "lsgan": ExperimentSpec("lsgan", family="gan", architecture="dcgan", loss="lsgan", latent_dim=100,
-                            generator=DCGAN_G, discriminator=NetSpec(hidden=(64, 128), leaky_slope=0.2),
-                            g_optimizer=ADAM_GAN, d_optimizer=ADAM_GAN),
-    "ragan": ExperimentSpec("ragan", family="gan", architecture="dcgan", loss="ragan", latent_dim=100,
-                            generator=DCGAN_G, discriminator=NetSpec(hidden=(64, 128), leaky_slope=0.2),
-                            g_optimizer=ADAM_GAN, d_optimizer=ADAM_GAN),
-    "vaegan": ExperimentSpec("vaegan", family="vaegan", loss="non-saturating", latent_dim=32, encoder=VAE_E,
-                             generator=MLP_G, discriminator=MLP_D, g_optimizer=ADAM_GAN,
-                             d_optimizer=ADAM_GAN, vaegan_gamma=1e-2),
+    "lsgan": ExperimentSpec(
+        "lsgan",
+        family="gan",
+        architecture="dcgan",
+        loss="lsgan",
+        latent_dim=100,
+        generator=DCGAN_G,
+        discriminator=NetSpec(hidden=(64, 128), leaky_slope=0.2),
+        g_optimizer=ADAM_GAN,
+        d_optimizer=ADAM_GAN,
+    ),
+    "ragan": ExperimentSpec(
+        "ragan",
+        family="gan",
+        architecture="dcgan",
+        loss="ragan",
+        latent_dim=100,
+        generator=DCGAN_G,
+        discriminator=NetSpec(hidden=(64, 128), leaky_slope=0.2),
+        g_optimizer=ADAM_GAN,
+        d_optimizer=ADAM_GAN,
+    ),
+    "vaegan": ExperimentSpec(
+        "vaegan",
+        family="vaegan",
+        loss="non-saturating",
+        latent_dim=32,
+        encoder=VAE_E,
+        generator=MLP_G,
+        discriminator=MLP_D,
+        g_optimizer=ADAM_GAN,
+        d_optimizer=ADAM_GAN,
+        vaegan_gamma=1e-2,
+    ),
 }
 
 MODEL_HELP = {
@@ -118,25 +211,56 @@ def _batch_norm(spec: ExperimentSpec) -> ExperimentSpec:
     return spec.with_(**{f"{n}.batch_norm": True for n in nets})
 
 
-STABILIZERS: dict[str, Stabilizer] = {s.name: s for s in (
-    Stabilizer("weight-decay", "coupled L2 (g += 1e-4 p) on every optimizer",
-               lambda s: True, lambda s: _all_opts(s, weight_decay=1e-4, decoupled_weight_decay=False)),
-    Stabilizer("weight-decay-decoupled", "decoupled decay (p *= 1 - lr 1e-2), AdamW-style",
-               lambda s: True, lambda s: _all_opts(s, weight_decay=1e-2, decoupled_weight_decay=True)),
-    Stabilizer("dropout", "dropout p=0.3 in D (GANs) or p=0.2 in the encoder (VAEs)",
-               _no_dropout_yet, _dropout),
-    Stabilizer("batch-norm", "batch norm in G and D (GANs) or encoder and decoder (VAEs)",
-               lambda s: s.family != "vaegan", _batch_norm),
-    Stabilizer("label-smoothing-one", "one-sided: real target 0.9, fake 0 (Salimans 2016)",
-               _bce, lambda s: s.with_(label_smoothing=0.1, label_smoothing_sides="one"), _smoothing_ran_as),
-    Stabilizer("label-smoothing-two", "two-sided: real 0.9, fake 0.1",
-               _bce, lambda s: s.with_(label_smoothing=0.1, label_smoothing_sides="two"), _smoothing_ran_as),
-    Stabilizer("spectral-norm", "spectral normalization of every D layer, 1 power iteration (Miyato 2018)",
-               lambda s: s.has_discriminator, lambda s: s.with_(**{"discriminator.spectral_norm": True})),
-    Stabilizer("gradient-penalty", "GP lambda 10, target 1 on real/fake interpolates (Gulrajani 2017)",
-               lambda s: s.family == "gan" and not s.uses_gp,
-               lambda s: s.with_(gradient_penalty=True, weight_clip=0.0)),
-)}
+STABILIZERS: dict[str, Stabilizer] = {
+    s.name: s
+    for s in (
+        Stabilizer(
+            "weight-decay",
+            "coupled L2 (g += 1e-4 p) on every optimizer",
+            lambda s: True,
+            lambda s: _all_opts(s, weight_decay=1e-4, decoupled_weight_decay=False),
+        ),
+        Stabilizer(
+            "weight-decay-decoupled",
+            "decoupled decay (p *= 1 - lr 1e-2), AdamW-style",
+            lambda s: True,
+            lambda s: _all_opts(s, weight_decay=1e-2, decoupled_weight_decay=True),
+        ),
+        Stabilizer("dropout", "dropout p=0.3 in D (GANs) or p=0.2 in the encoder (VAEs)", _no_dropout_yet, _dropout),
+        Stabilizer(
+            "batch-norm",
+            "batch norm in G and D (GANs) or encoder and decoder (VAEs)",
+            lambda s: s.family != "vaegan",
+            _batch_norm,
+        ),
+        Stabilizer(
+            "label-smoothing-one",
+            "one-sided: real target 0.9, fake 0 (Salimans 2016)",
+            _bce,
+            lambda s: s.with_(label_smoothing=0.1, label_smoothing_sides="one"),
+            _smoothing_ran_as,
+        ),
+        Stabilizer(
+            "label-smoothing-two",
+            "two-sided: real 0.9, fake 0.1",
+            _bce,
+            lambda s: s.with_(label_smoothing=0.1, label_smoothing_sides="two"),
+            _smoothing_ran_as,
+        ),
+        Stabilizer(
+            "spectral-norm",
+            "spectral normalization of every D layer, 1 power iteration (Miyato 2018)",
+            lambda s: s.has_discriminator,
+            lambda s: s.with_(**{"discriminator.spectral_norm": True}),
+        ),
+        Stabilizer(
+            "gradient-penalty",
+            "GP lambda 10, target 1 on real/fake interpolates (Gulrajani 2017)",
+            lambda s: s.family == "gan" and not s.uses_gp,
+            lambda s: s.with_(gradient_penalty=True, weight_clip=0.0),
+        ),
+    )
+}
 
 # The 2-D mixtures (ring8, grid25) take the classic small setup of the mode-collapse literature
 # (VEEGAN, PacGAN, the WGAN-GP toy experiments): MLPs of 128 units, a 2-D latent, batch 256,
@@ -155,10 +279,16 @@ def for_mixture(spec: ExperimentSpec, dataset: str) -> ExperimentSpec:
         gans = ", ".join(m for m, s in MODELS.items() if s.family == "gan")
         raise SpecError(f"dataset {dataset} is 2-D: only the GANs apply ({gans})")
     critic = spec.loss in ("wasserstein", "wgan-gp", "hinge")
-    return spec.with_(dataset=dataset, architecture="mlp", latent_dim=2, batch_size=256,
-                      generator=MIXTURE_G, discriminator=MIXTURE_D,
-                      g_optimizer=ADAM_MIXTURE_G_TTUR if critic else ADAM_MIXTURE,
-                      d_optimizer=ADAM_MIXTURE_CRITIC if critic else ADAM_MIXTURE)
+    return spec.with_(
+        dataset=dataset,
+        architecture="mlp",
+        latent_dim=2,
+        batch_size=256,
+        generator=MIXTURE_G,
+        discriminator=MIXTURE_D,
+        g_optimizer=ADAM_MIXTURE_G_TTUR if critic else ADAM_MIXTURE,
+        d_optimizer=ADAM_MIXTURE_CRITIC if critic else ADAM_MIXTURE,
+    )
 
 
 # -- peer conventions ----------------------------------------------------------------------------
@@ -208,9 +338,17 @@ DEFAULT_VARIANT = {"torch": "eager", "tensorflow": "function"}
 
 # The study's matrix: each row is (model, stabilizers); run on MNIST and Fashion-MNIST.
 SEED_MATRIX = (
-    ("vae", ()), ("cvae", ()), ("gan", ()), ("wgan", ()), ("wgan-gp", ()),
-    ("dcgan", ()), ("dcgan", ("label-smoothing-one",)), ("dcgan", ("spectral-norm",)),
-    ("gan", ("dropout", "batch-norm")), ("gan", ("weight-decay",)), ("vaegan", ()),
+    ("vae", ()),
+    ("cvae", ()),
+    ("gan", ()),
+    ("wgan", ()),
+    ("wgan-gp", ()),
+    ("dcgan", ()),
+    ("dcgan", ("label-smoothing-one",)),
+    ("dcgan", ("spectral-norm",)),
+    ("gan", ("dropout", "batch-norm")),
+    ("gan", ("weight-decay",)),
+    ("vaegan", ()),
 )
 
 
@@ -220,9 +358,16 @@ def parse_model(token: str) -> tuple[str, tuple[str, ...]]:
     return model, tuple(stabs)
 
 
-def experiment(model: str, stabilizers=(), dataset: str | None = None, profile: str = "quick",
-               seed: int = 0, steps: int | None = None, convention: str | None = None,
-               **overrides) -> ExperimentSpec:
+def experiment(
+    model: str,
+    stabilizers=(),
+    dataset: str | None = None,
+    profile: str = "quick",
+    seed: int = 0,
+    steps: int | None = None,
+    convention: str | None = None,
+    **overrides,
+) -> ExperimentSpec:
     if model not in MODELS:
         hint = did_you_mean(model, MODELS) or f"; one of {', '.join(MODELS)}"
         raise SpecError(f"unknown model {model!r}{hint} (`genbench list` shows the catalog)")
@@ -254,18 +399,26 @@ def _named_under(name: str, spec: ExperimentSpec) -> str:
     return ran_as(spec) if ran_as is not None and spec.convention != "torch" else name
 
 
-def profile_experiments(profile: str, models=None, datasets=None, seeds=(0,), steps=None,
-                        **overrides) -> list[ExperimentSpec]:
+def profile_experiments(
+    profile: str, models=None, datasets=None, seeds=(0,), steps=None, **overrides
+) -> list[ExperimentSpec]:
     """The specs of a run: models x datasets x seeds, or the CI profile's own matrix when neither
     models nor datasets are given. Specs come out in run order (dataset, model, seed); one asked
     for twice (under a peer preset, label-smoothing-one and -two can be the same experiment) once."""
     if profile == "ci" and models is None and datasets is None:
-        specs = [experiment(m, stabs, dataset=ds, profile=profile, seed=seed, steps=steps or n, **overrides)
-                 for m, stabs, ds, n in CI_MATRIX for seed in seeds]
+        specs = [
+            experiment(m, stabs, dataset=ds, profile=profile, seed=seed, steps=steps or n, **overrides)
+            for m, stabs, ds, n in CI_MATRIX
+            for seed in seeds
+        ]
     else:
         models = models if models is not None else [(m, ()) for m in DEFAULT_MODELS]
-        specs = [experiment(m, stabs, dataset=ds, profile=profile, seed=seed, steps=steps, **overrides)
-                 for ds in (datasets or ["mnist"]) for m, stabs in models for seed in seeds]
+        specs = [
+            experiment(m, stabs, dataset=ds, profile=profile, seed=seed, steps=steps, **overrides)
+            for ds in (datasets or ["mnist"])
+            for m, stabs in models
+            for seed in seeds
+        ]
     return list(dict.fromkeys(specs))
 
 
@@ -275,5 +428,4 @@ def applicable(model: str) -> list[str]:
 
 def catalog_rows() -> list[dict]:
     """One row per model: what it is and which stabilizers apply (for `genbench list`)."""
-    return [{"model": m, "description": MODEL_HELP[m], "stabilizers": ", ".join(applicable(m))}
-            for m in MODELS]
+    return [{"model": m, "description": MODEL_HELP[m], "stabilizers": ", ".join(applicable(m))} for m in MODELS]

@@ -102,7 +102,7 @@ class SpecError(ValueError):
 
 
 def did_you_mean(name: str, choices) -> str:
-    """"; did you mean 'x'?" for the closest choice (difflib), or ""."""
+    """ "; did you mean 'x'?" for the closest choice (difflib), or ""."""
     close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 
@@ -114,8 +114,7 @@ def check_choice(name: str, value: Any, allowed) -> None:
     checked through here, so a misspelt option fails where it is given instead of falling back
     to a default."""
     if value not in allowed:
-        raise SpecError(f"{name}={value!r} is not one of {', '.join(map(str, allowed))}"
-                        + did_you_mean(value, allowed))
+        raise SpecError(f"{name}={value!r} is not one of {', '.join(map(str, allowed))}" + did_you_mean(value, allowed))
 
 
 @dataclass(frozen=True)
@@ -298,8 +297,10 @@ class ExperimentSpec:
         if not self.is_image and (self.family != "gan" or self.architecture != "mlp"):
             raise SpecError(f"dataset {self.dataset} is 2-D: only family gan with architecture mlp")
         if self.family not in DATASET_FACTS[self.dataset].families:
-            raise SpecError(f"dataset {self.dataset} is for family {' or '.join(DATASET_FACTS[self.dataset].families)} "
-                            f"only, not {self.family}")
+            raise SpecError(
+                f"dataset {self.dataset} is for family {' or '.join(DATASET_FACTS[self.dataset].families)} "
+                f"only, not {self.family}"
+            )
         if self.architecture == "dcgan" and self.family not in ("gan",):
             raise SpecError("architecture dcgan is built for family gan; use mlp for VAEs")
         if self.architecture == "dcgan" and len(self.generator.hidden) != 2:
@@ -324,22 +325,29 @@ class ExperimentSpec:
 
     def _check_convention(self) -> None:
         """The fields its convention's preset sets hold the preset's values."""
-        wrong = [f"{key}={field_value(self, key)!r} (the preset sets {value!r})"
-                 for key, value in CONVENTION_PRESETS[self.convention](self).items() if field_value(self, key) != value]
+        wrong = [
+            f"{key}={field_value(self, key)!r} (the preset sets {value!r})"
+            for key, value in CONVENTION_PRESETS[self.convention](self).items()
+            if field_value(self, key) != value
+        ]
         if wrong:
             more = f"; and {len(wrong) - 3} more" if len(wrong) > 3 else ""
-            raise SpecError(f"convention={self.convention!r} does not match the spec's fields: "
-                            f"{'; '.join(wrong[:3])}{more}. "
-                            f"Apply it with spec.with_convention({self.convention!r}) (or build the spec with "
-                            f"convention='torch')")
+            raise SpecError(
+                f"convention={self.convention!r} does not match the spec's fields: "
+                f"{'; '.join(wrong[:3])}{more}. "
+                f"Apply it with spec.with_convention({self.convention!r}) (or build the spec with "
+                f"convention='torch')"
+            )
 
-    def with_convention(self, convention: str) -> "ExperimentSpec":
+    def with_convention(self, convention: str) -> ExperimentSpec:
         """This spec with a peer's conventions set together (CONVENTION_PRESETS) and the preset's
         name recorded. A spec follows one peer: moving one to another peer is refused."""
         check_choice("convention", convention, CONVENTIONS)
         if self.convention not in ("torch", convention):
-            raise SpecError(f"the spec follows convention {self.convention!r} already; apply {convention!r} "
-                            f"to a spec with convention 'torch'")
+            raise SpecError(
+                f"the spec follows convention {self.convention!r} already; apply {convention!r} "
+                f"to a spec with convention 'torch'"
+            )
         return self.with_(convention=convention, **CONVENTION_PRESETS[convention](self))
 
     # -- serialisation ---------------------------------------------------------------------
@@ -347,10 +355,15 @@ class ExperimentSpec:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ExperimentSpec":
+    def from_dict(cls, d: dict) -> ExperimentSpec:
         d = dict(d)
-        for key, sub in (("generator", NetSpec), ("discriminator", NetSpec), ("encoder", NetSpec),
-                         ("g_optimizer", OptimizerSpec), ("d_optimizer", OptimizerSpec)):
+        for key, sub in (
+            ("generator", NetSpec),
+            ("discriminator", NetSpec),
+            ("encoder", NetSpec),
+            ("g_optimizer", OptimizerSpec),
+            ("d_optimizer", OptimizerSpec),
+        ):
             if key in d and isinstance(d[key], dict):
                 v = dict(d[key])
                 if sub is NetSpec:
@@ -371,7 +384,7 @@ class ExperimentSpec:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
-    def with_(self, **changes) -> "ExperimentSpec":
+    def with_(self, **changes) -> ExperimentSpec:
         """A copy with top-level fields changed; nested ones as 'generator.batch_norm'."""
         nested: dict[str, dict] = {}
         top = {}

@@ -20,20 +20,41 @@ from pathlib import Path
 import numpy as np
 
 from ..core.facts import EVALUATED_DATASETS, IMAGE_DATASETS
-from .evaluator import (ACCURACY_TARGETS, Evaluator, EvaluatorError, load_evaluator,
-                        train_evaluator)
+from .evaluator import ACCURACY_TARGETS, Evaluator, EvaluatorError, load_evaluator, train_evaluator
 from .fidelity import feature_metrics, fidelity_metrics, laplacian_sharpness, sharpness_metrics
-from .modes import (class_coverage, kl_to_uniform, mixture_metrics, stacked_mnist_metrics)
-from .stability import (is_diverged, loss_summary, mean_abs_step, oscillation, seed_spread)
-from .vae import (anomaly_auroc, denoising_psnr, iwae_nll, latent_knn_accuracy, latent_structure, test_elbo)
+from .modes import class_coverage, kl_to_uniform, mixture_metrics, stacked_mnist_metrics
+from .stability import is_diverged, loss_summary, mean_abs_step, oscillation, seed_spread
+from .vae import anomaly_auroc, denoising_psnr, iwae_nll, latent_knn_accuracy, latent_structure, test_elbo
 
 __all__ = [
-    "Evaluator", "EvaluatorError", "load_evaluator", "train_evaluator", "train_evaluator_main",
-    "fidelity_metrics", "feature_metrics", "laplacian_sharpness", "sharpness_metrics",
-    "latent_structure", "class_coverage", "kl_to_uniform", "mixture_metrics",
-    "stacked_mnist_metrics", "test_elbo", "iwae_nll", "latent_knn_accuracy", "anomaly_auroc",
-    "denoising_psnr", "oscillation", "mean_abs_step", "is_diverged", "loss_summary",
-    "seed_spread", "metrics_for", "eval_samples_file", "generate", "to_uint8",
+    "Evaluator",
+    "EvaluatorError",
+    "load_evaluator",
+    "train_evaluator",
+    "train_evaluator_main",
+    "fidelity_metrics",
+    "feature_metrics",
+    "laplacian_sharpness",
+    "sharpness_metrics",
+    "latent_structure",
+    "class_coverage",
+    "kl_to_uniform",
+    "mixture_metrics",
+    "stacked_mnist_metrics",
+    "test_elbo",
+    "iwae_nll",
+    "latent_knn_accuracy",
+    "anomaly_auroc",
+    "denoising_psnr",
+    "oscillation",
+    "mean_abs_step",
+    "is_diverged",
+    "loss_summary",
+    "seed_spread",
+    "metrics_for",
+    "eval_samples_file",
+    "generate",
+    "to_uint8",
     "SamplesFileError",
 ]
 
@@ -63,8 +84,8 @@ def generate(trainer, n: int, rng: np.random.Generator, labels=None) -> np.ndarr
         labels = np.arange(n) % 10
     out = []
     for i in range(0, n, SAMPLE_BATCH):
-        y = None if labels is None else np.asarray(labels)[i:i + SAMPLE_BATCH]
-        out.append(np.asarray(trainer.sample(z[i:i + SAMPLE_BATCH], y)))
+        y = None if labels is None else np.asarray(labels)[i : i + SAMPLE_BATCH]
+        out.append(np.asarray(trainer.sample(z[i : i + SAMPLE_BATCH], y)))
     return np.concatenate(out)
 
 
@@ -95,17 +116,28 @@ def _vae_metrics(trainer, spec, rng, n_samples, data_split, quick, dataset) -> d
         mean, logvar = trainer.encode(x_test)
         rec = trainer.reconstruct(x_test)
         out["test_recon_mse"] = float(np.mean((np.asarray(rec) - x_test) ** 2))
-        out["test_kl"] = float(np.mean(0.5 * np.sum(mean ** 2 + np.exp(logvar) - 1 - logvar, axis=1)))
+        out["test_kl"] = float(np.mean(0.5 * np.sum(mean**2 + np.exp(logvar) - 1 - logvar, axis=1)))
     x_train = to_model_range(train.images[:n_train], spec.data_range)
-    out.update(latent_knn_accuracy(trainer, x_train, np.array(train.labels[:n_train]), x_test, y_test,
-                                   conditional_labels=spec.conditional))
+    out.update(
+        latent_knn_accuracy(
+            trainer, x_train, np.array(train.labels[:n_train]), x_test, y_test, conditional_labels=spec.conditional
+        )
+    )
     out.update(latent_structure(trainer, x_test, y_test, conditional_labels=spec.conditional))
     return out
 
 
-def metrics_for(spec, trainer, rng: np.random.Generator, n_samples: int = 2000,
-                data_split: str = "test", quick: bool = True, data_dir=None, *,
-                dataset=None) -> dict[str, float]:
+def metrics_for(
+    spec,
+    trainer,
+    rng: np.random.Generator,
+    n_samples: int = 2000,
+    data_split: str = "test",
+    quick: bool = True,
+    data_dir=None,
+    *,
+    dataset=None,
+) -> dict[str, float]:
     """Every metric that applies to the experiment, as one flat dict.
 
     - GAN on images: fidelity (FID, KID, ISC; precision/recall unless quick) of n_samples
@@ -148,7 +180,8 @@ def _read_images(path: Path, data_range=None) -> np.ndarray:
             if "images" not in z.files:
                 raise SamplesFileError(
                     f"{path}: no 'images' array (found: {', '.join(z.files) or 'none'}); save "
-                    f"samples with np.savez(path, images=...)")
+                    f"samples with np.savez(path, images=...)"
+                )
             a = z["images"]
     except (OSError, ValueError) as e:
         if isinstance(e, SamplesFileError):
@@ -169,12 +202,14 @@ def _read_images(path: Path, data_range=None) -> np.ndarray:
     if lo < data_range[0] - 1e-3 or hi > data_range[1] + 1e-3:
         raise SamplesFileError(
             f"{path}: float images span [{lo:.3g}, {hi:.3g}], outside {tuple(data_range)}; "
-            f"store uint8 images or floats in [0, 1] or [-1, 1]")
+            f"store uint8 images or floats in [0, 1] or [-1, 1]"
+        )
     return to_uint8(a, data_range)
 
 
-def eval_samples_file(path, dataset: str, reference: str = "test", quick: bool = False,
-                      data_range=None, data_dir=None) -> dict[str, float]:
+def eval_samples_file(
+    path, dataset: str, reference: str = "test", quick: bool = False, data_range=None, data_dir=None
+) -> dict[str, float]:
     """Metrics of a samples file, for ``genbench eval SAMPLES.npz --dataset mnist``.
 
     The .npz holds an ``images`` array: uint8 (N, 28, 28), (N, 1, 28, 28) or (N, 28, 28, 1),
@@ -188,33 +223,30 @@ def eval_samples_file(path, dataset: str, reference: str = "test", quick: bool =
     images = _read_images(path, data_range)
     if dataset == "stacked-mnist":
         if images.ndim != 4 or images.shape[1:] != (3, 28, 28):
-            raise SamplesFileError(f"{path}: Stacked MNIST images must be (N, 3, 28, 28), "
-                                   f"got {images.shape}")
+            raise SamplesFileError(f"{path}: Stacked MNIST images must be (N, 3, 28, 28), got {images.shape}")
         return stacked_mnist_metrics(images)
     if dataset not in EVALUATED_DATASETS:
         raise SamplesFileError(f"unknown dataset {dataset!r}: choose one of {', '.join(IMAGE_DATASETS)}")
     if images.ndim == 3:
         images = images[:, None]
     if images.ndim != 4 or images.shape[1:] != (1, 28, 28):
-        raise SamplesFileError(f"{path}: images must be (N, 28, 28) or (N, 1, 28, 28), "
-                               f"got {images.shape}")
+        raise SamplesFileError(f"{path}: images must be (N, 28, 28) or (N, 1, 28, 28), got {images.shape}")
     if len(images) < 2:
         raise SamplesFileError(f"{path}: need at least 2 images, got {len(images)}")
-    out = fidelity_metrics(images, dataset, reference, data_dir=data_dir,
-                           **(QUICK_FIDELITY if quick else {}))
+    out = fidelity_metrics(images, dataset, reference, data_dir=data_dir, **(QUICK_FIDELITY if quick else {}))
     out.update(class_coverage(images, dataset))
     out["n_samples"] = float(len(images))
     return out
 
 
-def train_evaluator_main(dataset: str, epochs: int | None = None, seed: int = 0,
-                         out_dir=None, data_dir=None) -> dict:
+def train_evaluator_main(dataset: str, epochs: int | None = None, seed: int = 0, out_dir=None, data_dir=None) -> dict:
     """``genbench train-evaluator``: train, save weights + json, report against the target.
 
     Returns the json record plus "meets_target" (bool)."""
     meta = train_evaluator(dataset, epochs=epochs, seed=seed, out_dir=out_dir, data_dir=data_dir)
     target = ACCURACY_TARGETS[dataset]
     ok = meta["test_accuracy"] >= target
-    print(f"{dataset}: test accuracy {meta['test_accuracy']:.4f} "
-          f"({'meets' if ok else 'BELOW'} the target {target:.2f})")
+    print(
+        f"{dataset}: test accuracy {meta['test_accuracy']:.4f} ({'meets' if ok else 'BELOW'} the target {target:.2f})"
+    )
     return {**meta, "meets_target": ok}

@@ -6,8 +6,8 @@ are read from here; adding a metric starts here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from . import fidelity, modes, stability, vae
 

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.facts import NUM_CLASSES
 from ..core.facts import EVALUATED_DATASETS as DATASETS  # the datasets with a classifier of their own
+from ..core.facts import NUM_CLASSES
 
 EVALUATOR_DIR = Path(__file__).resolve().parent.parent / "evaluators"
 FEATURE_DIM = 128
@@ -125,7 +125,7 @@ class Evaluator:
         out = []
         with torch.no_grad():
             for i in range(0, len(x), INFERENCE_BATCH):
-                batch = torch.from_numpy(np.array(x[i:i + INFERENCE_BATCH]))  # writable copy
+                batch = torch.from_numpy(np.array(x[i : i + INFERENCE_BATCH]))  # writable copy
                 feats, logits = self.net(batch)
                 out.append((logits if want_logits else feats).numpy())
         if not out:
@@ -173,18 +173,20 @@ def load_evaluator(dataset: str, directory: Path | str | None = None) -> Evaluat
     if not npz_path.exists() or not json_path.exists():
         raise EvaluatorError(
             f"evaluator weights for {dataset} not found ({npz_path.name} and {json_path.name} "
-            f"in {npz_path.parent}); train them with `{_command(dataset)}`")
+            f"in {npz_path.parent}); train them with `{_command(dataset)}`"
+        )
     try:
         meta = json.loads(json_path.read_text())
         expected = meta["sha256"]
     except (ValueError, KeyError) as e:
-        raise EvaluatorError(f"{json_path} is unreadable ({e}); retrain with `{_command(dataset)}`")
+        raise EvaluatorError(f"{json_path} is unreadable ({e}); retrain with `{_command(dataset)}`") from None
     actual = file_sha256(npz_path)
     if actual != expected:
         raise EvaluatorError(
             f"evaluator weights {npz_path} have SHA-256 {actual[:16]}..., but {json_path.name} "
             f"records {expected[:16]}...; restore the committed files or retrain with "
-            f"`{_command(dataset)}`")
+            f"`{_command(dataset)}`"
+        )
     return _load_verified(str(npz_path), actual, dataset, json.dumps(meta, sort_keys=True))
 
 
@@ -198,8 +200,9 @@ def _load_verified(npz_path: str, sha: str, dataset: str, meta_json: str) -> Eva
     try:
         net.load_state_dict(state)
     except RuntimeError as e:
-        raise EvaluatorError(f"{npz_path} does not fit the evaluator network ({e}); "
-                             f"retrain with `{_command(dataset)}`") from None
+        raise EvaluatorError(
+            f"{npz_path} does not fit the evaluator network ({e}); retrain with `{_command(dataset)}`"
+        ) from None
     return Evaluator(dataset, net, sha, json.loads(meta_json))
 
 
@@ -216,10 +219,18 @@ def _shift_batch(x: np.ndarray, rng: np.random.Generator, max_shift: int = 2) ->
     return pad[idx, 0, rows[:, :, None], cols[:, None, :]][:, None]
 
 
-def train_evaluator(dataset: str, epochs: int | None = None, seed: int = 0,
-                    out_dir: Path | str | None = None, batch_size: int = 128, lr: float = 2e-3,
-                    max_shift: int | None = None, max_train: int | None = None,
-                    verbose: bool = True, data_dir=None) -> dict:
+def train_evaluator(
+    dataset: str,
+    epochs: int | None = None,
+    seed: int = 0,
+    out_dir: Path | str | None = None,
+    batch_size: int = 128,
+    lr: float = 2e-3,
+    max_shift: int | None = None,
+    max_train: int | None = None,
+    verbose: bool = True,
+    data_dir=None,
+) -> dict:
     """Train the evaluator on the train split, test on the test split, save weights + json.
 
     epochs and max_shift default to the dataset's RECIPES entry. Returns the json record:
@@ -247,15 +258,14 @@ def train_evaluator(dataset: str, epochs: int | None = None, seed: int = 0,
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     steps_per_epoch = math.ceil(len(x_train) / batch_size)
     total = epochs * steps_per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total) / total)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total) / total)))
     t0 = time.perf_counter()
     for epoch in range(epochs):
         net.train()
         order = rng.permutation(len(x_train))
         loss_sum = 0.0
         for i in range(steps_per_epoch):
-            idx = order[i * batch_size:(i + 1) * batch_size]
+            idx = order[i * batch_size : (i + 1) * batch_size]
             xb = x_train[idx]
             xb = torch.from_numpy(_shift_batch(xb, rng, max_shift) if max_shift else np.array(xb))
             yb = torch.from_numpy(y_train[idx])
@@ -267,20 +277,33 @@ def train_evaluator(dataset: str, epochs: int | None = None, seed: int = 0,
             sched.step()
             loss_sum += loss.item()
         if verbose:
-            print(f"[{dataset}] epoch {epoch + 1}/{epochs}: train loss "
-                  f"{loss_sum / steps_per_epoch:.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+            print(
+                f"[{dataset}] epoch {epoch + 1}/{epochs}: train loss "
+                f"{loss_sum / steps_per_epoch:.4f} ({time.perf_counter() - t0:.0f} s)",
+                flush=True,
+            )
     train_seconds = time.perf_counter() - t0
     evaluator = Evaluator(dataset, net, sha256="unsaved")
     acc = evaluator.accuracy(test.images, test.labels)
-    info = {"test_accuracy": round(acc, 6), "epochs": epochs, "seed": seed,
-            "max_shift": max_shift, "batch_size": batch_size, "lr": lr,
-            "torch_version": torch.__version__, "train_seconds": round(train_seconds, 1),
-            "train_examples": int(len(x_train)), "data_sha256": {"train": train.sha256,
-                                                                  "test": test.sha256},
-            "architecture": "conv16-pool-conv32-pool-conv64-pool-fc128-fc10"}
+    info = {
+        "test_accuracy": round(acc, 6),
+        "epochs": epochs,
+        "seed": seed,
+        "max_shift": max_shift,
+        "batch_size": batch_size,
+        "lr": lr,
+        "torch_version": torch.__version__,
+        "train_seconds": round(train_seconds, 1),
+        "train_examples": int(len(x_train)),
+        "data_sha256": {"train": train.sha256, "test": test.sha256},
+        "architecture": "conv16-pool-conv32-pool-conv64-pool-fc128-fc10",
+    }
     meta = save_weights(net, dataset, out_dir, info)
     _load_verified.cache_clear()
     if verbose:
-        print(f"[{dataset}] test accuracy {acc:.4f}; wrote {weight_paths(dataset, out_dir)[0]} "
-              f"(sha256 {meta['sha256'][:16]}...)", flush=True)
+        print(
+            f"[{dataset}] test accuracy {acc:.4f}; wrote {weight_paths(dataset, out_dir)[0]} "
+            f"(sha256 {meta['sha256'][:16]}...)",
+            flush=True,
+        )
     return meta

@@ -85,7 +85,7 @@ def _register() -> None:
 
         def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
             super().__init__(name, features_list)
-            dataset = name[len(EXTRACTOR_PREFIX):]
+            dataset = name[len(EXTRACTOR_PREFIX) :]
             directory = None
             if feature_extractor_weights_path is not None:
                 directory = Path(feature_extractor_weights_path).parent
@@ -111,10 +111,10 @@ def _register() -> None:
             return torch.zeros(1, 1, 28, 28, dtype=torch.uint8)
 
         def forward(self, x):
-            vassert(torch.is_tensor(x) and x.dtype == torch.uint8,
-                    "Expecting image as torch.Tensor with dtype=torch.uint8")
-            vassert(x.dim() == 4 and tuple(x.shape[1:]) == (1, 28, 28),
-                    f"Input is not Bx1x28x28: {tuple(x.shape)}")
+            vassert(
+                torch.is_tensor(x) and x.dtype == torch.uint8, "Expecting image as torch.Tensor with dtype=torch.uint8"
+            )
+            vassert(x.dim() == 4 and tuple(x.shape[1:]) == (1, 28, 28), f"Input is not Bx1x28x28: {tuple(x.shape)}")
             feats, logits = self.net(x)
             named = {FEATURE_LAYER: feats, LOGITS_LAYER: logits}
             return tuple(named[f] for f in self.features_list)
@@ -167,8 +167,19 @@ def _tensor_dataset(array: np.ndarray):
     return TensorRows(torch.from_numpy(np.array(array, order="C")))  # a writable copy
 
 
-def _calculate(input1, input2, feature_extractor: str, *, fid=True, kid=True, prc=True,
-               isc=True, input2_cache_name=None, weights_path=None, **options) -> dict:
+def _calculate(
+    input1,
+    input2,
+    feature_extractor: str,
+    *,
+    fid=True,
+    kid=True,
+    prc=True,
+    isc=True,
+    input2_cache_name=None,
+    weights_path=None,
+    **options,
+) -> dict:
     """One torch_fidelity.calculate_metrics call with genbench's fixed, offline settings."""
     import torch_fidelity
 
@@ -177,17 +188,29 @@ def _calculate(input1, input2, feature_extractor: str, *, fid=True, kid=True, pr
     n = min(len(input1), len(input2)) if input2 is not None else len(input1)
     opts["kid_subset_size"] = min(opts["kid_subset_size"], n)
     kwargs = dict(
-        input1=input1, input2=input2, cuda=False, fid=fid, kid=kid, prc=prc, isc=isc,
-        feature_extractor=feature_extractor, feature_extractor_weights_path=weights_path,
-        datasets_download=False, verbose=False, save_cpu_ram=True, samples_shuffle=True,
-        cache=input2_cache_name is not None, input2_cache_name=input2_cache_name,
-        cache_root=str(_cache_dir()) if input2_cache_name is not None else None, **opts)
+        input1=input1,
+        input2=input2,
+        cuda=False,
+        fid=fid,
+        kid=kid,
+        prc=prc,
+        isc=isc,
+        feature_extractor=feature_extractor,
+        feature_extractor_weights_path=weights_path,
+        datasets_download=False,
+        verbose=False,
+        save_cpu_ram=True,
+        samples_shuffle=True,
+        cache=input2_cache_name is not None,
+        input2_cache_name=input2_cache_name,
+        cache_root=str(_cache_dir()) if input2_cache_name is not None else None,
+        **opts,
+    )
     raw = torch_fidelity.calculate_metrics(**kwargs)
     return {RENAME[k]: float(v) for k, v in raw.items() if k in RENAME}
 
 
-def reference_images(dataset, reference: str = "test", n_reference: int | None = None,
-                     data_dir=None):
+def reference_images(dataset, reference: str = "test", n_reference: int | None = None, data_dir=None):
     """uint8 (N, 1, 28, 28) real images of the reference split (first n_reference) and the
     split's SHA-256. `dataset`: a bench.core.data.Dataset, or a name opened with `data_dir`."""
     from ..core.data import as_dataset
@@ -219,10 +242,20 @@ def sharpness_metrics(samples_uint8, dataset, reference: str = "test", data_dir=
     return {"sharpness": s, "sharpness_real": r, "sharpness_ratio": s / r}
 
 
-def fidelity_metrics(samples_uint8, dataset, reference: str = "test", *,
-                     n_reference: int | None = None, fid: bool = True, kid: bool = True,
-                     prc: bool = True, isc: bool = True, evaluator_dir: str | Path | None = None,
-                     data_dir=None, **options) -> dict[str, float]:
+def fidelity_metrics(
+    samples_uint8,
+    dataset,
+    reference: str = "test",
+    *,
+    n_reference: int | None = None,
+    fid: bool = True,
+    kid: bool = True,
+    prc: bool = True,
+    isc: bool = True,
+    evaluator_dir: str | Path | None = None,
+    data_dir=None,
+    **options,
+) -> dict[str, float]:
     """FID, KID, precision/recall and ISC of uint8 samples against a real split.
 
     samples_uint8: (N, 28, 28) or (N, 1, 28, 28) uint8. dataset: a bench.core.data.Dataset
@@ -253,16 +286,25 @@ def fidelity_metrics(samples_uint8, dataset, reference: str = "test", *,
     real, real_sha = reference_images(dataset, reference, n_reference)
     cache_name = f"{name}-{reference}-{real_sha[:12]}-n{len(real)}-ev{evaluator.sha256[:12]}"
     weights = None if evaluator_dir is None else str(weight_paths(name, evaluator_dir)[0])
-    return _calculate(_tensor_dataset(samples), _tensor_dataset(real), EXTRACTOR_PREFIX + name,
-                      fid=fid, kid=kid, prc=prc, isc=isc, input2_cache_name=cache_name,
-                      weights_path=weights, **options)
+    return _calculate(
+        _tensor_dataset(samples),
+        _tensor_dataset(real),
+        EXTRACTOR_PREFIX + name,
+        fid=fid,
+        kid=kid,
+        prc=prc,
+        isc=isc,
+        input2_cache_name=cache_name,
+        weights_path=weights,
+        **options,
+    )
 
 
-def feature_metrics(features1, features2=None, *, fid: bool = True, kid: bool = True,
-                    prc: bool = False, isc: bool = False, **options) -> dict[str, float]:
+def feature_metrics(
+    features1, features2=None, *, fid: bool = True, kid: bool = True, prc: bool = False, isc: bool = False, **options
+) -> dict[str, float]:
     """The same torch-fidelity metrics on precomputed feature sets (N, D), e.g. features of
     another extractor; features1 is the generated set. ISC treats features1 as logits."""
     f1 = np.asarray(features1, np.float64)
     f2 = None if features2 is None else _tensor_dataset(np.asarray(features2, np.float64))
-    return _calculate(_tensor_dataset(f1), f2, IDENTITY_EXTRACTOR,
-                      fid=fid, kid=kid, prc=prc, isc=isc, **options)
+    return _calculate(_tensor_dataset(f1), f2, IDENTITY_EXTRACTOR, fid=fid, kid=kid, prc=prc, isc=isc, **options)

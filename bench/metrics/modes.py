@@ -42,8 +42,9 @@ def class_histogram(images, dataset: str, evaluator=None) -> np.ndarray:
     return np.bincount(pred, minlength=NUM_CLASSES)
 
 
-def class_coverage(images, dataset: str, min_share: float = CLASS_COVERAGE_MIN_SHARE,
-                   evaluator=None) -> dict[str, float]:
+def class_coverage(
+    images, dataset: str, min_share: float = CLASS_COVERAGE_MIN_SHARE, evaluator=None
+) -> dict[str, float]:
     """Classes covered and KL(class histogram || uniform), by the dataset's evaluator.
 
     A class is covered when its share of the samples is at least ``min_share / 10``
@@ -52,8 +53,7 @@ def class_coverage(images, dataset: str, min_share: float = CLASS_COVERAGE_MIN_S
     """
     counts = class_histogram(images, dataset, evaluator)
     share = counts / counts.sum()
-    return {"classes_covered": float(np.sum(share >= min_share / NUM_CLASSES)),
-            "class_kl": kl_to_uniform(counts)}
+    return {"classes_covered": float(np.sum(share >= min_share / NUM_CLASSES)), "class_kl": kl_to_uniform(counts)}
 
 
 def mixture_metrics(points, dataset: str, min_count: int = 1) -> dict[str, float]:
@@ -87,12 +87,15 @@ def mixture_metrics(points, dataset: str, min_count: int = 1) -> dict[str, float
         # wins) and the 3-std threshold are decided exactly; "euclidean" would use the faster
         # |x|^2 - 2 x.c + |c|^2 expansion, whose rounding moves points across both.
         nearest[finite], dist[finite] = pairwise_distances_argmin_min(
-            x[finite], centers, metric="minkowski", metric_kwargs={"p": 2})
+            x[finite], centers, metric="minkowski", metric_kwargs={"p": 2}
+        )
     hq = finite & (dist <= HIGH_QUALITY_STDS * std)
     counts = np.bincount(nearest[hq], minlength=len(centers))
-    return {"modes_covered": float(np.sum(counts >= min_count)),
-            "high_quality_share": float(np.mean(hq)),
-            "mode_kl": kl_to_uniform(counts) if counts.sum() > 0 else float(np.log(len(centers)))}
+    return {
+        "modes_covered": float(np.sum(counts >= min_count)),
+        "high_quality_share": float(np.mean(hq)),
+        "mode_kl": kl_to_uniform(counts) if counts.sum() > 0 else float(np.log(len(centers))),
+    }
 
 
 def stacked_mnist_modes(images_uint8, evaluator=None) -> np.ndarray:

@@ -13,8 +13,16 @@ import numpy as np
 from ..core.divergence import DIVERGENCE_LIMIT, FINAL_WINDOW, divergence_step
 from ..core.divergence import tail as _tail
 
-__all__ = ["DIVERGENCE_LIMIT", "FINAL_WINDOW", "oscillation", "mean_abs_step", "divergence_step", "is_diverged",
-           "loss_summary", "seed_spread"]
+__all__ = [
+    "DIVERGENCE_LIMIT",
+    "FINAL_WINDOW",
+    "oscillation",
+    "mean_abs_step",
+    "divergence_step",
+    "is_diverged",
+    "loss_summary",
+    "seed_spread",
+]
 
 
 def oscillation(d_losses, window: int = FINAL_WINDOW) -> float:

@@ -72,8 +72,7 @@ def test_elbo(trainer, images_f, labels=None, rng=None, batch: int = 500) -> dic
     """
     rng = rng if rng is not None else np.random.default_rng(0)
     recon, kl = negative_elbo_per_sample(trainer, np.asarray(images_f), labels, rng, batch)
-    return {"elbo": float(-np.mean(recon + kl)), "recon": float(np.mean(recon)),
-            "kl": float(np.mean(kl))}
+    return {"elbo": float(-np.mean(recon + kl)), "recon": float(np.mean(recon)), "kl": float(np.mean(kl))}
 
 
 test_elbo.__test__ = False  # a metric, not a pytest test
@@ -85,15 +84,13 @@ def iwae_log_weights(trainer, x, labels, rng, k: int) -> np.ndarray:
     b, _, latent = z.shape
     x_rep = np.repeat(np.asarray(x), k, axis=0)
     y_rep = None if labels is None else np.repeat(np.asarray(labels), k, axis=0)
-    nll = np.asarray(trainer.reconstruction_nll(x_rep, z.reshape(b * k, latent), y_rep),
-                     np.float64).reshape(b, k)
+    nll = np.asarray(trainer.reconstruction_nll(x_rep, z.reshape(b * k, latent), y_rep), np.float64).reshape(b, k)
     log_prior = gaussian_log_density(z, 0.0, 0.0)
     log_q = gaussian_log_density(z, mean[:, None, :], logvar[:, None, :])
     return -nll + log_prior - log_q
 
 
-def iwae_nll(trainer, images_f, labels=None, rng=None, k: int = 64,
-             batch: int | None = None) -> dict[str, float]:
+def iwae_nll(trainer, images_f, labels=None, rng=None, k: int = 64, batch: int | None = None) -> dict[str, float]:
     """Importance-weighted NLL estimate (Burda et al. 2016, eq. 8), nats per image:
     -log (1/k) sum_i w_i, averaged over images; an upper bound on -log p(x) that tightens
     as k grows and equals the one-sample ELBO estimate for k = 1 (with the same eps, and a
@@ -112,12 +109,12 @@ def iwae_nll(trainer, images_f, labels=None, rng=None, k: int = 64,
 
 def latent_means(trainer, images_f, labels=None, batch: int = 1000) -> np.ndarray:
     x = np.asarray(images_f)
-    return np.concatenate([np.asarray(trainer.encode(x[s], _take(labels, s))[0])
-                           for s in _batches(len(x), batch)])
+    return np.concatenate([np.asarray(trainer.encode(x[s], _take(labels, s))[0]) for s in _batches(len(x), batch)])
 
 
-def latent_knn_accuracy(trainer, train_x, train_y, test_x, test_y, k: int = 5,
-                        conditional_labels: bool = False) -> dict[str, float]:
+def latent_knn_accuracy(
+    trainer, train_x, train_y, test_x, test_y, k: int = 5, conditional_labels: bool = False
+) -> dict[str, float]:
     """Test accuracy of a k-NN classifier (Euclidean, sklearn) on latent means: how well the
     latent space separates classes. Labels reach the encoder only if `conditional_labels`
     (a CVAE's encoder needs them; its latent should then carry *less* class information)."""
@@ -131,8 +128,9 @@ def latent_knn_accuracy(trainer, train_x, train_y, test_x, test_y, k: int = 5,
     return {"knn_accuracy": float(np.mean(knn.predict(z_test) == np.asarray(test_y)))}
 
 
-def latent_structure(trainer, test_x, test_y, conditional_labels: bool = False, n_pairs: int = 8,
-                     n_frames: int = 8) -> dict[str, float]:
+def latent_structure(
+    trainer, test_x, test_y, conditional_labels: bool = False, n_pairs: int = 8, n_frames: int = 8
+) -> dict[str, float]:
     """How the latent space is arranged (the study's claim 6), against a pixel-space reference.
 
     - latent_silhouette: sklearn silhouette score (Euclidean) of the test latent means grouped
@@ -159,13 +157,14 @@ def latent_structure(trainer, test_x, test_y, conditional_labels: bool = False, 
         frames = np.asarray(trainer.decode(z, np.repeat(y[2 * i], n_frames) if conditional_labels else None))
         steps = np.linalg.norm(np.diff(frames.reshape(n_frames, -1).astype(np.float64), axis=0), axis=1)
         jumps.append(float(steps.max() / steps.mean()) if steps.mean() > 0 else float("nan"))
-    return {"latent_silhouette": float(silhouette_score(means, y)),
-            "pixel_silhouette": float(silhouette_score(pixels, y)),
-            "interp_jump": float(np.mean(jumps)) if jumps else float("nan")}
+    return {
+        "latent_silhouette": float(silhouette_score(means, y)),
+        "pixel_silhouette": float(silhouette_score(pixels, y)),
+        "interp_jump": float(np.mean(jumps)) if jumps else float("nan"),
+    }
 
 
-def anomaly_auroc(trainer, x, is_anomaly, labels=None, rng=None,
-                  batch: int = 500) -> dict[str, float]:
+def anomaly_auroc(trainer, x, is_anomaly, labels=None, rng=None, batch: int = 500) -> dict[str, float]:
     """AUROC (sklearn roc_auc_score) of the per-sample negative ELBO as an anomaly score:
     1 when every anomaly scores above every normal sample, 0.5 for chance."""
     from sklearn.metrics import roc_auc_score
@@ -183,8 +182,9 @@ def psnr(a, b, peak: float = 1.0) -> np.ndarray:
         return 10.0 * np.log10(peak * peak / mse)
 
 
-def denoising_psnr(trainer, x_clean, noise_std: float, rng=None, labels=None,
-                   data_range=(0.0, 1.0), batch: int = 1000) -> dict[str, float]:
+def denoising_psnr(
+    trainer, x_clean, noise_std: float, rng=None, labels=None, data_range=(0.0, 1.0), batch: int = 1000
+) -> dict[str, float]:
     """PSNR of reconstruct(noisy) against the clean images, mean over images, in dB.
 
     noisy = clip(x + noise_std * (hi - lo) * N(0, 1), lo, hi) for data in ``data_range``
@@ -196,8 +196,6 @@ def denoising_psnr(trainer, x_clean, noise_std: float, rng=None, labels=None,
     x = np.asarray(x_clean)
     noisy = x + noise_std * (hi - lo) * rng.standard_normal(x.shape)
     noisy = np.clip(noisy, lo, hi).astype(x.dtype)
-    rec = np.concatenate([np.asarray(trainer.reconstruct(noisy[s], _take(labels, s)))
-                          for s in _batches(len(x), batch)])
+    rec = np.concatenate([np.asarray(trainer.reconstruct(noisy[s], _take(labels, s))) for s in _batches(len(x), batch)])
     peak = hi - lo
-    return {"denoising_psnr": float(np.mean(psnr(rec, x, peak))),
-            "noisy_psnr": float(np.mean(psnr(noisy, x, peak)))}
+    return {"denoising_psnr": float(np.mean(psnr(rec, x, peak))), "noisy_psnr": float(np.mean(psnr(noisy, x, peak)))}

@@ -46,11 +46,34 @@ DIRECTIONS = ("higher", "lower", "within")
 KINDS = ("diff", "one", "flat", "spread", "failure_rate")
 TWO_GROUP_KINDS = ("diff", "spread", "failure_rate")
 # record metrics (bench/metrics) a row may name; loss statistics <term>_mean/_std/_abs_step too
-RECORD_METRICS = frozenset((
-    "fid", "kid_mean", "isc_mean", "precision", "recall", "class_kl", "classes_covered", "modes_covered",
-    "mode_kl", "high_quality_share", "sharpness", "sharpness_ratio", "sharpness_real", "test_elbo",
-    "test_recon", "test_kl", "test_recon_mse", "knn_accuracy", "latent_silhouette", "pixel_silhouette",
-    "interp_jump", "iwae_nll", "anomaly_auroc", "denoising_psnr"))
+RECORD_METRICS = frozenset(
+    (
+        "fid",
+        "kid_mean",
+        "isc_mean",
+        "precision",
+        "recall",
+        "class_kl",
+        "classes_covered",
+        "modes_covered",
+        "mode_kl",
+        "high_quality_share",
+        "sharpness",
+        "sharpness_ratio",
+        "sharpness_real",
+        "test_elbo",
+        "test_recon",
+        "test_kl",
+        "test_recon_mse",
+        "knn_accuracy",
+        "latent_silhouette",
+        "pixel_silhouette",
+        "interp_jump",
+        "iwae_nll",
+        "anomaly_auroc",
+        "denoising_psnr",
+    )
+)
 LOSS_STATISTIC = re.compile(r"^[a-z][a-z0-9_]*_(mean|std|abs_step)$")
 CURVE_KINDS = ("oscillation", "drop", "drift")
 DERIVED_METRICS = ("silhouette_gain", "sharpness_gap")
@@ -112,8 +135,10 @@ class _Reader:
         for k in d:
             if k not in required and k not in optional:
                 allowed = ", ".join(required + optional)
-                self.fail(f"{key}.{k}" if key else k, f"unknown key (allowed: {allowed})"
-                          + registry.did_you_mean(k, required + optional))
+                self.fail(
+                    f"{key}.{k}" if key else k,
+                    f"unknown key (allowed: {allowed})" + registry.did_you_mean(k, required + optional),
+                )
         for k in required:
             if k not in d:
                 self.fail(f"{key}.{k}" if key else k, "missing")
@@ -168,8 +193,11 @@ def _row(rd: _Reader, d, key: str) -> Row:
     direction = rd.choice(d["direction"], f"{key}.direction", DIRECTIONS)
     kind = rd.choice(d["kind"], f"{key}.kind", KINDS)
     if (kind == "flat") != (direction == "within"):
-        rd.fail(f"{key}.direction", f"{direction!r} with kind {kind!r}: kind flat takes direction 'within', "
-                                    "every other kind 'higher' or 'lower'")
+        rd.fail(
+            f"{key}.direction",
+            f"{direction!r} with kind {kind!r}: kind flat takes direction 'within', "
+            "every other kind 'higher' or 'lower'",
+        )
     if (kind == "failure_rate") != (metric == FAILURE_METRIC):
         rd.fail(f"{key}.metric", f"kind failure_rate goes with metric {FAILURE_METRIC!r} and only with it")
     datasets = rd.typed(d["datasets"], f"{key}.datasets", list, "a list of dataset names")
@@ -188,8 +216,10 @@ def _row(rd: _Reader, d, key: str) -> Row:
     b = d["budget"]
     if isinstance(b, dict):
         rd.table(b, f"{key}.budget", (), ("treatment", "control"))
-        budget = (rd.steps(b.get("treatment", 0), f"{key}.budget.treatment"),
-                  rd.steps(b.get("control", 0), f"{key}.budget.control"))
+        budget = (
+            rd.steps(b.get("treatment", 0), f"{key}.budget.treatment"),
+            rd.steps(b.get("control", 0), f"{key}.budget.control"),
+        )
     else:
         steps = rd.steps(b, f"{key}.budget")
         budget = (steps, steps)

@@ -64,8 +64,10 @@ def claim(run_dir, eid: str) -> Path:
         except FileExistsError:
             holder = _holder(path)
             if holder is not None:
-                raise ExperimentBusy(f"claimed by pid {holder.get('pid')} on {holder.get('host')} since "
-                                     f"{holder.get('claimed_at')} (if no such process runs, remove {path})") from None
+                raise ExperimentBusy(
+                    f"claimed by pid {holder.get('pid')} on {holder.get('host')} since "
+                    f"{holder.get('claimed_at')} (if no such process runs, remove {path})"
+                ) from None
             path.unlink(missing_ok=True)  # its process is gone: take it over
             continue
         with os.fdopen(fd, "w") as f:
@@ -107,15 +109,38 @@ def release(path: Path | None) -> None:
         pass
 
 
-def make_job(action: str, spec, framework: str, run_dir: Path, eid: str, *, device: str, profile: str,
-             n_eval: int, data_dir, metrics: bool, command: list, prev: dict | None,
-             randomness: str = "reproducible") -> dict:
+def make_job(
+    action: str,
+    spec,
+    framework: str,
+    run_dir: Path,
+    eid: str,
+    *,
+    device: str,
+    profile: str,
+    n_eval: int,
+    data_dir,
+    metrics: bool,
+    command: list,
+    prev: dict | None,
+    randomness: str = "reproducible",
+) -> dict:
     """One experiment's work as plain data (JSON types only), for this process or a Ray worker."""
-    return {"action": action, "id": eid, "spec": spec.to_dict(), "framework": framework,
-            "run_dir": str(Path(run_dir).resolve()), "device": device, "profile": profile, "n_eval": int(n_eval),
-            "data_dir": str(Path(data_dir).resolve()) if data_dir else None, "metrics": bool(metrics),
-            "command": [str(c) for c in command], "prev": prev if action == "evaluate" else None,
-            "randomness": randomness}
+    return {
+        "action": action,
+        "id": eid,
+        "spec": spec.to_dict(),
+        "framework": framework,
+        "run_dir": str(Path(run_dir).resolve()),
+        "device": device,
+        "profile": profile,
+        "n_eval": int(n_eval),
+        "data_dir": str(Path(data_dir).resolve()) if data_dir else None,
+        "metrics": bool(metrics),
+        "command": [str(c) for c in command],
+        "prev": prev if action == "evaluate" else None,
+        "randomness": randomness,
+    }
 
 
 def run_job(job: dict, *, progress: bool = False, threads: int | None = None) -> dict:
@@ -126,18 +151,42 @@ def run_job(job: dict, *, progress: bool = False, threads: int | None = None) ->
     if threads:
         pin_threads(threads, job["framework"])
     spec = ExperimentSpec.from_dict(job["spec"])
-    ident = experiment_identity(spec, job["framework"], device=job["device"], profile=job["profile"],
-                                n_eval=job["n_eval"], randomness=job["randomness"])
+    ident = experiment_identity(
+        spec,
+        job["framework"],
+        device=job["device"],
+        profile=job["profile"],
+        n_eval=job["n_eval"],
+        randomness=job["randomness"],
+    )
     if ident["id"] != job["id"]:  # the spec did not survive the trip as data: refuse to write a record under it
         raise RuntimeError(f"job {job['id']}: rebuilt spec has identity {ident['id']}")
     data_dir = Path(job["data_dir"]) if job["data_dir"] else None
     if job["action"] == "evaluate":
-        return evaluate_saved(spec, job["framework"], job["run_dir"], job["prev"], device=job["device"],
-                              data_dir=data_dir, metrics=job["metrics"], n_eval=job["n_eval"],
-                              command=job["command"])
-    return run_experiment(spec, job["framework"], job["run_dir"], device=job["device"], profile=job["profile"],
-                          data_dir=data_dir, progress=progress, metrics=job["metrics"], n_eval=job["n_eval"],
-                          command=job["command"], randomness=job["randomness"])
+        return evaluate_saved(
+            spec,
+            job["framework"],
+            job["run_dir"],
+            job["prev"],
+            device=job["device"],
+            data_dir=data_dir,
+            metrics=job["metrics"],
+            n_eval=job["n_eval"],
+            command=job["command"],
+        )
+    return run_experiment(
+        spec,
+        job["framework"],
+        job["run_dir"],
+        device=job["device"],
+        profile=job["profile"],
+        data_dir=data_dir,
+        progress=progress,
+        metrics=job["metrics"],
+        n_eval=job["n_eval"],
+        command=job["command"],
+        randomness=job["randomness"],
+    )
 
 
 def pin_threads(n: int, framework: str) -> None:
@@ -148,11 +197,12 @@ def pin_threads(n: int, framework: str) -> None:
     threadpoolctl once they are loaded. No environment variable is set: setenv in a process
     whose threads read the environment can crash it. TensorFlow fixes its pools when its
     context starts: after that, another count raises RuntimeError (the same count is accepted)."""
-    import impls  # noqa: F401 - loads triton before TensorFlow (impls/__init__.py: the other order segfaults)
     import scipy.linalg  # noqa: F401
     import sklearn.metrics  # noqa: F401
     import torch
     from threadpoolctl import threadpool_limits  # a dependency of scikit-learn
+
+    import impls  # noqa: F401 - loads triton before TensorFlow (impls/__init__.py: the other order segfaults)
 
     torch.set_num_threads(n)
     if framework == "tensorflow":
@@ -171,8 +221,9 @@ def _ray_job(job: dict, threads: int) -> dict:
     """The body of a Ray task: announce this process in worker.json, run the job, tidy up."""
     marker = worker_file(job["run_dir"], job["id"])
     marker.parent.mkdir(parents=True, exist_ok=True)
-    records.atomic_write_text(marker, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                                  "started_at": records.now_iso()}) + "\n")
+    records.atomic_write_text(
+        marker, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started_at": records.now_iso()}) + "\n"
+    )
     try:
         return run_job(job, progress=False, threads=threads)
     finally:
@@ -191,8 +242,10 @@ def check_address(address: str | None) -> None:
     try:
         socket.create_connection((host, port), timeout=5).close()
     except OSError as e:
-        raise ExecutorError(f"--address {address}: nothing answers at {host}:{port} ({e.strerror or e}); "
-                            f"start a cluster there with `ray start --head` or fix the address") from None
+        raise ExecutorError(
+            f"--address {address}: nothing answers at {host}:{port} ({e.strerror or e}); "
+            f"start a cluster there with `ray start --head` or fix the address"
+        ) from None
 
 
 class RayPool:
@@ -202,8 +255,7 @@ class RayPool:
     kind = "ray"
     matrix_bar = True
 
-    def __init__(self, *, address: str | None, cpus_per_task: int, gpus_per_task: int, max_retries: int,
-                 threads: int):
+    def __init__(self, *, address: str | None, cpus_per_task: int, gpus_per_task: int, max_retries: int, threads: int):
         self.address, self.cpus, self.gpus = address, cpus_per_task, gpus_per_task
         self.max_retries, self.threads = max_retries, threads
         self.ray = None
@@ -219,8 +271,12 @@ class RayPool:
         self.ray = ray
         os.environ.setdefault("RAY_DEDUP_LOGS", "1")
         # the workers' own output (TensorFlow's start-up lines) stays in the cluster's log folder
-        kwargs = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING,
-                  "runtime_env": {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}}}
+        kwargs = {
+            "include_dashboard": False,
+            "log_to_driver": False,
+            "logging_level": logging.WARNING,
+            "runtime_env": {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}},
+        }
         try:
             if self.address is None:
                 ray.init(address="local", num_cpus=len(os.sched_getaffinity(0)), **kwargs)
@@ -231,19 +287,24 @@ class RayPool:
             if self.address not in (None, "auto") and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
                 # Ray enables token authentication on `ray start --head` when a token exists, but a
                 # client given an explicit address does not send one unless told to (docs/scale.md)
-                why += ("; if the cluster uses token authentication (Ray's default once a token exists, "
-                        "e.g. ~/.ray/auth_token), set RAY_AUTH_MODE=token with the cluster's token in "
-                        "~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN (docs/scale.md)")
+                why += (
+                    "; if the cluster uses token authentication (Ray's default once a token exists, "
+                    "e.g. ~/.ray/auth_token), set RAY_AUTH_MODE=token with the cluster's token in "
+                    "~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN (docs/scale.md)"
+                )
             raise ExecutorError(f"--address {self.address or 'local'}: cannot start or join Ray: {why}") from None
         res = ray.cluster_resources()
         where = "local" if self.address is None else self.address
-        return (f"Ray {ray.__version__} ({where}): {int(res.get('CPU', 0))} CPU, {int(res.get('GPU', 0))} GPU, "
-                f"{self.cpus} CPU{f' + {self.gpus} GPU' if self.gpus else ''} and {self.threads} thread(s) "
-                f"per task, {self.max_retries} retr{'y' if self.max_retries == 1 else 'ies'} on a lost worker")
+        return (
+            f"Ray {ray.__version__} ({where}): {int(res.get('CPU', 0))} CPU, {int(res.get('GPU', 0))} GPU, "
+            f"{self.cpus} CPU{f' + {self.gpus} GPU' if self.gpus else ''} and {self.threads} thread(s) "
+            f"per task, {self.max_retries} retr{'y' if self.max_retries == 1 else 'ies'} on a lost worker"
+        )
 
     def submit(self, jobs: list[dict]) -> None:
-        task = self.ray.remote(_ray_job).options(num_cpus=self.cpus, num_gpus=self.gpus,
-                                                 max_retries=self.max_retries, retry_exceptions=False)
+        task = self.ray.remote(_ray_job).options(
+            num_cpus=self.cpus, num_gpus=self.gpus, max_retries=self.max_retries, retry_exceptions=False
+        )
         for job in jobs:
             worker_file(job["run_dir"], job["id"]).unlink(missing_ok=True)  # left by a worker that was killed
             self.pending[task.remote(job, self.threads)] = job
@@ -271,11 +332,21 @@ class RayPool:
                 raise cause from None
             if isinstance(cause, KeyboardInterrupt):
                 return job, None, "cancelled"
-            return job, None, f"the task raised {type(cause).__name__ if cause else 'an error'}: " + \
-                " ".join(str(cause or e).split())[:300]
+            return (
+                job,
+                None,
+                f"the task raised {type(cause).__name__ if cause else 'an error'}: "
+                + " ".join(str(cause or e).split())[:300],
+            )
         except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.RayError) as e:
-            return job, None, (f"its worker process died ({type(e).__name__}) and "
-                               f"{self.max_retries} retr{'y' if self.max_retries == 1 else 'ies'} did not finish it")
+            return (
+                job,
+                None,
+                (
+                    f"its worker process died ({type(e).__name__}) and "
+                    f"{self.max_retries} retr{'y' if self.max_retries == 1 else 'ies'} did not finish it"
+                ),
+            )
 
     def cancel_all(self, grace_s: float = 20.0):
         """Cancel every pending task (a running one gets KeyboardInterrupt and writes an

@@ -29,7 +29,7 @@ def tile(images: np.ndarray, nrow: int = 8) -> np.ndarray:
     out = np.zeros((rows * (h + 1) + 1, nrow * (w + 1) + 1) + images.shape[3:], np.uint8)
     for i, img in enumerate(images):
         r, c = divmod(i, nrow)
-        out[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + c * (w + 1):1 + c * (w + 1) + w] = img
+        out[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + c * (w + 1) : 1 + c * (w + 1) + w] = img
     return out
 
 
@@ -80,7 +80,7 @@ def save_loss_curves(csv_path, path, smooth: int = 25):
         y = np.array([float(r[term]) for r in rows])
         ax.plot(steps, y, lw=0.5, alpha=0.4)
         if len(y) > smooth:
-            ax.plot(steps[smooth - 1:], np.convolve(y, np.ones(smooth) / smooth, "valid"), lw=1.2)
+            ax.plot(steps[smooth - 1 :], np.convolve(y, np.ones(smooth) / smooth, "valid"), lw=1.2)
         ax.set_ylabel(term, fontsize=8)
     axes[-1, 0].set_xlabel("step")
     return _save_png(path, fig)

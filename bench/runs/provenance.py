@@ -21,8 +21,12 @@ SUFFIXES = (".py",)
 
 def source_files(root: Path = ROOT) -> list[Path]:
     """The files the hash covers, sorted by their relative POSIX path."""
-    files = [p for folder in CODE_FOLDERS for p in (root / folder).rglob("*")
-             if p.is_file() and p.suffix in SUFFIXES and "__pycache__" not in p.parts]
+    files = [
+        p
+        for folder in CODE_FOLDERS
+        for p in (root / folder).rglob("*")
+        if p.is_file() and p.suffix in SUFFIXES and "__pycache__" not in p.parts
+    ]
     return sorted(files, key=lambda p: p.relative_to(root).as_posix())
 
 

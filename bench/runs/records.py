@@ -144,8 +144,10 @@ def read_records(run_dir) -> list[dict]:
         try:
             out.append(read_record(p))
         except RecordError as e:
-            raise RecordError(f"{e}; `genbench run --resume {run_dir}` (or the same command with --out) moves "
-                              f"it to records/{CORRUPT_DIR}/ and retrains it") from None
+            raise RecordError(
+                f"{e}; `genbench run --resume {run_dir}` (or the same command with --out) moves "
+                f"it to records/{CORRUPT_DIR}/ and retrains it"
+            ) from None
     return out
 
 
@@ -193,18 +195,36 @@ def canonical_json(obj) -> str:
     return json.dumps(jsonable(obj), sort_keys=True, separators=(",", ":"))
 
 
-def identity(spec, framework: str, *, variant: str, device: str, profile: str | None, n_eval: int,
-             randomness: str = "reproducible") -> dict:
+def identity(
+    spec,
+    framework: str,
+    *,
+    variant: str,
+    device: str,
+    profile: str | None,
+    n_eval: int,
+    randomness: str = "reproducible",
+) -> dict:
     """{"hash", "id", "inputs"}: see the module docstring. `inputs` is what was hashed
     besides the spec (the spec itself is stored whole in the record). `randomness`: where a
     step's random inputs come from (bench/core/randomness.py RANDOMNESS_MODES)."""
     if randomness not in RANDOMNESS_MODES:
         raise ValueError(f"randomness {randomness!r} is not one of {', '.join(RANDOMNESS_MODES)}")
-    inputs = {"identity_version": IDENTITY_VERSION, "framework": framework, "variant": variant,
-              "device": device, "profile": profile, "n_eval": int(n_eval), "randomness": randomness}
+    inputs = {
+        "identity_version": IDENTITY_VERSION,
+        "framework": framework,
+        "variant": variant,
+        "device": device,
+        "profile": profile,
+        "n_eval": int(n_eval),
+        "randomness": randomness,
+    }
     digest = hashlib.sha256(canonical_json({"spec": spec.to_dict(), **inputs}).encode()).hexdigest()
-    return {"hash": digest, "id": f"{spec.name}__{spec.dataset}__{framework}__s{spec.seed}__{digest[:8]}",
-            "inputs": inputs}
+    return {
+        "hash": digest,
+        "id": f"{spec.name}__{spec.dataset}__{framework}__s{spec.seed}__{digest[:8]}",
+        "inputs": inputs,
+    }
 
 
 def experiment_key(rec: dict) -> tuple:
@@ -286,7 +306,7 @@ def load_state(path, sha256: str | None = None) -> dict:
 # -- environment facts ---------------------------------------------------------------------
 def now_iso() -> str:
     """The current time, ISO 8601 UTC with a Z, to the second."""
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def versions() -> dict:
@@ -302,10 +322,12 @@ def versions() -> dict:
 def git_revision(cwd=None) -> str:
     cwd = cwd or Path(__file__).resolve().parents[2]
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, capture_output=True,
-                             text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=5)
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True, timeout=5
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     if rev.returncode != 0:
@@ -314,5 +336,9 @@ def git_revision(cwd=None) -> str:
 
 
 def host() -> dict:
-    return {"machine": platform.machine(), "system": platform.system(), "cpus": os.cpu_count(),
-            "processor": platform.processor() or platform.machine()}
+    return {
+        "machine": platform.machine(),
+        "system": platform.system(),
+        "cpus": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+    }

@@ -62,8 +62,13 @@ def esc(x) -> str:
 
 
 def _sort_key(name: str, dataset: str, framework: str):
-    return (name, DATASET_ORDER.index(dataset) if dataset in DATASET_ORDER else 99, dataset,
-            FRAMEWORK_ORDER.index(framework) if framework in FRAMEWORK_ORDER else 9, framework)
+    return (
+        name,
+        DATASET_ORDER.index(dataset) if dataset in DATASET_ORDER else 99,
+        dataset,
+        FRAMEWORK_ORDER.index(framework) if framework in FRAMEWORK_ORDER else 9,
+        framework,
+    )
 
 
 # -- input -----------------------------------------------------------------------------------
@@ -91,7 +96,9 @@ def load_verdicts(run_dir) -> dict | None:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise RecordError(f"{path} cannot be read: {e}") from None
     if not isinstance(doc, dict) or doc.get("schema") != VERDICT_SCHEMA or not isinstance(doc.get("claims"), list):
-        raise RecordError(f"{path} is not a schema-{VERDICT_SCHEMA} verdicts file (needs 'schema': 1 and a 'claims' list)")
+        raise RecordError(
+            f"{path} is not a schema-{VERDICT_SCHEMA} verdicts file (needs 'schema': 1 and a 'claims' list)"
+        )
     for c in doc["claims"]:
         if not isinstance(c, dict) or not isinstance(c.get("rows", []), list):
             raise RecordError(f"{path}: every claim must be an object with a 'rows' list")
@@ -111,7 +118,9 @@ def groups_of(records: list[dict]) -> dict[tuple[str, str, str], dict[int, dict]
 def img(uri: str | None, caption: str, cls: str = "grid") -> str:
     if not uri:
         return f'<figure><p class="missing">{esc(caption)}: not in the run folder</p></figure>'
-    return f'<figure><img class="{cls}" src="{uri}" alt="{esc(caption)}"><figcaption>{esc(caption)}</figcaption></figure>'
+    return (
+        f'<figure><img class="{cls}" src="{uri}" alt="{esc(caption)}"><figcaption>{esc(caption)}</figcaption></figure>'
+    )
 
 
 def table(headers: list[str] | None, rows: list[list[str]], attrs: str = "") -> str:
@@ -133,6 +142,7 @@ def verdict_columns(claims: list[dict]) -> list[str]:
     def order(k):
         fw, _, ds = k.partition("/")
         return _sort_key("", ds, fw)[1:]
+
     return sorted(keys, key=order)
 
 
@@ -143,32 +153,67 @@ def verdict_section(doc: dict, records: list[dict]) -> str:
     for c in claims:
         agree = c.get("frameworks_agree") or {}
         agree_text = ", ".join(f"{ds}: {'yes' if ok else 'no'}" for ds, ok in agree.items()) or "\u2014"
-        rows.append([f'<td class="num">{esc(c.get("claim", ""))}</td>', f"<td>{esc(c.get('title', ''))}</td>",
-                     *(verdict_cell((c.get("verdict") or {}).get(k)) for k in cols), f"<td>{esc(agree_text)}</td>"])
+        rows.append(
+            [
+                f'<td class="num">{esc(c.get("claim", ""))}</td>',
+                f"<td>{esc(c.get('title', ''))}</td>",
+                *(verdict_cell((c.get("verdict") or {}).get(k)) for k in cols),
+                f"<td>{esc(agree_text)}</td>",
+            ]
+        )
     parts = ["<h2>Verdicts</h2>", table(["claim", "title", *cols, "frameworks agree"], rows, ' id="verdicts"')]
     detail = []
     for c in claims:
         for r in c.get("rows", []):
             n = r.get("n") or []
-            detail.append([
-                f'<td class="num">{esc(c.get("claim", ""))}</td>', f"<td>{esc(r.get('framework'))}</td>",
-                f"<td>{esc(r.get('dataset'))}</td>", f"<td>{esc(r.get('metric'))} ({esc(r.get('better'))} is better)</td>",
-                f"<td>{esc(r.get('treatment'))}</td>", f"<td>{esc(r.get('control') or '(one group)')}</td>",
-                f'<td class="num effect">{esc(rf.effect_text(r.get("effect"), r.get("ci")))}</td>',
-                f'<td class="num n">{esc(" / ".join(str(x) for x in n))}</td>',
-                f'<td class="num">{esc(",".join(str(s) for s in r.get("seeds") or []))}</td>',
-                f'<td class="num">{esc(r.get("steps", ""))}</td>', verdict_cell(r.get("verdict")),
-                f"<td class=\"note\">{esc(r.get('note') or '')}</td>"])
-    parts += ["<h3>Comparisons</h3><p>Effect: treatment minus control, signed so that a positive effect supports "
-              "the claim, with its 95% interval; n: seeds of treatment / control.</p>",
-              table(["claim", "framework", "dataset", "metric", "treatment", "control", "effect [95% interval]", "n",
-                     "seeds", "steps", "verdict", "note"], detail, ' id="verdict-rows"')]
-    parts.append("<h3>Means over seeds</h3><p>Each group's mean with its 95% t interval over seeds, from this "
-                 "folder's records (status ok, finite value).</p>")
+            detail.append(
+                [
+                    f'<td class="num">{esc(c.get("claim", ""))}</td>',
+                    f"<td>{esc(r.get('framework'))}</td>",
+                    f"<td>{esc(r.get('dataset'))}</td>",
+                    f"<td>{esc(r.get('metric'))} ({esc(r.get('better'))} is better)</td>",
+                    f"<td>{esc(r.get('treatment'))}</td>",
+                    f"<td>{esc(r.get('control') or '(one group)')}</td>",
+                    f'<td class="num effect">{esc(rf.effect_text(r.get("effect"), r.get("ci")))}</td>',
+                    f'<td class="num n">{esc(" / ".join(str(x) for x in n))}</td>',
+                    f'<td class="num">{esc(",".join(str(s) for s in r.get("seeds") or []))}</td>',
+                    f'<td class="num">{esc(r.get("steps", ""))}</td>',
+                    verdict_cell(r.get("verdict")),
+                    f'<td class="note">{esc(r.get("note") or "")}</td>',
+                ]
+            )
+    parts += [
+        "<h3>Comparisons</h3><p>Effect: treatment minus control, signed so that a positive effect supports "
+        "the claim, with its 95% interval; n: seeds of treatment / control.</p>",
+        table(
+            [
+                "claim",
+                "framework",
+                "dataset",
+                "metric",
+                "treatment",
+                "control",
+                "effect [95% interval]",
+                "n",
+                "seeds",
+                "steps",
+                "verdict",
+                "note",
+            ],
+            detail,
+            ' id="verdict-rows"',
+        ),
+    ]
+    parts.append(
+        "<h3>Means over seeds</h3><p>Each group's mean with its 95% t interval over seeds, from this "
+        "folder's records (status ok, finite value).</p>"
+    )
     for c in claims:
         uri = rf.claim_errorbars(c, records)
         caption = f"claim {c.get('claim', '')}: {c.get('title', '')}"
-        parts.append(img(uri, caption, "fig") if uri else f'<p class="missing">{esc(caption)}: no records of its groups here</p>')
+        parts.append(
+            img(uri, caption, "fig") if uri else f'<p class="missing">{esc(caption)}: no records of its groups here</p>'
+        )
     budgets, cost = doc.get("budgets"), doc.get("cost") or []
     if budgets:
         parts.append(f"<h3>Budgets</h3><pre>{esc(json.dumps(budgets, indent=2))}</pre>")
@@ -182,6 +227,7 @@ def _epoch_grids(exp_dir: Path) -> list[tuple[str, Path]]:
     def epoch(p):
         m = re.fullmatch(r"samples_epoch(\d+)\.png", p.name)
         return int(m.group(1)) if m else None
+
     grids = sorted((epoch(p), p) for p in exp_dir.glob("samples_epoch*.png") if epoch(p) is not None)
     out = [(f"epoch {k}", p) for k, p in grids]
     if (exp_dir / "samples_final.png").exists():
@@ -196,15 +242,25 @@ def group_section(run_dir: Path, key: tuple, seeds: dict[int, dict]) -> str:
     parts = [f'<h3 id="{esc(f"{name}__{ds}__{fw}")}">{esc(title)}</h3><p>{esc(statuses)}</p>']
     curves = {s: rf.read_losses(run_dir / r["id"] / "losses.csv") for s, r in seeds.items()}
     uri = rf.loss_figure(curves, f"{title}: losses")
-    parts.append(img(uri, f"loss curves of seeds {', '.join(map(str, seeds))}; shaded: the final window (the last "
-                     f"{rf.FINAL_WINDOW} steps, which the final losses and the oscillation metric use)", "fig")
-                 if uri else '<p class="missing">no losses.csv</p>')
+    parts.append(
+        img(
+            uri,
+            f"loss curves of seeds {', '.join(map(str, seeds))}; shaded: the final window (the last "
+            f"{rf.FINAL_WINDOW} steps, which the final losses and the oscillation metric use)",
+            "fig",
+        )
+        if uri
+        else '<p class="missing">no losses.csv</p>'
+    )
     first_seed, first = next(iter(seeds.items()))
     exp_dir = run_dir / first["id"]
     grids = _epoch_grids(exp_dir)
     if grids:
-        parts.append('<div class="pair">' + "".join(img(rf.file_uri(p), f"seed {first_seed}, {label}")
-                                                    for label, p in grids) + "</div>")
+        parts.append(
+            '<div class="pair">'
+            + "".join(img(rf.file_uri(p), f"seed {first_seed}, {label}") for label, p in grids)
+            + "</div>"
+        )
     return "\n".join(parts)
 
 
@@ -217,10 +273,13 @@ def latent_section(run_dir: Path, groups: dict) -> str:
             continue
         title = f"{key[0]} \u00b7 {key[1]} \u00b7 {FRAMEWORK_TITLE.get(key[2], key[2])}, seed {seed}"
         uri = rf.latent_figure(exp_dir / "latents.npz", key[0])
-        parts += [f"<h3>{esc(title)}</h3>", '<div class="pair">',
-                  img(uri, "latent means coloured by class", "fig") if uri else '<p class="missing">no latents.npz</p>',
-                  img(rf.file_uri(exp_dir / "interpolation.png"), "interpolation between two test images", "interp"),
-                  "</div>"]
+        parts += [
+            f"<h3>{esc(title)}</h3>",
+            '<div class="pair">',
+            img(uri, "latent means coloured by class", "fig") if uri else '<p class="missing">no latents.npz</p>',
+            img(rf.file_uri(exp_dir / "interpolation.png"), "interpolation between two test images", "interp"),
+            "</div>",
+        ]
     return "<h2>VAE latents</h2>" + ("\n".join(parts) or '<p class="missing">no VAE latents in this folder</p>')
 
 
@@ -229,7 +288,9 @@ def final_grid(run_dir: Path, groups: dict, name, ds, fw) -> tuple[str | None, s
     if not seeds:
         return None, f"{name} ({fw}, {ds}): not in this folder"
     seed, rec = next(iter(seeds.items()))
-    return rf.file_uri(run_dir / rec["id"] / "samples_final.png"), f"{name} ({FRAMEWORK_TITLE.get(fw, fw)}, {ds}, seed {seed})"
+    return rf.file_uri(
+        run_dir / rec["id"] / "samples_final.png"
+    ), f"{name} ({FRAMEWORK_TITLE.get(fw, fw)}, {ds}, seed {seed})"
 
 
 def pairs_section(run_dir: Path, groups: dict, doc: dict | None) -> str:
@@ -242,32 +303,40 @@ def pairs_section(run_dir: Path, groups: dict, doc: dict | None) -> str:
                 claims += [] if c.get("claim") in claims else [c.get("claim")]
     for (control, treatment, fw, ds), claims in pairs.items():
         pics = [img(*final_grid(run_dir, groups, n, ds, fw)) for n in (control, treatment)]
-        parts.append(f"<h3>{esc(control)} vs {esc(treatment)}, {esc(FRAMEWORK_TITLE.get(fw, fw))}, {esc(ds)} "
-                     f"({'claims' if len(claims) > 1 else 'claim'} {esc(', '.join(map(str, claims)))})</h3><div class=\"pair\">" + "".join(pics) + "</div>")
+        parts.append(
+            f"<h3>{esc(control)} vs {esc(treatment)}, {esc(FRAMEWORK_TITLE.get(fw, fw))}, {esc(ds)} "
+            f'({"claims" if len(claims) > 1 else "claim"} {esc(", ".join(map(str, claims)))})</h3><div class="pair">'
+            + "".join(pics)
+            + "</div>"
+        )
     if not pairs:
         parts.append('<p class="missing">no study comparisons with a control in this folder</p>')
     parts.append("<h2>PyTorch vs TensorFlow</h2>")
     both = sorted({(n, d) for n, d, _ in groups}, key=lambda k: _sort_key(k[0], k[1], ""))
     for name, ds in both:
         pics = [img(*final_grid(run_dir, groups, name, ds, fw)) for fw in FRAMEWORK_ORDER]
-        parts.append(f"<h3>{esc(name)} \u00b7 {esc(ds)}</h3><div class=\"pair\">" + "".join(pics) + "</div>")
+        parts.append(f'<h3>{esc(name)} \u00b7 {esc(ds)}</h3><div class="pair">' + "".join(pics) + "</div>")
     return "\n".join(parts)
 
 
 def header(run_dir: Path, records: list[dict], unreadable: list[str], generated: str) -> str:
     status = Counter(str(r.get("status")) for r in records)
-    versions = sorted({str((r.get("versions") or {}).get("genbench")) for r in records
-                       if (r.get("versions") or {}).get("genbench")})
+    versions = sorted(
+        {str((r.get("versions") or {}).get("genbench")) for r in records if (r.get("versions") or {}).get("genbench")}
+    )
     revisions = sorted({str(r["git_revision"]) for r in records if r.get("git_revision")})
-    rows = [["run folder", str(run_dir.resolve())],
-            ["records", f"{len(records)}: " + ", ".join(f"{n} {s}" for s, n in status.most_common())],
-            ["generated", generated]]
+    rows = [
+        ["run folder", str(run_dir.resolve())],
+        ["records", f"{len(records)}: " + ", ".join(f"{n} {s}" for s, n in status.most_common())],
+        ["generated", generated],
+    ]
     if versions:
         rows.append(["genbench version", ", ".join(versions)])
     if revisions:
         rows.append(["git revision", ", ".join(revisions)])
-    out = "<h1>genbench report</h1>" + table(None, [[f"<th>{esc(a)}</th>", f"<td>{esc(b)}</td>"] for a, b in rows],
-                                             ' id="header"')
+    out = "<h1>genbench report</h1>" + table(
+        None, [[f"<th>{esc(a)}</th>", f"<td>{esc(b)}</td>"] for a, b in rows], ' id="header"'
+    )
     if unreadable:
         out += "<p>Unreadable records, left out:</p><ul>" + "".join(f"<li>{esc(u)}</li>" for u in unreadable) + "</ul>"
     return out
@@ -281,8 +350,10 @@ def render(run_dir) -> str:
     groups = groups_of(records)
     body = [header(run_dir, records, unreadable, now_iso())]
     if doc is None:
-        body.append(f'<h2>Verdicts</h2><p class="missing" id="no-verdicts">no study verdicts in this folder '
-                    f'({esc(VERDICTS)} is absent): the sections below show the run\'s records only</p>')
+        body.append(
+            f'<h2>Verdicts</h2><p class="missing" id="no-verdicts">no study verdicts in this folder '
+            f"({esc(VERDICTS)} is absent): the sections below show the run's records only</p>"
+        )
     else:
         body.append(verdict_section(doc, records))
     body.append("<h2>Experiments</h2>")
@@ -290,9 +361,11 @@ def render(run_dir) -> str:
     body.append(latent_section(run_dir, groups))
     body.append(pairs_section(run_dir, groups, doc))
     body.append('<pre id="image-check"></pre>')
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>genbench report: "
-            f"{esc(run_dir.name)}</title><style>{CSS}</style><script>{CHECK_SCRIPT}</script></head>"
-            "<body>\n" + "\n".join(body) + "\n</body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>genbench report: '
+        f"{esc(run_dir.name)}</title><style>{CSS}</style><script>{CHECK_SCRIPT}</script></head>"
+        "<body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
 
 
 def write_report(run_dir) -> Path:

@@ -73,7 +73,7 @@ def interval_decimals(*values) -> int:
 
 def effect_text(effect, ci) -> str:
     """'+0.12 [−0.03, +0.27]': the effect and its 95% interval, one number format for all three."""
-    lo, hi = (ci if isinstance(ci, (list, tuple)) and len(ci) == 2 else (None, None))
+    lo, hi = ci if isinstance(ci, (list, tuple)) and len(ci) == 2 else (None, None)
     d = interval_decimals(effect, lo, hi)
     return f"{signed(effect, d)} [{signed(lo, d)}, {signed(hi, d)}]"
 
@@ -95,8 +95,9 @@ def group_metric(records: list[dict], name: str, dataset: str, framework: str, m
     """The metric over the seeds of one group (records with status ok and a finite value)."""
     out = []
     for r in records:
-        if (spec_name(r), r.get("dataset"), r.get("framework")) == (name, dataset, framework) \
-                and r.get("status") == "ok":
+        if (spec_name(r), r.get("dataset"), r.get("framework")) == (name, dataset, framework) and r.get(
+            "status"
+        ) == "ok":
             x = as_float((r.get("metrics") or {}).get(metric))
             if math.isfinite(x):
                 out.append(x)
@@ -121,8 +122,12 @@ def claim_errorbars(claim: dict, records: list[dict]) -> str | None:
     if not panels:
         return None
     plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(max(4.0, 2.2 * max(len(p) for p in panels.values()))
-                                                      * min(len(panels), 2), 3.0), squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        len(panels),
+        figsize=(max(4.0, 2.2 * max(len(p) for p in panels.values())) * min(len(panels), 2), 3.0),
+        squeeze=False,
+    )
     colours = {"treatment": "tab:blue", "control": "tab:orange"}
     for ax, (metric, entries) in zip(axes[0], panels.items()):
         seen = set()
@@ -132,8 +137,16 @@ def claim_errorbars(claim: dict, records: list[dict]) -> str | None:
                     continue
                 x = i + (-0.12 if role == "treatment" else 0.12)
                 label = f"{role}: {name}"
-                ax.errorbar([x], [mean], yerr=[[mean - lo], [hi - mean]], fmt="o", capsize=4, color=colours[role],
-                            label=None if label in seen else label, ms=5)
+                ax.errorbar(
+                    [x],
+                    [mean],
+                    yerr=[[mean - lo], [hi - mean]],
+                    fmt="o",
+                    capsize=4,
+                    color=colours[role],
+                    label=None if label in seen else label,
+                    ms=5,
+                )
                 seen.add(label)
         ax.set_xticks(range(len(entries)), [e[0] for e in entries], fontsize=7)
         better = entries[0][2]
@@ -176,8 +189,9 @@ def loss_figure(curves: dict[int, tuple[np.ndarray, dict]], title: str) -> str |
     last = max(float(np.nanmax(steps)) for steps, _ in curves.values())
     first = min(float(np.nanmin(steps)) for steps, _ in curves.values())
     for ax in axes[:, 0]:
-        ax.axvspan(max(first, last - FINAL_WINDOW + 1), last, color="0.85", zorder=0,
-                   label=f"final {FINAL_WINDOW} steps")
+        ax.axvspan(
+            max(first, last - FINAL_WINDOW + 1), last, color="0.85", zorder=0, label=f"final {FINAL_WINDOW} steps"
+        )
     axes[0, 0].legend(fontsize=7, ncol=min(6, len(curves) + 1))
     axes[0, 0].set_title(title, fontsize=9)
     axes[-1, 0].set_xlabel("step")
@@ -201,10 +215,14 @@ def latent_figure(npz_path, title: str) -> str | None:
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
-    pca = PCA(n_components=2, random_state=LATENT_SEED).fit_transform(means) if means.shape[1] >= 2 else \
-        np.c_[means[:, 0], np.zeros(len(means))]
-    tsne = TSNE(n_components=2, perplexity=min(30.0, (len(means) - 1) / 3), init="pca",
-                random_state=LATENT_SEED).fit_transform(means)
+    pca = (
+        PCA(n_components=2, random_state=LATENT_SEED).fit_transform(means)
+        if means.shape[1] >= 2
+        else np.c_[means[:, 0], np.zeros(len(means))]
+    )
+    tsne = TSNE(
+        n_components=2, perplexity=min(30.0, (len(means) - 1) / 3), init="pca", random_state=LATENT_SEED
+    ).fit_transform(means)
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(9, 4))
     for ax, xy, name in ((axes[0], tsne, "t-SNE"), (axes[1], pca, "PCA")):

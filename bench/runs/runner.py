@@ -32,23 +32,38 @@ from pathlib import Path
 import numpy as np
 
 from ..core import cpu, data, facts, registry
-from . import plots, records, trained
-from .provenance import code_hash
 from ..core.divergence import final_losses, losses_diverged
 from ..core.randomness import real_batches_per_step, step_noise
 from ..core.registry import DEFAULT_VARIANT
 from ..core.specs import ExperimentSpec
+from . import plots, records, trained
+from .provenance import code_hash
 
 GRID_SIZE = 64
 EVAL_SEED_KEY = 4  # metrics draw their samples from default_rng([seed, EVAL_SEED_KEY])
 EVALUATE_AGAIN = ("trained", "metrics_failed", "interrupted")  # with a saved state
 
 
-def experiment_identity(spec: ExperimentSpec, framework: str, *, device="cpu", variant=None, profile=None,
-                        n_eval=2000, randomness="reproducible") -> dict:
+def experiment_identity(
+    spec: ExperimentSpec,
+    framework: str,
+    *,
+    device="cpu",
+    variant=None,
+    profile=None,
+    n_eval=2000,
+    randomness="reproducible",
+) -> dict:
     """{"hash", "id", "inputs"} of one experiment (bench/runs/records.py: the identity rule)."""
-    return records.identity(spec, framework, variant=variant or DEFAULT_VARIANT[framework], device=device,
-                            profile=profile, n_eval=n_eval, randomness=randomness)
+    return records.identity(
+        spec,
+        framework,
+        variant=variant or DEFAULT_VARIANT[framework],
+        device=device,
+        profile=profile,
+        n_eval=n_eval,
+        randomness=randomness,
+    )
 
 
 class TrainingData:
@@ -148,19 +163,45 @@ def plan(existing: dict | None, ident: dict, exp_dir: Path, *, metrics=True, fre
 
 def _base_record(spec, framework, ident, device, exp_id) -> dict:
     return {
-        "schema_version": records.SCHEMA_VERSION, "id": exp_id, "spec_hash": ident["hash"],
+        "schema_version": records.SCHEMA_VERSION,
+        "id": exp_id,
+        "spec_hash": ident["hash"],
         "code_hash": code_hash(),  # the training code's version (bench/runs/provenance.py), not in the identity
-        "identity": ident["inputs"], "experiment": spec.name, "dataset": spec.dataset, "framework": framework,
-        "seed": spec.seed, "spec": spec.to_dict(), "device": device, "variant": ident["inputs"]["variant"],
-        "profile": ident["inputs"]["profile"], "n_eval": ident["inputs"]["n_eval"], "float32_precision": None,
-        "command": list(sys.argv), "versions": records.versions(),
-        "git_revision": records.git_revision(), "host": records.host(), "error": None, "errors": {},
+        "identity": ident["inputs"],
+        "experiment": spec.name,
+        "dataset": spec.dataset,
+        "framework": framework,
+        "seed": spec.seed,
+        "spec": spec.to_dict(),
+        "device": device,
+        "variant": ident["inputs"]["variant"],
+        "profile": ident["inputs"]["profile"],
+        "n_eval": ident["inputs"]["n_eval"],
+        "float32_precision": None,
+        "command": list(sys.argv),
+        "versions": records.versions(),
+        "git_revision": records.git_revision(),
+        "host": records.host(),
+        "error": None,
+        "errors": {},
     }
 
 
-def run_experiment(spec: ExperimentSpec, framework: str, run_dir, *, device="cpu", variant=None, profile=None,
-                   data_dir=None, progress=True, metrics=True, n_eval=2000, command=None,
-                   randomness="reproducible") -> dict:
+def run_experiment(
+    spec: ExperimentSpec,
+    framework: str,
+    run_dir,
+    *,
+    device="cpu",
+    variant=None,
+    profile=None,
+    data_dir=None,
+    progress=True,
+    metrics=True,
+    n_eval=2000,
+    command=None,
+    randomness="reproducible",
+) -> dict:
     """Train `spec` in `framework`, save its state, evaluate it, write its files under run_dir;
     return its record. Re-raises KeyboardInterrupt after writing an "interrupted" record.
     `randomness`: each step's random inputs from the NumPy stream, or the twin's NativeDraws.
@@ -170,8 +211,9 @@ def run_experiment(spec: ExperimentSpec, framework: str, run_dir, *, device="cpu
 
     run_dir = Path(run_dir)
     dataset = data.open_dataset(spec.source_dataset, data_dir)
-    ident = experiment_identity(spec, framework, device=device, variant=variant, profile=profile, n_eval=n_eval,
-                                randomness=randomness)
+    ident = experiment_identity(
+        spec, framework, device=device, variant=variant, profile=profile, n_eval=n_eval, randomness=randomness
+    )
     exp_id = ident["id"]
     exp_dir = run_dir / exp_id
     exp_dir.mkdir(parents=True, exist_ok=True)
@@ -238,19 +280,25 @@ def run_experiment(spec: ExperimentSpec, framework: str, run_dir, *, device="cpu
         bar.close()
     from ..metrics.stability import loss_summary
 
-    record.update({
-        "status": status, "phase": phase, "steps_done": steps_done, "final_losses": final_losses(history),
-        "metrics": loss_summary(history), "metrics_evaluated": False,
-        "timing": _timing(step_times, spec.batch_size * n_real, loop_times), "state": None,
-    })
+    record.update(
+        {
+            "status": status,
+            "phase": phase,
+            "steps_done": steps_done,
+            "final_losses": final_losses(history),
+            "metrics": loss_summary(history),
+            "metrics_evaluated": False,
+            "timing": _timing(step_times, spec.batch_size * n_real, loop_times),
+            "state": None,
+        }
+    )
     record["timing"]["wall_s"] = record["timing"]["train_s_wall"] = time.perf_counter() - t_start
     record["trained_at"] = records.now_iso()
     if status == "ok":  # trained: keep the weights before anything else can fail
         record["state"] = records.save_state(exp_dir / records.STATE_FILE, trainer.get_weights())
         record["status"] = "trained"
     elif status == "diverged" and steps_done:
-        _try(record, "loss_curves", lambda: plots.save_loss_curves(exp_dir / "losses.csv",
-                                                                   exp_dir / "loss_curves.png"))
+        _try(record, "loss_curves", lambda: plots.save_loss_curves(exp_dir / "losses.csv", exp_dir / "loss_curves.png"))
     if record["status"] != "trained":
         record["ended_at"] = records.now_iso()
         record["trained"] = dict(zip(("ok", "why"), trained.check(record)))
@@ -262,26 +310,61 @@ def run_experiment(spec: ExperimentSpec, framework: str, run_dir, *, device="cpu
     return evaluate(trainer, spec, record, run_dir, metrics=metrics, n_eval=n_eval, dataset=dataset)
 
 
-def failed_record(spec: ExperimentSpec, framework: str, run_dir, error: str, *, device="cpu", variant=None,
-                  profile=None, n_eval=2000, command=None, randomness="reproducible") -> dict:
+def failed_record(
+    spec: ExperimentSpec,
+    framework: str,
+    run_dir,
+    error: str,
+    *,
+    device="cpu",
+    variant=None,
+    profile=None,
+    n_eval=2000,
+    command=None,
+    randomness="reproducible",
+) -> dict:
     """Write and return the `failed` record of an experiment whose training ended without
     writing one (its process was killed): the next run of the same experiment trains it again."""
     from ..metrics.stability import loss_summary
 
-    ident = experiment_identity(spec, framework, device=device, variant=variant, profile=profile, n_eval=n_eval,
-                                randomness=randomness)
+    ident = experiment_identity(
+        spec, framework, device=device, variant=variant, profile=profile, n_eval=n_eval, randomness=randomness
+    )
     record = _base_record(spec, framework, ident, device, ident["id"])
     if command is not None:
         record["command"] = list(command)
-    record.update({"status": "failed", "phase": "training", "steps_done": 0, "final_losses": {},
-                   "metrics": loss_summary({}), "metrics_evaluated": False, "timing": _timing([], spec.batch_size),
-                   "state": None, "error": error, "errors": {"training": error}, "ended_at": records.now_iso()})
+    record.update(
+        {
+            "status": "failed",
+            "phase": "training",
+            "steps_done": 0,
+            "final_losses": {},
+            "metrics": loss_summary({}),
+            "metrics_evaluated": False,
+            "timing": _timing([], spec.batch_size),
+            "state": None,
+            "error": error,
+            "errors": {"training": error},
+            "ended_at": records.now_iso(),
+        }
+    )
     records.write_record(Path(run_dir) / "records" / f"{ident['id']}.json", record)
     return record
 
 
-def evaluate_saved(spec: ExperimentSpec, framework: str, run_dir, existing: dict, *, device="cpu", variant=None,
-                   data_dir=None, metrics=True, n_eval=2000, command=None) -> dict:
+def evaluate_saved(
+    spec: ExperimentSpec,
+    framework: str,
+    run_dir,
+    existing: dict,
+    *,
+    device="cpu",
+    variant=None,
+    data_dir=None,
+    metrics=True,
+    n_eval=2000,
+    command=None,
+) -> dict:
     """Evaluate an experiment from its saved state (a `trained`, `metrics_failed` or
     evaluation-interrupted record, or an `ok` one evaluated without metrics): rebuild the
     trainer, load the weights, run the evaluation (on `data_dir`'s Dataset, opened once), update
@@ -301,8 +384,15 @@ def evaluate_saved(spec: ExperimentSpec, framework: str, run_dir, existing: dict
     if command is not None:
         record["command"] = list(command)
     record["evaluation_started_at"] = records.now_iso()
-    return evaluate(trainer, spec, record, run_dir, metrics=metrics, n_eval=n_eval,
-                    dataset=data.open_dataset(spec.source_dataset, data_dir))
+    return evaluate(
+        trainer,
+        spec,
+        record,
+        run_dir,
+        metrics=metrics,
+        n_eval=n_eval,
+        dataset=data.open_dataset(spec.source_dataset, data_dir),
+    )
 
 
 def _try(record: dict, part: str, fn) -> bool:
@@ -319,8 +409,17 @@ def _try(record: dict, part: str, fn) -> bool:
         return False
 
 
-def evaluate(trainer, spec: ExperimentSpec, record: dict, run_dir, *, metrics=True, n_eval=2000,
-             dataset: data.Dataset | None = None, data_dir=None) -> dict:
+def evaluate(
+    trainer,
+    spec: ExperimentSpec,
+    record: dict,
+    run_dir,
+    *,
+    metrics=True,
+    n_eval=2000,
+    dataset: data.Dataset | None = None,
+    data_dir=None,
+) -> dict:
     """The evaluation of a trained record: final sample grid, latent figures (VAEs), loss
     curves, metrics, all on `dataset` (else spec.source_dataset opened from `data_dir`). Writes the
     record as ok, metrics_failed or (Ctrl-C, re-raised) interrupted."""
@@ -334,15 +433,18 @@ def evaluate(trainer, spec: ExperimentSpec, record: dict, run_dir, *, metrics=Tr
     if spec.has_encoder and spec.is_image:
         parts.append(("latent_figures", lambda: save_latent_figures(trainer, spec, exp_dir, dataset)))
     if (exp_dir / "losses.csv").exists():
-        parts.append(("loss_curves", lambda: plots.save_loss_curves(exp_dir / "losses.csv",
-                                                                  exp_dir / "loss_curves.png")))
+        parts.append(
+            ("loss_curves", lambda: plots.save_loss_curves(exp_dir / "losses.csv", exp_dir / "loss_curves.png"))
+        )
     if metrics:
+
         def compute():
             from .. import metrics as m
 
             out = dict(record["metrics"])
-            evaluated = m.metrics_for(spec, trainer, np.random.default_rng([spec.seed, EVAL_SEED_KEY]),
-                                      n_samples=n_eval, dataset=dataset)
+            evaluated = m.metrics_for(
+                spec, trainer, np.random.default_rng([spec.seed, EVAL_SEED_KEY]), n_samples=n_eval, dataset=dataset
+            )
             out.update(evaluated)
             record["metrics"] = out
             record["metrics_evaluated"] = True
@@ -381,8 +483,15 @@ def _curve_point(trainer, spec, step: int, n_eval: int, dataset, exp_dir) -> dic
 
     point = {"step": step}
     try:
-        point.update(m.metrics_for(spec, trainer, np.random.default_rng([spec.seed, EVAL_SEED_KEY, step]),
-                                   n_samples=n_eval, dataset=dataset))
+        point.update(
+            m.metrics_for(
+                spec,
+                trainer,
+                np.random.default_rng([spec.seed, EVAL_SEED_KEY, step]),
+                n_samples=n_eval,
+                dataset=dataset,
+            )
+        )
     except Exception as e:  # noqa: BLE001 - recorded in the point
         point["error"] = f"{type(e).__name__}: {e}"
     _append_curve(exp_dir / "curve.csv", point)
@@ -410,11 +519,22 @@ def _timing(step_times: list[float], images_per_step: int, loop_times=()) -> dic
     leaves them out); overhead_pct = 100 (loop - step) / step."""
     nan = float("nan")
     if not step_times:
-        return {"train_s": 0.0, "ms_per_step": nan, "images_per_s": nan, "first_step_ms": nan,
-                "loop_ms_per_step": nan, "overhead_pct": nan}
+        return {
+            "train_s": 0.0,
+            "ms_per_step": nan,
+            "images_per_s": nan,
+            "first_step_ms": nan,
+            "loop_ms_per_step": nan,
+            "overhead_pct": nan,
+        }
     steady = step_times[1:] or step_times
     median = float(np.median(steady))
     loop = float(np.median(loop_times[1:] or loop_times)) if len(loop_times) else nan
-    return {"train_s": float(sum(step_times)), "ms_per_step": 1000.0 * median,
-            "images_per_s": images_per_step / median, "first_step_ms": 1000.0 * step_times[0],
-            "loop_ms_per_step": 1000.0 * loop, "overhead_pct": 100.0 * (loop - median) / median}
+    return {
+        "train_s": float(sum(step_times)),
+        "ms_per_step": 1000.0 * median,
+        "images_per_s": images_per_step / median,
+        "first_step_ms": 1000.0 * step_times[0],
+        "loop_ms_per_step": 1000.0 * loop,
+        "overhead_pct": 100.0 * (loop - median) / median,
+    }

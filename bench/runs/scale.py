@@ -52,8 +52,15 @@ def greedy_makespan(times: list[float], n: int) -> float:
 def projection(times: list[float], workers=WORKERS, speedup: float = 1.0) -> list[dict]:
     times = [t / speedup for t in times]
     longest, total = max(times, default=0.0), sum(times)
-    return [{"workers": n, "waves_s": math.ceil(len(times) / n) * longest, "greedy_s": greedy_makespan(times, n),
-             "bound_s": max(total / n, longest)} for n in workers]
+    return [
+        {
+            "workers": n,
+            "waves_s": math.ceil(len(times) / n) * longest,
+            "greedy_s": greedy_makespan(times, n),
+            "bound_s": max(total / n, longest),
+        }
+        for n in workers
+    ]
 
 
 def _hms(s: float) -> str:
@@ -61,12 +68,17 @@ def _hms(s: float) -> str:
 
 
 def markdown(times: list[float], workers=WORKERS, speedup: float = 1.0) -> str:
-    lines = [f"{len(times)} runs, {_hms(sum(times))} of run time in all, longest run {_hms(max(times, default=0))}"
-             + (f"; every run's time divided by an assumed speed-up of {speedup:g}" if speedup != 1 else ""), "",
-             "| workers | waves: ceil(runs/N) x longest | greedy, longest first | bound: max(total/N, longest) |",
-             "|---|---|---|---|"]
+    lines = [
+        f"{len(times)} runs, {_hms(sum(times))} of run time in all, longest run {_hms(max(times, default=0))}"
+        + (f"; every run's time divided by an assumed speed-up of {speedup:g}" if speedup != 1 else ""),
+        "",
+        "| workers | waves: ceil(runs/N) x longest | greedy, longest first | bound: max(total/N, longest) |",
+        "|---|---|---|---|",
+    ]
     for row in projection(times, workers, speedup):
-        lines.append(f"| {row['workers']} | {_hms(row['waves_s'])} | {_hms(row['greedy_s'])} | {_hms(row['bound_s'])} |")
+        lines.append(
+            f"| {row['workers']} | {_hms(row['waves_s'])} | {_hms(row['greedy_s'])} | {_hms(row['bound_s'])} |"
+        )
     return "\n".join(lines)
 
 

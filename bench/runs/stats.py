@@ -28,8 +28,11 @@ from scipy import optimize, stats
 
 LEVEL = 0.95
 NAN = float("nan")
-CORRECTIONS = {"holm": "Holm (step-down, family-wise error rate)",
-               "bh": "Benjamini-Hochberg (false discovery rate)", "none": "none"}
+CORRECTIONS = {
+    "holm": "Holm (step-down, family-wise error rate)",
+    "bh": "Benjamini-Hochberg (false discovery rate)",
+    "none": "none",
+}
 
 
 @dataclass
@@ -111,7 +114,7 @@ def welch(a, b, level: float = LEVEL) -> Estimate:
     se = math.sqrt(va + vb)
     if se == 0:  # no spread at all: the difference is exact
         return Estimate(diff, diff, diff, "t", 0.0, float(len(a) + len(b) - 2))
-    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
     half = float(stats.t.ppf(0.5 + level / 2, df)) * se
     return Estimate(diff, diff - half, diff + half, "t", se, float(df))
 
@@ -145,8 +148,7 @@ def spread_ratio(control, treatment, level: float = LEVEL) -> Estimate:
     q = (1 - level) / 2
     lo = 0.5 * math.log(r / stats.f.ppf(1 - q, dc, dt))
     hi = 0.5 * math.log(r / stats.f.ppf(q, dc, dt))
-    return Estimate(0.5 * math.log(r), lo, hi, "logvar",
-                    extra={"ratio": r, "df_control": dc, "df_treatment": dt})
+    return Estimate(0.5 * math.log(r), lo, hi, "logvar", extra={"ratio": r, "df_control": dc, "df_treatment": dt})
 
 
 def wilson(k: int, n: int, level: float = LEVEL) -> tuple[float, float]:
@@ -160,8 +162,9 @@ def wilson(k: int, n: int, level: float = LEVEL) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def rate_difference(k_control: int, n_control: int, k_treatment: int, n_treatment: int,
-                    level: float = LEVEL) -> Estimate:
+def rate_difference(
+    k_control: int, n_control: int, k_treatment: int, n_treatment: int, level: float = LEVEL
+) -> Estimate:
     """rate(control) - rate(treatment) of failures (positive when the treatment fails less),
     Newcombe's hybrid score interval (1998, method 10) and Fisher's exact one-sided tests."""
     if n_control == 0 or n_treatment == 0:
@@ -261,10 +264,10 @@ def difference(a: Estimate, b: Estimate, level: float = LEVEL) -> Estimate:
     if a.kind != "t" or b.kind != "t" or not (math.isfinite(a.se) and math.isfinite(b.se)):
         return _nan_estimate()
     d = a.effect - b.effect
-    v = a.se ** 2 + b.se ** 2
+    v = a.se**2 + b.se**2
     if v == 0:
         return Estimate(d, d, d, "t", 0.0, a.df + b.df)
-    df = v ** 2 / (a.se ** 4 / a.df + b.se ** 4 / b.df)
+    df = v**2 / (a.se**4 / a.df + b.se**4 / b.df)
     half = float(stats.t.ppf(0.5 + level / 2, df)) * math.sqrt(v)
     return Estimate(d, d - half, d + half, "t", math.sqrt(v), float(df))
 

@@ -29,9 +29,16 @@ from .trained import cell as trained_cell
 
 def flat_row(rec: dict) -> dict:
     timing = rec.get("timing") or {}
-    row = {"experiment": rec["experiment"], "dataset": rec["dataset"], "framework": rec["framework"],
-           "seed": rec["seed"], "status": rec["status"], "steps": rec.get("steps_done", 0),
-           "ms/step": timing.get("ms_per_step", float("nan")), "img/s": timing.get("images_per_s", float("nan"))}
+    row = {
+        "experiment": rec["experiment"],
+        "dataset": rec["dataset"],
+        "framework": rec["framework"],
+        "seed": rec["seed"],
+        "status": rec["status"],
+        "steps": rec.get("steps_done", 0),
+        "ms/step": timing.get("ms_per_step", float("nan")),
+        "img/s": timing.get("images_per_s", float("nan")),
+    }
     if "loop_ms_per_step" in timing:  # the whole loop iteration, for records that time it
         row["loop ms/step"], row["overhead %"] = timing["loop_ms_per_step"], timing.get("overhead_pct", float("nan"))
     for k, v in rec.get("final_losses", {}).items():
@@ -77,7 +84,7 @@ def _error(rec: dict) -> str:
 
 def _md_cell(text: str) -> str:
     text = " ".join(text.split()).replace("|", "\\|")
-    return text if len(text) <= ERROR_WIDTH else text[:ERROR_WIDTH - 3] + "..."
+    return text if len(text) <= ERROR_WIDTH else text[: ERROR_WIDTH - 3] + "..."
 
 
 def results_table(recs: list[dict]) -> tuple[str, str]:
@@ -88,8 +95,11 @@ def results_table(recs: list[dict]) -> tuple[str, str]:
     for row, rec in zip(rows, recs):  # the study's criterion (bench/runs/trained.py): yes, no (why), or empty
         row["trained"] = trained_cell(rec)
     cols = ["experiment", "dataset", "framework", "seed", "status", "steps"] + names + ["trained", "error"]
-    md = tabulate([[_md_cell(r["error"]) if c == "error" else _fmt(r.get(c, "")) for c in cols] for r in rows],
-                  headers=cols, tablefmt="github")
+    md = tabulate(
+        [[_md_cell(r["error"]) if c == "error" else _fmt(r.get(c, "")) for c in cols] for r in rows],
+        headers=cols,
+        tablefmt="github",
+    )
     return md, _csv(rows, cols)
 
 
@@ -161,15 +171,29 @@ def comparison_table(recs: list[dict]) -> tuple[str, str]:
                 ratio = a / b if b and math.isfinite(a) and math.isfinite(b) else float("nan")
                 line[f"{frameworks[0]}/{frameworks[1]}"] = _fmt(ratio) if math.isfinite(ratio) else ""
             out.append(line)
-    cols = ["experiment", "dataset", "metric"] + frameworks + (
-        [f"{frameworks[0]}/{frameworks[1]}"] if len(frameworks) == 2 else [])
-    md = tabulate([[_md_cell(r.get(c, "")) if r["metric"] == "status" else r.get(c, "") for c in cols] for r in out],
-                  headers=cols, tablefmt="github")
+    cols = (
+        ["experiment", "dataset", "metric"]
+        + frameworks
+        + ([f"{frameworks[0]}/{frameworks[1]}"] if len(frameworks) == 2 else [])
+    )
+    md = tabulate(
+        [[_md_cell(r.get(c, "")) if r["metric"] == "status" else r.get(c, "") for c in cols] for r in out],
+        headers=cols,
+        tablefmt="github",
+    )
     return md, _csv(out, cols)
 
 
-ABLATION_METRICS = ("fid", "classes_covered", "class_kl", "modes_covered", "high_quality_share", "test_elbo",
-                    "d_loss_std", "diverged")
+ABLATION_METRICS = (
+    "fid",
+    "classes_covered",
+    "class_kl",
+    "modes_covered",
+    "high_quality_share",
+    "test_elbo",
+    "d_loss_std",
+    "diverged",
+)
 
 
 def ablation_table(recs: list[dict]) -> tuple[str, str] | None:
@@ -223,28 +247,38 @@ def render(run_dir) -> dict[str, Path]:
     return written
 
 
-FIGURES = (("samples_final.png", "samples (fixed noise)"), ("loss_curves.png", "loss curves"),
-           ("latent_pca.png", "latent PCA"), ("interpolation.png", "interpolation"))
+FIGURES = (
+    ("samples_final.png", "samples (fixed noise)"),
+    ("loss_curves.png", "loss curves"),
+    ("latent_pca.png", "latent PCA"),
+    ("interpolation.png", "interpolation"),
+)
 
 
 def report(run_dir: Path, recs: list[dict]) -> str:
     """A page that links the tables and shows each experiment's figures, frameworks side by side."""
-    lines = [f"# genbench run: {run_dir.name}", "",
-             "Tables: [comparison](comparison.md) ([csv](comparison.csv)), [results](results.md) "
-             "([csv](results.csv)), and where the run pairs a model with its stabilized variants, "
-             "[ablation](ablation.md).", ""]
+    lines = [
+        f"# genbench run: {run_dir.name}",
+        "",
+        "Tables: [comparison](comparison.md) ([csv](comparison.csv)), [results](results.md) "
+        "([csv](results.csv)), and where the run pairs a model with its stabilized variants, "
+        "[ablation](ablation.md).",
+        "",
+    ]
     groups: dict[tuple, list[dict]] = {}
     for r in recs:
         groups.setdefault((r["experiment"], r["dataset"], r["seed"]), []).append(r)
     for (exp, ds, seed), rs in groups.items():
         rs = sorted(rs, key=lambda r: r["framework"] != "torch")
-        lines += [f"## {exp} on {ds}, seed {seed}", "",
-                  "| figure | " + " | ".join(f"{r['framework']} ({r['status']})" for r in rs) + " |",
-                  "|---|" + "---|" * len(rs)]
+        lines += [
+            f"## {exp} on {ds}, seed {seed}",
+            "",
+            "| figure | " + " | ".join(f"{r['framework']} ({r['status']})" for r in rs) + " |",
+            "|---|" + "---|" * len(rs),
+        ]
         for fname, title in FIGURES:
             if any((run_dir / r["id"] / fname).exists() for r in rs):
-                cells = [f"![{title}]({r['id']}/{fname})" if (run_dir / r["id"] / fname).exists() else ""
-                         for r in rs]
+                cells = [f"![{title}]({r['id']}/{fname})" if (run_dir / r["id"] / fname).exists() else "" for r in rs]
                 lines.append(f"| {title} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines) + "\n"

@@ -53,8 +53,9 @@ def main(argv=None) -> int:
     job = json.loads(a.job.read_text())
     exp_dir = Path(job["run_dir"]) / job["id"]
     marker = exp_dir / "worker.json"
-    records.atomic_write_text(marker, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                                  "started_at": records.now_iso()}) + "\n")
+    records.atomic_write_text(
+        marker, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started_at": records.now_iso()}) + "\n"
+    )
     code = 0
     try:
         _die_with_parent(a.parent)

@@ -39,13 +39,26 @@ def torch_dcgan_step(spec: ExperimentSpec, device: str = "cpu", seed: int = 0):
     torch.manual_seed(seed)
     slope = spec.generator.leaky_slope
     G = nn.Sequential(
-        nn.Linear(spec.latent_dim, g1 * 49), nn.Unflatten(1, (g1, 7, 7)), nn.BatchNorm2d(g1), nn.LeakyReLU(slope),
-        nn.ConvTranspose2d(g1, g2, 4, 2, 1), nn.BatchNorm2d(g2), nn.LeakyReLU(slope),
-        nn.ConvTranspose2d(g2, 1, 4, 2, 1), nn.Tanh()).to(device)
+        nn.Linear(spec.latent_dim, g1 * 49),
+        nn.Unflatten(1, (g1, 7, 7)),
+        nn.BatchNorm2d(g1),
+        nn.LeakyReLU(slope),
+        nn.ConvTranspose2d(g1, g2, 4, 2, 1),
+        nn.BatchNorm2d(g2),
+        nn.LeakyReLU(slope),
+        nn.ConvTranspose2d(g2, 1, 4, 2, 1),
+        nn.Tanh(),
+    ).to(device)
     D = nn.Sequential(
-        nn.Conv2d(1, d1, 4, 2, 1), nn.LeakyReLU(slope), nn.Dropout(p),
-        nn.Conv2d(d1, d2, 4, 2, 1), nn.LeakyReLU(slope), nn.Dropout(p),
-        nn.Flatten(), nn.Linear(d2 * 49, 1)).to(device)
+        nn.Conv2d(1, d1, 4, 2, 1),
+        nn.LeakyReLU(slope),
+        nn.Dropout(p),
+        nn.Conv2d(d1, d2, 4, 2, 1),
+        nn.LeakyReLU(slope),
+        nn.Dropout(p),
+        nn.Flatten(),
+        nn.Linear(d2 * 49, 1),
+    ).to(device)
     opt_g = torch.optim.RMSprop(G.parameters(), lr=spec.g_optimizer.lr, alpha=spec.g_optimizer.rho)
     opt_d = torch.optim.RMSprop(D.parameters(), lr=spec.d_optimizer.lr, alpha=spec.d_optimizer.rho)
     bce = nn.BCEWithLogitsLoss()
@@ -78,15 +91,32 @@ def keras_dcgan_step(spec: ExperimentSpec, seed: int = 0):
     g1, g2, d1, d2, p = _check(spec)
     keras.utils.set_random_seed(seed)
     slope = spec.generator.leaky_slope
-    G = keras.Sequential([
-        keras.Input((spec.latent_dim,)), layers.Dense(g1 * 49), layers.Reshape((7, 7, g1)),
-        layers.BatchNormalization(), layers.LeakyReLU(slope),
-        layers.Conv2DTranspose(g2, 4, 2, padding="same"), layers.BatchNormalization(), layers.LeakyReLU(slope),
-        layers.Conv2DTranspose(1, 4, 2, padding="same", activation="tanh")])
-    D = keras.Sequential([
-        keras.Input((28, 28, 1)), layers.Conv2D(d1, 4, 2, padding="same"), layers.LeakyReLU(slope),
-        layers.Dropout(p), layers.Conv2D(d2, 4, 2, padding="same"), layers.LeakyReLU(slope), layers.Dropout(p),
-        layers.Flatten(), layers.Dense(1)])
+    G = keras.Sequential(
+        [
+            keras.Input((spec.latent_dim,)),
+            layers.Dense(g1 * 49),
+            layers.Reshape((7, 7, g1)),
+            layers.BatchNormalization(),
+            layers.LeakyReLU(slope),
+            layers.Conv2DTranspose(g2, 4, 2, padding="same"),
+            layers.BatchNormalization(),
+            layers.LeakyReLU(slope),
+            layers.Conv2DTranspose(1, 4, 2, padding="same", activation="tanh"),
+        ]
+    )
+    D = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            layers.Conv2D(d1, 4, 2, padding="same"),
+            layers.LeakyReLU(slope),
+            layers.Dropout(p),
+            layers.Conv2D(d2, 4, 2, padding="same"),
+            layers.LeakyReLU(slope),
+            layers.Dropout(p),
+            layers.Flatten(),
+            layers.Dense(1),
+        ]
+    )
     opt_g = keras.optimizers.RMSprop(spec.g_optimizer.lr, rho=spec.g_optimizer.rho)
     opt_d = keras.optimizers.RMSprop(spec.d_optimizer.lr, rho=spec.d_optimizer.rho)
     bce = keras.losses.BinaryCrossentropy(from_logits=True)
@@ -96,12 +126,10 @@ def keras_dcgan_step(spec: ExperimentSpec, seed: int = 0):
     def train_step(x):
         with tf.GradientTape() as tape:
             fake = G(tf.random.normal((b, spec.latent_dim)), training=True)
-            loss_d = (bce(tf.ones((b, 1)), D(x, training=True))
-                      + bce(tf.zeros((b, 1)), D(fake, training=True)))
+            loss_d = bce(tf.ones((b, 1)), D(x, training=True)) + bce(tf.zeros((b, 1)), D(fake, training=True))
         opt_d.apply_gradients(zip(tape.gradient(loss_d, D.trainable_weights), D.trainable_weights))
         with tf.GradientTape() as tape:
-            loss_g = bce(tf.ones((b, 1)), D(G(tf.random.normal((b, spec.latent_dim)), training=True),
-                                            training=True))
+            loss_g = bce(tf.ones((b, 1)), D(G(tf.random.normal((b, spec.latent_dim)), training=True), training=True))
         opt_g.apply_gradients(zip(tape.gradient(loss_g, G.trainable_weights), G.trainable_weights))
         return loss_d, loss_g
 

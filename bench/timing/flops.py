@@ -64,7 +64,7 @@ class NetCost:
     igrad_to_tap: int  # input gradients of the layers up to the feature tap (VAE-GAN)
 
     @classmethod
-    def of(cls, layers: list[arch.Layer]) -> "NetCost":
+    def of(cls, layers: list[arch.Layer]) -> NetCost:
         costs = [layer_flops(layer) for layer in layers if layer.kind in PARAMETRIZED]
         to_tap, seen_tap = 0, False
         for layer in layers:
@@ -73,8 +73,13 @@ class NetCost:
             if layer.kind in PARAMETRIZED:
                 to_tap += layer_flops(layer)
             seen_tap = layer.feature_tap
-        return cls(fwd=sum(costs), wgrad=sum(costs), igrad=sum(costs),
-                    igrad_inner=sum(costs[1:]), igrad_to_tap=to_tap if seen_tap else 0)
+        return cls(
+            fwd=sum(costs),
+            wgrad=sum(costs),
+            igrad=sum(costs),
+            igrad_inner=sum(costs[1:]),
+            igrad_to_tap=to_tap if seen_tap else 0,
+        )
 
 
 def step_terms(spec: ExperimentSpec, batch: int | None = None) -> dict[str, int]:

@@ -85,8 +85,13 @@ def _tf_layer(layer, x, masks):
     return run
 
 
-def layer_rows(model: str = "dcgan", batch: int = 64, rounds: int = 30, frameworks=("torch", "tensorflow"),
-               peak_gflops: float | None = None) -> list[dict]:
+def layer_rows(
+    model: str = "dcgan",
+    batch: int = 64,
+    rounds: int = 30,
+    frameworks=("torch", "tensorflow"),
+    peak_gflops: float | None = None,
+) -> list[dict]:
     """One row per (network, layer, framework): ms forward + backward, GFLOP/s, % of peak."""
     spec = registry.experiment(model, batch_size=batch, steps=1)
     rng = np.random.default_rng(0)
@@ -100,10 +105,19 @@ def layer_rows(model: str = "dcgan", batch: int = 64, rounds: int = 30, framewor
                 run = (_torch_layer if fw == "torch" else _tf_layer)(layer, x, masks)
                 seconds = _timed(run, rounds)
                 gflops = work / seconds / 1e9 if work else None
-                rows.append({"net": net_name, "layer": layer.name, "kind": layer.kind,
-                             "shape": "x".join(map(str, layer.out_shape)), "framework": fw,
-                             "ms": 1e3 * seconds, "gflop": work / 1e9, "gflops_per_s": gflops,
-                             "percent_of_peak": 100 * gflops / peak_gflops if gflops and peak_gflops else None})
+                rows.append(
+                    {
+                        "net": net_name,
+                        "layer": layer.name,
+                        "kind": layer.kind,
+                        "shape": "x".join(map(str, layer.out_shape)),
+                        "framework": fw,
+                        "ms": 1e3 * seconds,
+                        "gflop": work / 1e9,
+                        "gflops_per_s": gflops,
+                        "percent_of_peak": 100 * gflops / peak_gflops if gflops and peak_gflops else None,
+                    }
+                )
     return rows
 
 
@@ -121,17 +135,19 @@ def render(rows: list[dict], model: str, batch: int, peak: dict | None) -> str:
             r = by[(net, name, fw)]
             line += [f"{r['ms']:.2f}", f"{r['percent_of_peak']:.0f}" if r["percent_of_peak"] else ""]
         table.append(line)
-    totals = ["total", "", "", f"{sum(by[(n, l, fws[0])]['gflop'] for n, l in keys):.3f}"]
+    totals = ["total", "", "", f"{sum(by[(n, name, fws[0])]['gflop'] for n, name in keys):.3f}"]
     for fw in fws:
-        ms = sum(by[(n, l, fw)]["ms"] for n, l in keys)
-        gemm_ms = sum(by[(n, l, fw)]["ms"] for n, l in keys if by[(n, l, fw)]["gflop"])
+        ms = sum(by[(n, name, fw)]["ms"] for n, name in keys)
+        gemm_ms = sum(by[(n, name, fw)]["ms"] for n, name in keys if by[(n, name, fw)]["gflop"])
         totals += [f"{ms:.2f}", f"{100 * gemm_ms / ms:.0f}% in GEMM layers"]
     table.append(totals)
     headers = ["layer", "kind", "output", "GFLOP (fwd+bwd)"]
     for fw in fws:
         headers += [f"{fw} ms", f"{fw} % of peak"]
-    head = (f"Layer by layer, {model}, batch {batch}: forward + input and weight gradients, each layer alone "
-            f"(`python -m bench.timing.layers`).")
+    head = (
+        f"Layer by layer, {model}, batch {batch}: forward + input and weight gradients, each layer alone "
+        f"(`python -m bench.timing.layers`)."
+    )
     if peak:
         head += f" fp32 GEMM peak in the same process: {peak['gflops']:.0f} GFLOP/s ({peak['library']})."
     return head + "\n\n" + tabulate(table, headers=headers, tablefmt="github", disable_numparse=True) + "\n"

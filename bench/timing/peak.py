@@ -76,7 +76,7 @@ LIBRARIES = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def gemm_peak(sizes: tuple = SIZES, repeats: int = 20, device: str = "cpu") -> dict:
     """{"gflops": best GFLOP/s, "library": which one at which n, "by_library": {...}}.
 
@@ -95,8 +95,13 @@ def gemm_peak(sizes: tuple = SIZES, repeats: int = 20, device: str = "cpu") -> d
     if not by_library:
         raise RuntimeError(f"no GEMM library can run on {device}")
     library = max(by_library, key=by_library.get)
-    return {"gflops": by_library[library], "library": library, "repeats": repeats, "device": device,
-            "by_library": {k: round(v, 1) for k, v in by_library.items()}}
+    return {
+        "gflops": by_library[library],
+        "library": library,
+        "repeats": repeats,
+        "device": device,
+        "by_library": {k: round(v, 1) for k, v in by_library.items()},
+    }
 
 
 def main() -> None:  # pragma: no cover - a convenience for people

@@ -48,8 +48,11 @@ def torch_ops(model: str, steps: int = 5, batch: int = 64, warmup: int = 3) -> l
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(steps):
             step()
-    ops = [{"op": e.key, "calls": e.count / steps, "ms": e.self_cpu_time_total / 1e3 / steps}
-           for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    ops = [
+        {"op": e.key, "calls": e.count / steps, "ms": e.self_cpu_time_total / 1e3 / steps}
+        for e in prof.key_averages()
+        if e.self_cpu_time_total > 0
+    ]
     return sorted(ops, key=lambda o: -o["ms"])
 
 
@@ -97,8 +100,9 @@ def table(ops: list[dict], top: int) -> str:
     rest = sum(o["ms"] for o in ops[top:])
     rows.append([f"{max(len(ops) - top, 0)} other ops", "", f"{rest:.2f}", f"{100 * rest / total:.1f}"])
     rows.append(["total", "", f"{total:.2f}", "100.0"])
-    return tabulate(rows, headers=["op", "calls/step", "ms/step", "% of profiled"], tablefmt="github",
-                    disable_numparse=True)
+    return tabulate(
+        rows, headers=["op", "calls/step", "ms/step", "% of profiled"], tablefmt="github", disable_numparse=True
+    )
 
 
 def main(argv=None) -> int:

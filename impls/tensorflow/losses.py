@@ -18,8 +18,9 @@ def _const(value, like):
 
 
 def bce_with_logits(logits, targets, weights=None, reduction="mean"):
-    return reduce(-(targets * tf.math.log_sigmoid(logits) + (1.0 - targets) * tf.math.log_sigmoid(-logits)),
-                  weights, reduction)
+    return reduce(
+        -(targets * tf.math.log_sigmoid(logits) + (1.0 - targets) * tf.math.log_sigmoid(-logits)), weights, reduction
+    )
 
 
 def reduce(per_example, weights=None, reduction="mean"):
@@ -42,16 +43,25 @@ def reduce(per_example, weights=None, reduction="mean"):
 
 
 def _sides(weights, real_weights, fake_weights):
-    return (weights if real_weights is None else real_weights,
-            weights if fake_weights is None else fake_weights)
+    return (weights if real_weights is None else real_weights, weights if fake_weights is None else fake_weights)
 
 
 def _full(like, value):
     return tf.fill(tf.shape(like), _const(value, like))
 
 
-def minimax(d_real, d_fake, real_target=1.0, fake_target=0.0, *, reduction="mean", weights=None,
-            real_weights=None, fake_weights=None, tfgan_constant=False):
+def minimax(
+    d_real,
+    d_fake,
+    real_target=1.0,
+    fake_target=0.0,
+    *,
+    reduction="mean",
+    weights=None,
+    real_weights=None,
+    fake_weights=None,
+    tfgan_constant=False,
+):
     w_real, w_fake = _sides(weights, real_weights, fake_weights)
     d_loss_real = bce_with_logits(d_real, _full(d_real, real_target), w_real, reduction)
     d_loss_fake = bce_with_logits(d_fake, _full(d_fake, fake_target), w_fake, reduction)
@@ -62,34 +72,76 @@ def minimax(d_real, d_fake, real_target=1.0, fake_target=0.0, *, reduction="mean
     return d_loss_real + d_loss_fake, d_loss_real, d_loss_fake, g_loss
 
 
-def non_saturating(d_real, d_fake, real_target=1.0, fake_target=0.0, *, reduction="mean", weights=None,
-                   real_weights=None, fake_weights=None):
-    d_loss, d_loss_real, d_loss_fake, _ = minimax(d_real, d_fake, real_target, fake_target, reduction=reduction,
-                                                  weights=weights, real_weights=real_weights,
-                                                  fake_weights=fake_weights)
-    g_loss = bce_with_logits(d_fake, tf.ones_like(d_fake), _sides(weights, real_weights, fake_weights)[1],
-                             reduction)
+def non_saturating(
+    d_real,
+    d_fake,
+    real_target=1.0,
+    fake_target=0.0,
+    *,
+    reduction="mean",
+    weights=None,
+    real_weights=None,
+    fake_weights=None,
+):
+    d_loss, d_loss_real, d_loss_fake, _ = minimax(
+        d_real,
+        d_fake,
+        real_target,
+        fake_target,
+        reduction=reduction,
+        weights=weights,
+        real_weights=real_weights,
+        fake_weights=fake_weights,
+    )
+    g_loss = bce_with_logits(d_fake, tf.ones_like(d_fake), _sides(weights, real_weights, fake_weights)[1], reduction)
     return d_loss, d_loss_real, d_loss_fake, g_loss
 
 
-def wasserstein(d_real, d_fake, real_target=1.0, fake_target=0.0, *, reduction="mean", weights=None,
-                real_weights=None, fake_weights=None):
+def wasserstein(
+    d_real,
+    d_fake,
+    real_target=1.0,
+    fake_target=0.0,
+    *,
+    reduction="mean",
+    weights=None,
+    real_weights=None,
+    fake_weights=None,
+):
     w_real, w_fake = _sides(weights, real_weights, fake_weights)
     d_loss_real = -reduce(d_real, w_real, reduction)
     d_loss_fake = reduce(d_fake, w_fake, reduction)
     return d_loss_real + d_loss_fake, d_loss_real, d_loss_fake, -reduce(d_fake, w_fake, reduction)
 
 
-def hinge(d_real, d_fake, real_target=1.0, fake_target=0.0, *, reduction="mean", weights=None,
-          real_weights=None, fake_weights=None):
+def hinge(
+    d_real,
+    d_fake,
+    real_target=1.0,
+    fake_target=0.0,
+    *,
+    reduction="mean",
+    weights=None,
+    real_weights=None,
+    fake_weights=None,
+):
     w_real, w_fake = _sides(weights, real_weights, fake_weights)
     d_loss_real = reduce(tf.nn.relu(1.0 - d_real), w_real, reduction)
     d_loss_fake = reduce(tf.nn.relu(1.0 + d_fake), w_fake, reduction)
     return d_loss_real + d_loss_fake, d_loss_real, d_loss_fake, -reduce(d_fake, w_fake, reduction)
 
 
-def lsgan(d_real, d_fake, real_target=1.0, fake_target=0.0, *, reduction="mean", weights=None,
-          real_weights=None, fake_weights=None):
+def lsgan(
+    d_real,
+    d_fake,
+    real_target=1.0,
+    fake_target=0.0,
+    *,
+    reduction="mean",
+    weights=None,
+    real_weights=None,
+    fake_weights=None,
+):
     w_real, w_fake = _sides(weights, real_weights, fake_weights)
     d_loss_real = reduce(0.5 * (d_real - _const(real_target, d_real)) ** 2, w_real, reduction)
     d_loss_fake = reduce(0.5 * (d_fake - _const(fake_target, d_fake)) ** 2, w_fake, reduction)
@@ -97,15 +149,25 @@ def lsgan(d_real, d_fake, real_target=1.0, fake_target=0.0, *, reduction="mean",
     return d_loss_real + d_loss_fake, d_loss_real, d_loss_fake, g_loss
 
 
-def ragan(d_real, d_fake, real_target=1.0, fake_target=0.0, *, reduction="mean", weights=None,
-          real_weights=None, fake_weights=None):
+def ragan(
+    d_real,
+    d_fake,
+    real_target=1.0,
+    fake_target=0.0,
+    *,
+    reduction="mean",
+    weights=None,
+    real_weights=None,
+    fake_weights=None,
+):
     w_real, w_fake = _sides(weights, real_weights, fake_weights)
     rel_real = d_real - tf.reduce_mean(d_fake)
     rel_fake = d_fake - tf.reduce_mean(d_real)
     d_loss_real = bce_with_logits(rel_real, _full(rel_real, real_target), w_real, reduction)
     d_loss_fake = bce_with_logits(rel_fake, _full(rel_fake, fake_target), w_fake, reduction)
-    g_loss = (bce_with_logits(rel_fake, tf.ones_like(rel_fake), w_fake, reduction)
-              + bce_with_logits(rel_real, tf.zeros_like(rel_real), w_real, reduction))
+    g_loss = bce_with_logits(rel_fake, tf.ones_like(rel_fake), w_fake, reduction) + bce_with_logits(
+        rel_real, tf.zeros_like(rel_real), w_real, reduction
+    )
     return d_loss_real + d_loss_fake, d_loss_real, d_loss_fake, g_loss
 
 

@@ -38,10 +38,12 @@ class Net(tf.Module):
         for layer in layers:
             for pname, shape in layer.params.items():
                 self.vars[f"{layer.name}.{pname}"] = tf.Variable(
-                    tf.zeros(tf_shape(layer, pname, shape), dtype), name=f"{layer.name}.{pname}")
+                    tf.zeros(tf_shape(layer, pname, shape), dtype), name=f"{layer.name}.{pname}"
+                )
             for pname, shape in layer.buffers.items():
                 self.vars[f"{layer.name}.{pname}"] = tf.Variable(
-                    tf.zeros(shape, dtype), trainable=False, name=f"{layer.name}.{pname}")
+                    tf.zeros(shape, dtype), trainable=False, name=f"{layer.name}.{pname}"
+                )
         self.trainable = [v for k, v in self.vars.items() if v.trainable]
         self.trainable_names = [k for k, v in self.vars.items() if v.trainable]
 
@@ -49,9 +51,16 @@ class Net(tf.Module):
         w = self.vars[f"{layer.name}.weight"]
         if not layer.spectral_norm:
             return w
-        return stabilizers.spectral_normalize(w, self.vars[f"{layer.name}.{layer.sn_buffer}"], layer.kind,
-                                              self.sn_iterations, self.sn_eps, update=self.training,
-                                              form=self.sn_form, vector=layer.sn_vector)
+        return stabilizers.spectral_normalize(
+            w,
+            self.vars[f"{layer.name}.{layer.sn_buffer}"],
+            layer.kind,
+            self.sn_iterations,
+            self.sn_eps,
+            update=self.training,
+            form=self.sn_form,
+            vector=layer.sn_vector,
+        )
 
     def __call__(self, x, masks=None, cond=None):
         features, mask_i = None, 0
@@ -66,13 +75,22 @@ class Net(tf.Module):
                 x = tf.nn.conv2d(x, self._weight(layer), a["stride"], _padding(layer)) + v[f"{layer.name}.bias"]
             elif kind == "convT":
                 out_shape = tf.stack([tf.shape(x)[0], *_nhwc(layer.out_shape)])
-                x = tf.nn.conv2d_transpose(x, self._weight(layer), out_shape, a["stride"],
-                                           _padding(layer)) + v[f"{layer.name}.bias"]
+                x = (
+                    tf.nn.conv2d_transpose(x, self._weight(layer), out_shape, a["stride"], _padding(layer))
+                    + v[f"{layer.name}.bias"]
+                )
             elif kind == "bn":
-                x = stabilizers.batch_norm(x, v[f"{layer.name}.weight"], v[f"{layer.name}.bias"],
-                                           v[f"{layer.name}.running_mean"], v[f"{layer.name}.running_var"],
-                                           self.training, a["momentum"], a["eps"],
-                                           **({"biased_variance": True} if a.get("variance") == "biased" else {}))
+                x = stabilizers.batch_norm(
+                    x,
+                    v[f"{layer.name}.weight"],
+                    v[f"{layer.name}.bias"],
+                    v[f"{layer.name}.running_mean"],
+                    v[f"{layer.name}.running_var"],
+                    self.training,
+                    a["momentum"],
+                    a["eps"],
+                    **({"biased_variance": True} if a.get("variance") == "biased" else {}),
+                )
             elif kind == "act":
                 # not tf.nn.leaky_relu: its alpha is a float32 op attribute, so in float64 the slope
                 # would be 0.2f = 0.2 + 3e-9; written out, the slope takes x's dtype (as in torch)
@@ -99,7 +117,7 @@ class Net(tf.Module):
 
 
 def _padding(layer):
-    """"SAME" where it pads exactly the spec's `padding` on each side, else explicit pads.
+    """ "SAME" where it pads exactly the spec's `padding` on each side, else explicit pads.
 
     Same arithmetic either way, but TF 2.21's oneDNN rewrite skips the backprop kernels
     (Conv2DBackpropInput/Filter, so conv2d_transpose too) with explicit padding, and the

@@ -105,5 +105,4 @@ def _fused_batch_norm(x, weight, bias, eps):
     """The same formula in one FusedBatchNormV3 on NHWC input (oneDNN on CPU, cuDNN on GPU:
     one kernel forward and one backward instead of about ten): it normalises with the biased
     batch variance and returns the unbiased one, which is what torch stores."""
-    return tf.compat.v1.nn.fused_batch_norm(x, weight, bias, epsilon=eps, data_format="NHWC",
-                                            is_training=True)
+    return tf.compat.v1.nn.fused_batch_norm(x, weight, bias, epsilon=eps, data_format="NHWC", is_training=True)

@@ -9,8 +9,8 @@ import numpy as np
 import tensorflow as tf
 
 from bench.core import arch, registry
-from bench.core.randomness import initial_weights
 from bench.core.facts import NUM_CLASSES
+from bench.core.randomness import initial_weights
 from bench.core.specs import DEVICES, FLOAT32_PRECISIONS, G_NEEDS_REAL, check_choice
 
 from . import losses, stabilizers, weights
@@ -30,8 +30,10 @@ class Optimizer(tf.Module):
         super().__init__()
         self.o, self.params = o, list(variables)
         self.step_count = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.slots = [[tf.Variable(tf.zeros_like(v), trainable=False)
-                       for _ in range(2 if o.kind == "adam" else 1)] for v in self.params]
+        self.slots = [
+            [tf.Variable(tf.zeros_like(v), trainable=False) for _ in range(2 if o.kind == "adam" else 1)]
+            for v in self.params
+        ]
         if o.kind == "rmsprop" and o.rmsprop_initial_ms:  # TF1 RMSPropOptimizer starts ms at 1
             for (v,) in self.slots:
                 v.assign(tf.fill(tf.shape(v), tf.cast(o.rmsprop_initial_ms, v.dtype)))
@@ -94,9 +96,14 @@ class Trainer:
         self.dtype = DTYPES[spec.dtype]
         with tf.device(self.device):
             self.nets = {
-                name: Net(layers, self.dtype, self._net_spec(name).sn_power_iterations,
-                          self._net_spec(name).sn_eps, name=name,
-                          sn_form=self._net_spec(name).sn_form)
+                name: Net(
+                    layers,
+                    self.dtype,
+                    self._net_spec(name).sn_power_iterations,
+                    self._net_spec(name).sn_eps,
+                    name=name,
+                    sn_form=self._net_spec(name).sn_form,
+                )
                 for name, layers in arch.networks(spec).items()
             }
             self.set_weights(initial_weights(spec, np.random.default_rng(spec.seed)))
@@ -132,8 +139,7 @@ class Trainer:
         return to_nhwc(self._t(a))
 
     def _noise_in(self, noise):
-        return {k: [self._t(m) for m in v] if isinstance(v, list) else self._t(v)
-                for k, v in noise.items()}
+        return {k: [self._t(m) for m in v] if isinstance(v, list) else self._t(v) for k, v in noise.items()}
 
     def _onehot(self, y):
         if y is None or not self.spec.conditional:
@@ -152,8 +158,7 @@ class Trainer:
                 args.append(self._onehot(batch["y"]))
             out, grads = self._step(*args)
         if self.record_grads:
-            self.last_grads = weights.gradients_to_canonical(
-                {k: g.numpy() for k, g in grads.items()}, self.nets)
+            self.last_grads = weights.gradients_to_canonical({k: g.numpy() for k, g in grads.items()}, self.nets)
         return {k: float(v) for k, v in out.items()}
 
     def _gan_step(self, x_all, noise):
@@ -163,7 +168,7 @@ class Trainer:
         G, D = self.nets["G"], self.nets["D"]
         sums, grads = {}, {}
         for i in range(spec.n_critic):
-            x = x_all[i * b:(i + 1) * b]
+            x = x_all[i * b : (i + 1) * b]
             fake = tf.stop_gradient(G(noise[f"d{i}.z"], noise.get(f"d{i}.G"))[0])
             with tf.GradientTape() as tape:
                 d_real, _ = D(x, noise.get(f"d{i}.D.real"))
@@ -173,9 +178,14 @@ class Trainer:
                 total = d_loss
                 if spec.uses_gp:
                     gp_masks = noise.get(f"d{i}.D.gp")
-                    gp = stabilizers.gradient_penalty(lambda t: D(t, gp_masks)[0],
-                                                      x, fake, noise[f"d{i}.alpha"], spec.gp_target,
-                                                      form=spec.gp_form)
+                    gp = stabilizers.gradient_penalty(
+                        lambda t: D(t, gp_masks)[0],  # noqa: B023 - called in this iteration
+                        x,
+                        fake,
+                        noise[f"d{i}.alpha"],
+                        spec.gp_target,
+                        form=spec.gp_form,
+                    )
                     terms["gp"] = gp
                     total = d_loss + spec.gp_lambda * gp
             d_grads = tape.gradient(total, D.trainable)
@@ -250,8 +260,14 @@ class Trainer:
         for (name, _, opt), g in zip(groups, all_grads):
             grads.update(self._grads(name, g))
             opt.apply(g)
-        return {"d_loss": d_loss, "g_loss": g_rec + g_prior, "kl": kl, "llike": llike,
-                "enc_loss": enc_loss, "dec_loss": dec_loss}, grads
+        return {
+            "d_loss": d_loss,
+            "g_loss": g_rec + g_prior,
+            "kl": kl,
+            "llike": llike,
+            "enc_loss": enc_loss,
+            "dec_loss": dec_loss,
+        }, grads
 
     # -- inference (evaluation mode, NumPy in and out, NCHW) ---------------------------------
     def _eval(self, name, x, cond=None):

@@ -37,8 +37,10 @@ def canonical_items(nets):
 
 
 def get_weights(nets):
-    return {name: np.ascontiguousarray(to_canonical(kind, pname, var.numpy()))
-            for name, kind, pname, var in canonical_items(nets)}
+    return {
+        name: np.ascontiguousarray(to_canonical(kind, pname, var.numpy()))
+        for name, kind, pname, var in canonical_items(nets)
+    }
 
 
 def set_weights(nets, weights):

@@ -30,8 +30,7 @@ def bce_with_logits(logits, targets, weights=None, reduction="mean"):
     Both terms are <= 0, so nothing cancels, and log-sigmoid is exact for any logit. The
     rewrite max(l, 0) - l t + log(1 + exp(-|l|)) has the same value, but autograd takes the
     kinks of max and |.| at l = 0 apart and returns -t there instead of 1/2 - t."""
-    return reduce(-(targets * F.logsigmoid(logits) + (1.0 - targets) * F.logsigmoid(-logits)),
-                  weights, reduction)
+    return reduce(-(targets * F.logsigmoid(logits) + (1.0 - targets) * F.logsigmoid(-logits)), weights, reduction)
 
 
 def reduce(per_example, weights=None, reduction="mean"):
@@ -56,12 +55,21 @@ def reduce(per_example, weights=None, reduction="mean"):
 
 
 def _sides(weights, real_weights, fake_weights):
-    return (weights if real_weights is None else real_weights,
-            weights if fake_weights is None else fake_weights)
+    return (weights if real_weights is None else real_weights, weights if fake_weights is None else fake_weights)
 
 
-def minimax(d_real, d_fake, real_target=1.0, fake_target=0.0, *, reduction="mean", weights=None,
-            real_weights=None, fake_weights=None, tfgan_constant=False):
+def minimax(
+    d_real,
+    d_fake,
+    real_target=1.0,
+    fake_target=0.0,
+    *,
+    reduction="mean",
+    weights=None,
+    real_weights=None,
+    fake_weights=None,
+    tfgan_constant=False,
+):
     """Goodfellow et al. 2014, eq. 1: G minimises E[log(1 - D(G(z)))] = -E[softplus(l_fake)]."""
     w_real, w_fake = _sides(weights, real_weights, fake_weights)
     d_loss_real = bce_with_logits(d_real, torch.full_like(d_real, real_target), w_real, reduction)
@@ -75,19 +83,43 @@ def minimax(d_real, d_fake, real_target=1.0, fake_target=0.0, *, reduction="mean
     return d_loss_real + d_loss_fake, d_loss_real, d_loss_fake, g_loss
 
 
-def non_saturating(d_real, d_fake, real_target=1.0, fake_target=0.0, *, reduction="mean", weights=None,
-                   real_weights=None, fake_weights=None):
+def non_saturating(
+    d_real,
+    d_fake,
+    real_target=1.0,
+    fake_target=0.0,
+    *,
+    reduction="mean",
+    weights=None,
+    real_weights=None,
+    fake_weights=None,
+):
     """Goodfellow et al. 2014, section 3: G maximises E[log D(G(z))] = BCE(l_fake, 1)."""
-    d_loss, d_loss_real, d_loss_fake, _ = minimax(d_real, d_fake, real_target, fake_target, reduction=reduction,
-                                                  weights=weights, real_weights=real_weights,
-                                                  fake_weights=fake_weights)
-    g_loss = bce_with_logits(d_fake, torch.ones_like(d_fake), _sides(weights, real_weights, fake_weights)[1],
-                             reduction)
+    d_loss, d_loss_real, d_loss_fake, _ = minimax(
+        d_real,
+        d_fake,
+        real_target,
+        fake_target,
+        reduction=reduction,
+        weights=weights,
+        real_weights=real_weights,
+        fake_weights=fake_weights,
+    )
+    g_loss = bce_with_logits(d_fake, torch.ones_like(d_fake), _sides(weights, real_weights, fake_weights)[1], reduction)
     return d_loss, d_loss_real, d_loss_fake, g_loss
 
 
-def wasserstein(d_real, d_fake, real_target=1.0, fake_target=0.0, *, reduction="mean", weights=None,
-                real_weights=None, fake_weights=None):
+def wasserstein(
+    d_real,
+    d_fake,
+    real_target=1.0,
+    fake_target=0.0,
+    *,
+    reduction="mean",
+    weights=None,
+    real_weights=None,
+    fake_weights=None,
+):
     """Arjovsky et al. 2017: critic maximises E[f(x)] - E[f(G(z))]."""
     w_real, w_fake = _sides(weights, real_weights, fake_weights)
     d_loss_real = -reduce(d_real, w_real, reduction)
@@ -95,8 +127,17 @@ def wasserstein(d_real, d_fake, real_target=1.0, fake_target=0.0, *, reduction="
     return d_loss_real + d_loss_fake, d_loss_real, d_loss_fake, -reduce(d_fake, w_fake, reduction)
 
 
-def hinge(d_real, d_fake, real_target=1.0, fake_target=0.0, *, reduction="mean", weights=None,
-          real_weights=None, fake_weights=None):
+def hinge(
+    d_real,
+    d_fake,
+    real_target=1.0,
+    fake_target=0.0,
+    *,
+    reduction="mean",
+    weights=None,
+    real_weights=None,
+    fake_weights=None,
+):
     """Lim & Ye 2017 / Miyato et al. 2018: E[relu(1 - f(x))] + E[relu(1 + f(G(z)))]."""
     w_real, w_fake = _sides(weights, real_weights, fake_weights)
     d_loss_real = reduce(F.relu(1.0 - d_real), w_real, reduction)
@@ -104,8 +145,17 @@ def hinge(d_real, d_fake, real_target=1.0, fake_target=0.0, *, reduction="mean",
     return d_loss_real + d_loss_fake, d_loss_real, d_loss_fake, -reduce(d_fake, w_fake, reduction)
 
 
-def lsgan(d_real, d_fake, real_target=1.0, fake_target=0.0, *, reduction="mean", weights=None,
-          real_weights=None, fake_weights=None):
+def lsgan(
+    d_real,
+    d_fake,
+    real_target=1.0,
+    fake_target=0.0,
+    *,
+    reduction="mean",
+    weights=None,
+    real_weights=None,
+    fake_weights=None,
+):
     """Mao et al. 2017 (a, b, c) = (fake_target, real_target, real_target), with TF-GAN's halves:
     D: E[(f(x) - b)^2] / 2 + E[(f(G(z)) - a)^2] / 2; G: E[(f(G(z)) - c)^2] / 2."""
     w_real, w_fake = _sides(weights, real_weights, fake_weights)
@@ -115,8 +165,17 @@ def lsgan(d_real, d_fake, real_target=1.0, fake_target=0.0, *, reduction="mean",
     return d_loss_real + d_loss_fake, d_loss_real, d_loss_fake, g_loss
 
 
-def ragan(d_real, d_fake, real_target=1.0, fake_target=0.0, *, reduction="mean", weights=None,
-          real_weights=None, fake_weights=None):
+def ragan(
+    d_real,
+    d_fake,
+    real_target=1.0,
+    fake_target=0.0,
+    *,
+    reduction="mean",
+    weights=None,
+    real_weights=None,
+    fake_weights=None,
+):
     """Relativistic average GAN, BCE form (Jolicoeur-Martineau 2018, RaSGAN): with
     r = C(x_r) - mean C(x_f) and f = C(x_f) - mean C(x_r) (batch means, unweighted),
     D: BCE(r, 1) + BCE(f, 0); G: BCE(f, 1) + BCE(r, 0). G needs C(x_r) too."""
@@ -125,8 +184,9 @@ def ragan(d_real, d_fake, real_target=1.0, fake_target=0.0, *, reduction="mean",
     rel_fake = d_fake - torch.mean(d_real)
     d_loss_real = bce_with_logits(rel_real, torch.full_like(rel_real, real_target), w_real, reduction)
     d_loss_fake = bce_with_logits(rel_fake, torch.full_like(rel_fake, fake_target), w_fake, reduction)
-    g_loss = (bce_with_logits(rel_fake, torch.ones_like(rel_fake), w_fake, reduction)
-              + bce_with_logits(rel_real, torch.zeros_like(rel_real), w_real, reduction))
+    g_loss = bce_with_logits(rel_fake, torch.ones_like(rel_fake), w_fake, reduction) + bce_with_logits(
+        rel_real, torch.zeros_like(rel_real), w_real, reduction
+    )
     return d_loss_real + d_loss_fake, d_loss_real, d_loss_fake, g_loss
 
 

@@ -23,8 +23,15 @@ class LayerState(nn.Module):
 
 
 class Net(nn.Module):
-    def __init__(self, layers, dtype=torch.float32, sn_iterations=1, sn_eps=1e-12,
-                 memory_format=torch.contiguous_format, sn_form="equality"):
+    def __init__(
+        self,
+        layers,
+        dtype=torch.float32,
+        sn_iterations=1,
+        sn_eps=1e-12,
+        memory_format=torch.contiguous_format,
+        sn_form="equality",
+    ):
         super().__init__()
         self.layers = layers
         # channels_last: conv inputs in NHWC memory order (oneDNN's native layout, no
@@ -39,8 +46,14 @@ class Net(nn.Module):
         if not layer.spectral_norm:
             return s.weight
         return stabilizers.spectral_normalize(
-            s.weight, getattr(s, layer.sn_buffer), layer.kind, self.sn_iterations, self.sn_eps,
-            update=self.training, form=self.sn_form, vector=layer.sn_vector
+            s.weight,
+            getattr(s, layer.sn_buffer),
+            layer.kind,
+            self.sn_iterations,
+            self.sn_eps,
+            update=self.training,
+            form=self.sn_form,
+            vector=layer.sn_vector,
         )
 
     def forward(self, x, masks=None, cond=None):
@@ -61,9 +74,17 @@ class Net(nn.Module):
                 x = _to_memory_format(x, self.memory_format)
                 x = _conv_transpose2d(x, self._weight(layer, s), s.bias, a["stride"], a["padding"])
             elif kind == "bn":
-                x = stabilizers.batch_norm(x, s.weight, s.bias, s.running_mean, s.running_var,
-                                           self.training, a["momentum"], a["eps"],
-                                           **({"biased_variance": True} if a.get("variance") == "biased" else {}))
+                x = stabilizers.batch_norm(
+                    x,
+                    s.weight,
+                    s.bias,
+                    s.running_mean,
+                    s.running_var,
+                    self.training,
+                    a["momentum"],
+                    a["eps"],
+                    **({"biased_variance": True} if a.get("variance") == "biased" else {}),
+                )
             elif kind == "act":
                 x = F.leaky_relu(x, a["slope"]) if a["fn"] == "leaky_relu" else F.relu(x)
             elif kind == "dropout":
@@ -105,9 +126,11 @@ class _MemoryFormat(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, memory_format):
-        ctx.input_format = torch.channels_last if (
-            x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
-        ) else torch.contiguous_format
+        ctx.input_format = (
+            torch.channels_last
+            if (x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last))
+            else torch.contiguous_format
+        )
         out = torch.empty_like(x, memory_format=memory_format)  # strides as asked, even for C = 1
         return out.copy_(x)
 

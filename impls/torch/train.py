@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from bench.core import arch, registry
-from bench.core.randomness import initial_weights
 from bench.core.facts import NUM_CLASSES
+from bench.core.randomness import initial_weights
 from bench.core.specs import DEVICES, FLOAT32_PRECISIONS, G_NEEDS_REAL, check_choice
 
 from . import losses, stabilizers, weights
@@ -90,8 +90,11 @@ class PeerOptimizer(torch.optim.Optimizer):
 
 
 def _peer_conventions(o) -> bool:
-    return (o.adam_eps != "torch" if o.kind == "adam"
-            else o.rmsprop_eps_placement != "outside" or o.rmsprop_initial_ms != 0.0)
+    return (
+        o.adam_eps != "torch"
+        if o.kind == "adam"
+        else o.rmsprop_eps_placement != "outside" or o.rmsprop_initial_ms != 0.0
+    )
 
 
 def make_optimizer(params, o):
@@ -102,8 +105,13 @@ def make_optimizer(params, o):
     coupled_wd = 0.0 if o.decoupled_weight_decay else o.weight_decay
     if o.kind == "adam":
         cls = torch.optim.AdamW if o.decoupled_weight_decay else torch.optim.Adam
-        return cls(params, lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps,
-                   weight_decay=o.weight_decay if o.decoupled_weight_decay else coupled_wd)
+        return cls(
+            params,
+            lr=o.lr,
+            betas=(o.beta1, o.beta2),
+            eps=o.eps,
+            weight_decay=o.weight_decay if o.decoupled_weight_decay else coupled_wd,
+        )
     kw = dict(lr=o.lr, alpha=o.rho, eps=o.eps, weight_decay=coupled_wd, momentum=0.0, centered=False)
     if o.decoupled_weight_decay:
         return DecoupledRMSprop(params, decoupled_weight_decay=o.weight_decay, **kw)
@@ -124,13 +132,19 @@ def set_float32_precision(mode: str) -> dict:
         b.cudnn.conv.fp32_precision = cuda
         b.mkldnn.matmul.fp32_precision = "ieee"
         b.mkldnn.conv.fp32_precision = "ieee"
-        return {"mode": mode, "torch.cuda.matmul": b.cuda.matmul.fp32_precision,
-                "torch.cudnn.conv": b.cudnn.conv.fp32_precision,
-                "torch.mkldnn.matmul": b.mkldnn.matmul.fp32_precision,
-                "torch.mkldnn.conv": b.mkldnn.conv.fp32_precision}
+        return {
+            "mode": mode,
+            "torch.cuda.matmul": b.cuda.matmul.fp32_precision,
+            "torch.cudnn.conv": b.cudnn.conv.fp32_precision,
+            "torch.mkldnn.matmul": b.mkldnn.matmul.fp32_precision,
+            "torch.mkldnn.conv": b.mkldnn.conv.fp32_precision,
+        }
     b.cuda.matmul.allow_tf32 = b.cudnn.allow_tf32 = mode == "tf32"  # pragma: no cover - older torch
-    return {"mode": mode, "torch.cuda.matmul": "tf32" if b.cuda.matmul.allow_tf32 else "ieee",
-            "torch.cudnn.conv": "tf32" if b.cudnn.allow_tf32 else "ieee"}
+    return {
+        "mode": mode,
+        "torch.cuda.matmul": "tf32" if b.cuda.matmul.allow_tf32 else "ieee",
+        "torch.cudnn.conv": "tf32" if b.cudnn.allow_tf32 else "ieee",
+    }
 
 
 @functools.cache
@@ -177,9 +191,14 @@ class Trainer:
         self.dtype = DTYPES[spec.dtype]
         self.memory_format = torch.channels_last if variant == "channels_last" else torch.contiguous_format
         self.nets = {
-            name: Net(layers, self.dtype, self._net_spec(name).sn_power_iterations,
-                      self._net_spec(name).sn_eps, self.memory_format,
-                      sn_form=self._net_spec(name).sn_form).to(self.device)
+            name: Net(
+                layers,
+                self.dtype,
+                self._net_spec(name).sn_power_iterations,
+                self._net_spec(name).sn_eps,
+                self.memory_format,
+                sn_form=self._net_spec(name).sn_form,
+            ).to(self.device)
             for name, layers in arch.networks(spec).items()
         }
         if variant == "channels_last":  # set_weights copies into these, keeping their layout
@@ -217,8 +236,10 @@ class Trainer:
         return torch.as_tensor(np.asarray(a), dtype=self.dtype, device=self.device)
 
     def _masks(self, noise, key):
-        return [self._t(m).contiguous(memory_format=self.memory_format) if np.ndim(m) == 4 else self._t(m)
-                for m in noise.get(key, [])]
+        return [
+            self._t(m).contiguous(memory_format=self.memory_format) if np.ndim(m) == 4 else self._t(m)
+            for m in noise.get(key, [])
+        ]
 
     def _onehot(self, y):
         if y is None or not self.spec.conditional:
@@ -232,8 +253,9 @@ class Trainer:
     def _record(self, net_name):
         """Keep this net's gradients (canonical names) when record_grads is on."""
         if self.record_grads:
-            grads = {f"{net_name}.{n}": p.grad
-                     for n, p in self.nets[net_name].state.named_parameters() if p.grad is not None}
+            grads = {
+                f"{net_name}.{n}": p.grad for n, p in self.nets[net_name].state.named_parameters() if p.grad is not None
+            }
             self.last_grads = {**(self.last_grads or {}), **weights.gradients_to_canonical(grads, self.nets)}
 
     # -- training ----------------------------------------------------------------------
@@ -261,7 +283,7 @@ class Trainer:
         D = self.nets["D"]
         sums = {}
         for i in range(spec.n_critic):
-            x = x_all[i * b:(i + 1) * b]
+            x = x_all[i * b : (i + 1) * b]
             with torch.no_grad():
                 fake, _ = self._run("G", self._t(noise[f"d{i}.z"]), self._masks(noise, f"d{i}.G"))
             d_real, _ = self._run("D", x, self._masks(noise, f"d{i}.D.real"))
@@ -272,9 +294,14 @@ class Trainer:
             if spec.uses_gp:
                 gp_masks = self._masks(noise, f"d{i}.D.gp")
                 # the uncompiled D: AOTAutograd graphs do not support the double backward
-                gp = stabilizers.gradient_penalty(lambda t: self.nets["D"](t, gp_masks)[0],
-                                                  x, fake, self._t(noise[f"d{i}.alpha"]), spec.gp_target,
-                                                  form=spec.gp_form)
+                gp = stabilizers.gradient_penalty(
+                    lambda t: self.nets["D"](t, gp_masks)[0],  # noqa: B023 - called in this iteration
+                    x,
+                    fake,
+                    self._t(noise[f"d{i}.alpha"]),
+                    spec.gp_target,
+                    form=spec.gp_form,
+                )
                 terms["gp"] = gp
                 total = d_loss + spec.gp_lambda * gp
             self.d_opt.zero_grad(set_to_none=True)
@@ -347,8 +374,7 @@ class Trainer:
         enc_loss = kl + llike
         dec_loss = spec.vaegan_gamma * llike + g_rec + g_prior
         groups = ((E, enc_loss, self.e_opt), (G, dec_loss, self.g_opt), (D, d_loss, self.d_opt))
-        grads = [torch.autograd.grad(loss, list(net.parameters()), retain_graph=True)
-                 for net, loss, _ in groups]
+        grads = [torch.autograd.grad(loss, list(net.parameters()), retain_graph=True) for net, loss, _ in groups]
         for (net, _, opt), gs in zip(groups, grads):
             opt.zero_grad(set_to_none=True)
             for p, g in zip(net.parameters(), gs):
@@ -357,8 +383,16 @@ class Trainer:
             self._record(name)
         for _, _, opt in groups:
             opt.step()
-        return _to_host({"d_loss": d_loss, "g_loss": g_rec + g_prior, "kl": kl, "llike": llike,
-                         "enc_loss": enc_loss, "dec_loss": dec_loss})
+        return _to_host(
+            {
+                "d_loss": d_loss,
+                "g_loss": g_rec + g_prior,
+                "kl": kl,
+                "llike": llike,
+                "enc_loss": enc_loss,
+                "dec_loss": dec_loss,
+            }
+        )
 
     # -- inference (evaluation mode, NumPy in and out, NCHW) ---------------------------------
     @torch.no_grad()

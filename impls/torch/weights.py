@@ -9,9 +9,7 @@ def canonical_items(nets):
     """Yield (canonical name, tensor) for every parameter and buffer of every network."""
     for net_name, net in nets.items():
         for layer_name, state in net.state.items():
-            for pname, tensor in list(state.named_parameters(recurse=False)) + list(
-                state.named_buffers(recurse=False)
-            ):
+            for pname, tensor in list(state.named_parameters(recurse=False)) + list(state.named_buffers(recurse=False)):
                 yield f"{net_name}.{layer_name}.{pname}", tensor
 
 

@@ -82,8 +82,12 @@ def optimizer_reach(o: OptimizerSpec, updates: int) -> float:
         if o.kind == "rmsprop":
             ratio = 1.0 / math.sqrt(1.0 - o.rho)
         else:
-            ratio = ((1.0 - o.beta1) / math.sqrt((1.0 - o.beta2) * (1.0 - o.beta1**2 / o.beta2))
-                     * math.sqrt(1.0 - o.beta2**t) / (1.0 - o.beta1**t))
+            ratio = (
+                (1.0 - o.beta1)
+                / math.sqrt((1.0 - o.beta2) * (1.0 - o.beta1**2 / o.beta2))
+                * math.sqrt(1.0 - o.beta2**t)
+                / (1.0 - o.beta1**t)
+            )
         total += o.lr * ratio + (o.lr * o.weight_decay if o.decoupled_weight_decay else 0.0)
     return total
 
@@ -117,14 +121,15 @@ class _Checker:
     float32_rtol(e_torch, e_tf) (package docstring); a bound above the cap means that tensor is
     not compared at that step, recorded in `not_compared`."""
 
-    def __init__(self, label, dtype, strict, tolerances=None, gauge=(), model=None, tag=None,
-                 errors=None):
+    def __init__(self, label, dtype, strict, tolerances=None, gauge=(), model=None, tag=None, errors=None):
         self.label, self.dtype, self.strict, self.tag = label, dtype, strict, tag or dtype
         self.tol = (tolerances or TOLERANCES)[dtype]
         self.model = model or FLOAT32_MODEL
         if self.model["cap"] > MAX_FLOAT32_RTOL:
-            raise ValueError(f"a float32 bound may not exceed {MAX_FLOAT32_RTOL * 100:g} % relative; "
-                             f"cap {self.model['cap']:g} is above it")
+            raise ValueError(
+                f"a float32 bound may not exceed {MAX_FLOAT32_RTOL * 100:g} % relative; "
+                f"cap {self.model['cap']:g} is above it"
+            )
         self.gauge = set(gauge)
         self.worst = {q: {"max_abs": 0.0, "max_rel": 0.0, "path": "", "ratio": 0.0} for q in QUANTITIES}
         self.own = {"torch": 0.0, "tensorflow": 0.0}  # float32 vs float64, largest relative
@@ -147,8 +152,13 @@ class _Checker:
         ref = ref or (None, None)
         split = kind in ("params", "grads") and isinstance(b, dict)
         rest = (lambda k: k not in self.gauge) if split else (lambda k: True)
-        self._check(quantity, self._pick(a, rest), self._pick(b, rest), where,
-                    ref=(self._pick(ref[0], rest), self._pick(ref[1], rest)) if model else None)
+        self._check(
+            quantity,
+            self._pick(a, rest),
+            self._pick(b, rest),
+            where,
+            ref=(self._pick(ref[0], rest), self._pick(ref[1], rest)) if model else None,
+        )
         if not split:
             return
         for net in sorted({k.split(".")[0] for k in b if k in self.gauge}):
@@ -196,7 +206,10 @@ class _Checker:
             own = [own_error(leaves[0][path], leaves[2].get(path)), own_error(leaves[1][path], leaves[3].get(path))]
             e_t, e_tf = [(e / s if s > 0 else (0.0 if e == 0 else math.inf)) for e in own]
             if quantity != "gauge":  # a gauge tensor is all rounding noise: its own error is ~1
-                self.own["torch"], self.own["tensorflow"] = max(self.own["torch"], e_t), max(self.own["tensorflow"], e_tf)
+                self.own["torch"], self.own["tensorflow"] = (
+                    max(self.own["torch"], e_t),
+                    max(self.own["tensorflow"], e_tf),
+                )
             rtol = float32_rtol(e_t, e_tf, self.model)
             if rtol > cap:
                 self.not_compared.append((where, quantity, path, rtol))
@@ -205,11 +218,17 @@ class _Checker:
             bound = rtol * s
             self._record(quantity, row, bound, where)
             if row["max_abs"] > bound:
-                self._fail(EquivalenceError(
-                    f"{context}: {path} differs, max abs {row['max_abs']:.2g} > {bound:.2g} "
-                    f"(max rel {row['max_rel']:.2g}; rtol {rtol:.3g} = {self.model['factor']:g} x "
-                    f"max(e_torch {e_t:.2g}, e_tf {e_tf:.2g}) + {self.model['floor_eps']:g} eps32)",
-                    context, path, row["max_abs"], bound))
+                self._fail(
+                    EquivalenceError(
+                        f"{context}: {path} differs, max abs {row['max_abs']:.2g} > {bound:.2g} "
+                        f"(max rel {row['max_rel']:.2g}; rtol {rtol:.3g} = {self.model['factor']:g} x "
+                        f"max(e_torch {e_t:.2g}, e_tf {e_tf:.2g}) + {self.model['floor_eps']:g} eps32)",
+                        context,
+                        path,
+                        row["max_abs"],
+                        bound,
+                    )
+                )
 
 
 def assert_twins_close(quantity, values, context="", model=None):

@@ -12,8 +12,13 @@ from ...core.specs import OPTIMIZERS, ExperimentSpec
 
 # Small widths keep a case under a second on one CPU core; the layer kinds, the depth and
 # every code path stay those of the catalog model (dcgan needs exactly two widths per net).
-SMALL = {"generator.hidden": (32, 16), "discriminator.hidden": (16, 32), "encoder.hidden": (32, 16),
-         "batch_size": 8, "latent_dim": 8}
+SMALL = {
+    "generator.hidden": (32, 16),
+    "discriminator.hidden": (16, 32),
+    "encoder.hidden": (32, 16),
+    "batch_size": 8,
+    "latent_dim": 8,
+}
 DATA_SEED, NOISE_SEED, PROBE_SEED = 20240, 20241, 20242
 
 
@@ -53,13 +58,22 @@ def parse_case(token: str) -> Case:
 # checked on the first catalog model it applies to): weight decay, batch norm and label
 # smoothing on the MLP GAN (RMSprop, 1-D batch norm), dropout on the VAE's encoder (the DCGAN
 # critic already has dropout), spectral norm and the gradient penalty on convolutions.
-REPRESENTATIVE = {"weight-decay": "gan", "weight-decay-decoupled": "gan", "batch-norm": "gan",
-                  "dropout": "vae", "spectral-norm": "dcgan", "gradient-penalty": "dcgan"}
+REPRESENTATIVE = {
+    "weight-decay": "gan",
+    "weight-decay-decoupled": "gan",
+    "batch-norm": "gan",
+    "dropout": "vae",
+    "spectral-norm": "dcgan",
+    "gradient-penalty": "dcgan",
+}
 # The other optimizer kind: RMSprop GANs under Adam, the Adam VAE under RMSprop, and both kinds
 # of weight decay under Adam (Adam's coupled L2 and AdamW; RMSprop's come with the MLP GAN).
 OPTIMIZER_CASES = (
-    Case("gan", (), "adam"), Case("dcgan", (), "adam"), Case("vae", (), "rmsprop"),
-    Case("vae", ("weight-decay",)), Case("vae", ("weight-decay-decoupled",)),
+    Case("gan", (), "adam"),
+    Case("dcgan", (), "adam"),
+    Case("vae", (), "rmsprop"),
+    Case("vae", ("weight-decay",)),
+    Case("vae", ("weight-decay-decoupled",)),
 )
 
 

@@ -11,6 +11,7 @@ from ...core.specs import ExperimentSpec
 from .bounds import QUANTITIES, _Checker, gauge_names, optimizer_reach
 from .cases import NOISE_SEED, Case, batch, forward, probes
 
+
 def _upcast(tree):
     """The same tree with every floating-point array as float64 (labels and other integers kept):
     the float64 twins of a float32 case consume exactly the float32 inputs."""
@@ -39,8 +40,16 @@ def not_compared_summary(items) -> str:
     return "; ".join(parts)
 
 
-def run_case(case: Case, dtype="float64", steps=5, tf_variant="eager", strict=True,
-             tolerances=None, spec: ExperimentSpec | None = None, model=None) -> dict:
+def run_case(
+    case: Case,
+    dtype="float64",
+    steps=5,
+    tf_variant="eager",
+    strict=True,
+    tolerances=None,
+    spec: ExperimentSpec | None = None,
+    model=None,
+) -> dict:
     """Train both twins of a case for `steps` steps side by side and compare everything.
 
     In float32, both twins also train in float64 alongside, from the same weights and the same
@@ -64,8 +73,9 @@ def run_case(case: Case, dtype="float64", steps=5, tf_variant="eager", strict=Tr
     twins = [torch_twin, tf_twin]
     if float32:
         spec64 = spec.with_(dtype="float64")
-        check64 = _Checker(case.label, "float64", strict, tolerances, gauge, tag="float32 case, float64 twins",
-                           errors=errors)
+        check64 = _Checker(
+            case.label, "float64", strict, tolerances, gauge, tag="float32 case, float64 twins", errors=errors
+        )
         twins += [torch_b.build(spec64), tf_b.build(spec64, variant=tf_variant)]
         twins[2].set_weights(_upcast(exported))
         twins[3].set_weights(twins[2].get_weights())
@@ -82,7 +92,7 @@ def run_case(case: Case, dtype="float64", steps=5, tf_variant="eager", strict=Tr
             check(quantity, values[0], values[1], where, reach)
 
     def inputs_of(tree):
-        return [tree, tree, _upcast(tree), _upcast(tree)][:len(twins)]
+        return [tree, tree, _upcast(tree), _upcast(tree)][: len(twins)]
 
     p = probes(spec)
     judge("outputs", [forward(t, spec, x) for t, x in zip(twins, inputs_of(p))], "step 0 forward")
@@ -90,13 +100,14 @@ def run_case(case: Case, dtype="float64", steps=5, tf_variant="eager", strict=Tr
     for step in range(steps):
         data = batch(spec, step)
         noise = [randomness.step_noise(spec, r) for r in rngs]
-        noise += [_upcast(n) for n in noise][:len(twins) - 2]
+        noise += [_upcast(n) for n in noise][: len(twins) - 2]
         losses = [t.train_step(d, n) for t, d, n in zip(twins, inputs_of(data), noise)]
         judge("losses", losses, f"step {step} losses")
         judge("grads" if step == 0 else "grads_later", [t.last_grads for t in twins], f"step {step} grads")
         updates = {"G": step + 1, "E": step + 1, "D": (step + 1) * spec.n_critic}
-        reach = {net: optimizer_reach(spec.d_optimizer if net == "D" else spec.g_optimizer, n)
-                 for net, n in updates.items()}
+        reach = {
+            net: optimizer_reach(spec.d_optimizer if net == "D" else spec.g_optimizer, n) for net, n in updates.items()
+        }
         judge("params", [t.get_weights() for t in twins], f"step {step} params", reach)
     if gauge:  # evaluation mode sees the gauge through the running mean: every twin takes torch's
         final = torch_twin.get_weights()
@@ -104,9 +115,14 @@ def run_case(case: Case, dtype="float64", steps=5, tf_variant="eager", strict=Tr
             own = twin.get_weights()
             twin.set_weights({**own, **{k: final[k].astype(own[k].dtype) for k in gauge}})
     judge("outputs", [forward(t, spec, x) for t, x in zip(twins, inputs_of(p))], f"step {steps} forward")
-    row = {"case": case.label, "model": case.model, "stabilizers": "+".join(case.stabilizers) or "-",
-           "optimizer": "/".join(dict.fromkeys((spec.g_optimizer.kind, spec.d_optimizer.kind))),
-           "dtype": spec.dtype, "steps": steps}
+    row = {
+        "case": case.label,
+        "model": case.model,
+        "stabilizers": "+".join(case.stabilizers) or "-",
+        "optimizer": "/".join(dict.fromkeys((spec.g_optimizer.kind, spec.d_optimizer.kind))),
+        "dtype": spec.dtype,
+        "steps": steps,
+    }
     for q in QUANTITIES[1:]:
         row[f"{q}_abs"], row[f"{q}_rel"] = check.worst[q]["max_abs"], check.worst[q]["max_rel"]
     row["grads_step0_rel"] = row["grads_rel"]  # the table folds both steps' gradients into one column
@@ -117,14 +133,12 @@ def run_case(case: Case, dtype="float64", steps=5, tf_variant="eager", strict=Tr
     row["own_torch"] = check.own["torch"] if float32 else None
     row["own_tf"] = check.own["tensorflow"] if float32 else None
     row["widest_rtol"] = check.widest if float32 else None
-    row["float64_twins_rel"] = (max(w["max_rel"] for q, w in check64.worst.items() if q != "gauge")
-                                if float32 else None)
+    row["float64_twins_rel"] = max(w["max_rel"] for q, w in check64.worst.items() if q != "gauge") if float32 else None
     row["not_compared_list"] = list(check.not_compared)
     row["not_compared"] = not_compared_summary(check.not_compared)
     closest = max(QUANTITIES, key=lambda q: check.worst[q]["ratio"])
     row["worst_ratio"] = check.worst[closest]["ratio"]
-    row["closest"] = (f"{closest} {check.worst[closest]['path']} "
-                      f"({check.worst[closest]['ratio']:.2g} of tol)")
+    row["closest"] = f"{closest} {check.worst[closest]['path']} ({check.worst[closest]['ratio']:.2g} of tol)"
     row["ok"] = check.error is None
     row["error"] = str(check.error) if check.error else ""
     row["exception"], row["errors"] = check.error, list(errors)

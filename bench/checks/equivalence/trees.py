@@ -41,8 +41,15 @@ def _leaves(a, b, path):
 
 def _row(path, a, b, scale=None):
     a, b = np.asarray(a), np.asarray(b)
-    row = {"path": path, "shape": tuple(b.shape), "dtype": str(b.dtype), "max_abs": 0.0,
-           "max_rel": 0.0, "scale": 0.0, "problem": None}
+    row = {
+        "path": path,
+        "shape": tuple(b.shape),
+        "dtype": str(b.dtype),
+        "max_abs": 0.0,
+        "max_rel": 0.0,
+        "scale": 0.0,
+        "problem": None,
+    }
     if a.shape != b.shape:
         row["problem"] = f"shape {a.shape} in torch, {b.shape} in tensorflow"
     elif a.dtype != b.dtype:
@@ -74,8 +81,17 @@ def compare(a, b, path="", scale=None) -> list[dict]:
     rows = []
     for p, x, y, problem in _leaves(a, b, path):
         if problem:
-            rows.append({"path": p, "shape": None, "dtype": None, "max_abs": math.inf,
-                         "max_rel": math.inf, "scale": 0.0, "problem": problem})
+            rows.append(
+                {
+                    "path": p,
+                    "shape": None,
+                    "dtype": None,
+                    "max_abs": math.inf,
+                    "max_rel": math.inf,
+                    "scale": 0.0,
+                    "problem": problem,
+                }
+            )
         else:
             rows.append(_row(p, x, y, scale))
     return rows
@@ -92,7 +108,11 @@ def violation(row, atol, rtol, context=""):
     return EquivalenceError(
         f"{where}{row['path']} differs, max abs {row['max_abs']:.2g} > {bound:.2g} "
         f"(max rel {row['max_rel']:.2g}, atol {atol:g}, rtol {rtol:g})",
-        context, row["path"], row["max_abs"], bound)
+        context,
+        row["path"],
+        row["max_abs"],
+        bound,
+    )
 
 
 def assert_close_tree(a, b, atol=0.0, rtol=0.0, path="", context=""):

@@ -74,10 +74,7 @@ class Split:
         return int(self.images.shape[0])
 
     def __repr__(self) -> str:
-        return (
-            f"Split(name={self.name!r}, n={len(self)}, sha256={self.sha256[:12]}..., "
-            f"source={self.source!r})"
-        )
+        return f"Split(name={self.name!r}, n={len(self)}, sha256={self.sha256[:12]}..., source={self.source!r})"
 
 
 @dataclass(frozen=True)

