@@ -78,15 +78,9 @@ print(json.dumps({"mkl": bool(_pywrap_util_port.IsMklEnabled()), "choice": cpu.t
 
 
 @functools.cache
-def _probe_cached(env: tuple) -> dict:
-    return _probe_run(dict(env))
-
-
-def _probe(**env) -> dict:
-    return _probe_cached(tuple(sorted(env.items())))
-
-
-def _probe_run(env: dict) -> dict:
+def _probe(onednn_env: str | None = None) -> dict:
+    """TensorFlow's report in a fresh process, with TF_ENABLE_ONEDNN_OPTS unset or set to onednn_env."""
+    env = {} if onednn_env is None else {"TF_ENABLE_ONEDNN_OPTS": onednn_env}
     environ = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
     environ.update(env, TF_CPP_MIN_LOG_LEVEL="2")
     out = subprocess.run(
@@ -107,7 +101,7 @@ def test_tensorflow_runs_what_the_rule_chose():
 
 
 def test_the_environment_variable_wins():
-    got = _probe(TF_ENABLE_ONEDNN_OPTS="0")
+    got = _probe("0")
     assert got["mkl"] is False and got["settings"]["onednn"] is False
     assert got["settings"]["onednn_source"] == "TF_ENABLE_ONEDNN_OPTS=0 in the environment"
 

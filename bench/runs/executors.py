@@ -217,8 +217,9 @@ def worker_file(run_dir, eid: str) -> Path:
     return Path(run_dir) / eid / WORKER_FILE
 
 
-def _ray_job(job: dict, threads: int) -> dict:
-    """The body of a Ray task: announce this process in worker.json, run the job, tidy up."""
+def run_announced(job: dict, threads: int) -> dict:
+    """The body of a Ray task or a worker process: announce this process in worker.json, run
+    the job, tidy up."""
     marker = worker_file(job["run_dir"], job["id"])
     marker.parent.mkdir(parents=True, exist_ok=True)
     records.atomic_write_text(
@@ -302,12 +303,15 @@ class RayPool:
         )
 
     def submit(self, jobs: list[dict]) -> None:
-        task = self.ray.remote(_ray_job).options(
+        task = self.ray.remote(run_announced).options(
             num_cpus=self.cpus, num_gpus=self.gpus, max_retries=self.max_retries, retry_exceptions=False
         )
         for job in jobs:
             worker_file(job["run_dir"], job["id"]).unlink(missing_ok=True)  # left by a worker that was killed
             self.pending[task.remote(job, self.threads)] = job
+
+    def steps_report(self) -> list[str]:
+        return []
 
     def running(self) -> int:
         """Pending tasks whose worker announced itself (worker.json present)."""

@@ -214,8 +214,9 @@ def _collect(
     def show():
         failed = sum(s in ("failed", "metrics_failed") for s in statuses.values())
         post = {"done": len(statuses), "running": pool.running(), "failed": failed}
-        if hasattr(pool, "steps_report"):
-            post["steps"] = "; ".join(pool.steps_report())
+        steps = pool.steps_report()
+        if steps:
+            post["steps"] = "; ".join(steps)
         bar.set_postfix(post, refresh=True)
 
     def take(job, rec, error):

@@ -7,6 +7,7 @@ path:
     submit(jobs)                        take planned jobs (bench/runs/executors.make_job)
     pending: dict                       submitted jobs whose outcome has not been handed back
     running() -> int                    how many run now
+    steps_report() -> list[str]         each running worker's step (empty where a step bar shows it)
     next_done(timeout) -> (job, record, error) | None
     cancel_all(grace_s) -> iterator of (job, record, error)
     shutdown()
@@ -65,6 +66,9 @@ class SerialPool:
 
     def running(self) -> int:
         return 0
+
+    def steps_report(self) -> list[str]:
+        return []  # the experiment's own step bar shows them
 
     def next_done(self, timeout: float = 1.0):
         if not self.queue:

@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
@@ -47,27 +46,21 @@ def main(argv=None) -> int:
 
     cpu.apply_tf_onednn()  # before the twin imports TensorFlow, as in the CLI
     from . import records
-    from .executors import run_job
+    from .executors import run_announced
     from .pools import RESULT_FILE
 
     job = json.loads(a.job.read_text())
     exp_dir = Path(job["run_dir"]) / job["id"]
-    marker = exp_dir / "worker.json"
-    records.atomic_write_text(
-        marker, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started_at": records.now_iso()}) + "\n"
-    )
     code = 0
     try:
         _die_with_parent(a.parent)
-        result = {"outcome": "record", "record": run_job(job, progress=False, threads=a.threads)}
+        result = {"outcome": "record", "record": run_announced(job, a.threads)}
     except KeyboardInterrupt:
         result, code = {"outcome": "cancelled"}, 130
     except records.WriteError as e:
         result, code = {"outcome": "write_error", "path": str(e.path), "error": str(e)}, 1
     except Exception as e:  # noqa: BLE001 - handed to the parent as one line
         result, code = {"outcome": "error", "error": f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"}, 1
-    finally:
-        marker.unlink(missing_ok=True)
     records.atomic_write_text(exp_dir / RESULT_FILE, json.dumps(records.jsonable(result)) + "\n")
     return code
 
