@@ -251,3 +251,40 @@ def test_a_record_written_by_another_shard_after_the_scan_is_reused(tmp_path):
     rec = _current_record(run, rid, existing={})  # not in the start-of-run scan, but on disk now
     assert rec is not None and rec["id"] == rid
     assert _current_record(run, "vae__mnist__torch__s9__00000000", existing={}) is None
+
+
+def test_the_working_plan_seeds_recipe_and_order():
+    from collections import Counter
+
+    from bench.core import registry
+
+    pairs = study.study_plan(budget="working")
+    n = Counter((s.dataset, s.name, fw) for s, fw in pairs)
+    # at least 5 seeds per group in the primary framework and 3 in the other; 10 / 5 for the cheap ones
+    for (ds, name, fw), k in n.items():
+        assert k >= (5 if fw == "torch" else 3), (ds, name, fw, k)
+    assert n[("mnist", "vae", "torch")] == 10 and n[("mnist", "vae", "tensorflow")] == 5
+    assert n[("mnist", "dcgan", "torch")] == 5 and n[("mnist", "dcgan", "tensorflow")] == 3
+    # the parts left out on the CPU: the DCGANs on Fashion-MNIST and WGAN-GP on images at 6000 steps
+    assert not any(s.dataset == "fashion-mnist" and s.architecture == "dcgan" for s, _ in pairs)
+    assert not any(s.name == "wgan-gp" and s.dataset in study.IMAGES for s, _ in pairs)
+    # cheap kinds first: every mixture and MLP run is planned before the first DCGAN
+    first_dcgan = next(i for i, (s, _) in enumerate(pairs) if s.architecture == "dcgan")
+    assert all(s.architecture != "dcgan" for s, _ in pairs[:first_dcgan])
+    assert all(s.architecture == "dcgan" for s, _ in pairs[first_dcgan:])
+    # the MLP GAN recipe: lr and batch size only; the weight-decay stabilizer's decay is kept
+    wd = next(s for s, _ in pairs if s.name == "gan+weight-decay" and s.dataset == "mnist")
+    catalog_wd = registry.experiment("gan", ("weight-decay",), dataset="mnist")
+    assert (wd.g_optimizer.lr, wd.d_optimizer.lr, wd.batch_size) == (1e-3, 1e-3, 128)
+    assert wd.g_optimizer.weight_decay == catalog_wd.g_optimizer.weight_decay > 0
+    assert wd.g_optimizer.kind == catalog_wd.g_optimizer.kind
+    ring = next(s for s, _ in pairs if s.name == "gan" and s.dataset == "ring8")
+    assert ring == registry.experiment("gan", (), dataset="ring8", profile="study", seed=ring.seed, steps=ring.steps)
+    # split for the matrix: each spec once, with the frameworks it runs in
+    specs, fws = study.split_plan(pairs)
+    assert len(specs) == len(set(specs)) == n.total() - sum(1 for s, fw in pairs if fw == "tensorflow") and sum(
+        len(fws(s)) for s in specs
+    ) == len(pairs)
+    # --seeds replaces the plan: the same seeds everywhere, nothing skipped
+    given = Counter((s.dataset, fw) for s, fw in study.study_plan(("fashion-mnist",), [0, 1], "working"))
+    assert given[("fashion-mnist", "torch")] == given[("fashion-mnist", "tensorflow")] == 2 * len(study.IMAGE_MODELS)

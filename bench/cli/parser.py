@@ -208,7 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=",".join(("ring8", "grid25", "mnist", "fashion-mnist")),
         help="comma-separated, in run order (default ring8,grid25,mnist,fashion-mnist)",
     )
-    st.add_argument("--seeds", default="0-2", help="seeds, e.g. '0-4' (default 0-2; at least 3 for intervals)")
+    st.add_argument(
+        "--seeds",
+        default=None,
+        help="seeds for every model and framework, e.g. '0-4' (default: the budget's plan, bench/runs/study.py "
+        "PLAN_SEEDS: working = 10 PyTorch and 5 TensorFlow seeds for the cheap models, 5 and 3 for the DCGANs; "
+        "0-2 under small and full)",
+    )
     st.add_argument(
         "--budget",
         choices=("small", "working", "full"),

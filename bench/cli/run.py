@@ -232,9 +232,9 @@ def cmd_study(a) -> int:
     select = _shard(a.shard)
     code = EXIT_OK
     if not a.verdicts_only:
-        specs = study.study_specs(datasets, _seeds(a.seeds), a.budget)
-        _preflight_data(specs, a.data_dir, True)
         frameworks = ("torch", "tensorflow") if a.framework == "both" else (a.framework,)
+        pairs = study.study_plan(datasets, _seeds(a.seeds) if a.seeds else None, a.budget, frameworks)
+        _preflight_data([spec for spec, _fw in pairs], a.data_dir, True)
         options = {
             "datasets": datasets,
             "seeds": a.seeds,
@@ -243,7 +243,7 @@ def cmd_study(a) -> int:
             "shard": a.shard,
             "data_dir": str(a.data_dir.resolve()) if a.data_dir else None,
         }
-        for profile, part in study.by_profile(specs):  # Stacked MNIST: its own evaluation sample count
+        for profile, part in study.by_profile(pairs):  # Stacked MNIST: its own evaluation sample count
             cfg = MatrixConfig(
                 profile=profile,
                 device=_resolve_device(a.device),
@@ -257,7 +257,7 @@ def cmd_study(a) -> int:
                 select=select,
                 resume_hint=" ".join(a._command),
             )
-            code = max(code, _run(part, frameworks, a.out, cfg, executor))
+            code = max(code, _run(*study.split_plan(part), a.out, cfg, executor))
             if code in (EXIT_INTERRUPTED, EXIT_USAGE):  # Ctrl-C, or the executor could not start
                 return code
     from ..runs.records import record_paths

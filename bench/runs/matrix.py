@@ -75,13 +75,14 @@ class MatrixOutcome:
 
 def run_matrix(specs, frameworks, out: Path, cfg: MatrixConfig, pool) -> MatrixOutcome:
     """Train and evaluate specs x frameworks into the run folder `out` with executor `pool`
-    (started here, shut down at the end), then render the tables."""
+    (started here, shut down at the end), then render the tables. `frameworks` is a tuple, or a
+    function spec -> tuple when experiments differ in it (the study's plan: more seeds in PyTorch)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise MatrixError(f"--out {out} is a file, not a run folder")
     name = cfg.name
     described = pool.start()  # ExecutorError (Ray missing, a dead --address) before anything is written
-    matrix = [(spec, fw) for spec in specs for fw in frameworks]
+    matrix = [(spec, fw) for spec in specs for fw in (frameworks(spec) if callable(frameworks) else frameworks)]
     matrix = [m for i, m in enumerate(matrix) if cfg.select is None or cfg.select(i)]
     outcome = MatrixOutcome(statuses={}, total=len(matrix))
     try:
