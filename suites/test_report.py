@@ -7,6 +7,7 @@ parsed with the standard library's html.parser; the browser test opens it in hea
 
 import base64
 import csv
+import html
 import io
 import json
 import math
@@ -214,35 +215,34 @@ def page(run_with_study):
 
 
 # -- the page --------------------------------------------------------------------------------
-def test_one_verdict_row_per_claim_with_coloured_cells(page):
+SHORT = {"torch": "PT", "tensorflow": "TF"}
+
+
+def test_one_verdict_row_per_claim_datasets_as_columns_two_marks_per_cell(page):
     rows = page.tables["verdicts"]
-    assert len(rows["head"]) == 1
     header = [c[0] for c in rows["head"][0]]
-    assert header[:2] == ["claim", "title"] and header[-1] == "frameworks agree"
-    assert header[2:-1] == ["torch/mnist", "tensorflow/mnist", "torch/ring8"]  # by dataset, then framework
+    assert header == ["#", "claim", "mnist", "ring8", "frameworks agree (y/n)"]  # images first, then mixtures
     body = rows["body"]
     assert len(body) == len(CLAIM_TITLES)
-    doc = verdicts_doc()
-    for row, claim in zip(body, doc["claims"]):
+    for row, claim in zip(body, verdicts_doc()["claims"]):
         assert row[0][0] == str(claim["claim"]) and row[1][0] == claim["title"]
-        for cell, key in zip(row[2:-1], header[2:-1]):
-            want = claim["verdict"].get(key)
-            assert cell[0] == (want or "\u2014")
-            assert cell[1] == (want if want else "missing")
+        for cell, ds in zip(row[2:-1], header[2:-1]):
+            marks = [
+                f"{SHORT[fw]} {claim['verdict'][f'{fw}/{ds}']}" for fw in FRAMEWORKS if f"{fw}/{ds}" in claim["verdict"]
+            ]
+            assert cell[0] == ("".join(marks) or "not in the claim"), (claim["claim"], ds)
 
 
-def test_detail_rows_carry_the_verdict_numbers_as_formatted(page):
-    rows = page.body_rows("verdict-rows")
-    doc_rows = [(c["claim"], r) for c in verdicts_doc()["claims"] for r in c["rows"]]
-    assert len(rows) == len(doc_rows)
-    for cells, (claim, r) in zip(rows, doc_rows):
-        assert cells[0] == str(claim)
-        assert cells[1:3] == [r["framework"], r["dataset"]]
-        assert cells[6] == rf.effect_text(r["effect"], r["ci"])
-        assert cells[7] == " / ".join(map(str, r["n"]))
-        assert cells[8] == ",".join(map(str, r["seeds"]))
-        assert cells[10] == r["verdict"]
-    effects = [c[6] for c in rows]
+def test_each_claim_section_carries_its_rows_as_formatted(page):
+    for claim in verdicts_doc()["claims"]:
+        rows = page.body_rows(f"rows-{claim['claim']}")
+        assert len(rows) == len(claim["rows"])
+        for cells, r in zip(rows, claim["rows"]):
+            assert cells[:2] == [SHORT[r["framework"]], r["dataset"]]
+            assert cells[3] == rf.effect_text(r["effect"], r["ci"])
+            assert cells[5] == " / ".join(str(x) for x in r["n"] if x)
+            assert cells[8] == r["verdict"]
+    effects = [c[3] for n in range(1, 8) for c in page.body_rows(f"rows-{n}")]
     assert "+0.12 [\u22120.03, +0.27]" in effects
     assert "\u22121.50 [\u22123.25, +0.25]" in effects
     assert "+0.034 [+0.012, +0.056]" in effects  # small effects keep two significant digits
@@ -266,29 +266,62 @@ def test_every_image_is_an_embedded_png_that_decodes(page):
 def test_the_page_has_every_section_and_bounded_figures(run_with_study, page):
     run_dir, path, seconds = run_with_study
     text = path.read_text(encoding="utf-8")
-    for heading in (
-        "Verdicts",
-        "Means over seeds",
-        "Experiments",
-        "VAE latents",
-        "Unregularized vs regularized",
-        "PyTorch vs TensorFlow",
-        "Budgets",
-        "Cost",
-    ):
+    for heading in ("Verdicts", "The claims, one by one", "What each group draws", "VAE latents", "Budgets", "Cost"):
         assert f">{heading}</h" in text
+    for claim in verdicts_doc()["claims"]:
+        section = text.split(f'id="claim-{claim["claim"]}"', 1)[1].split("</section>", 1)[0]
+        assert "<img" in section, claim["claim"]  # every claim has its figure
     assert "image-check" in page.ids
-    # one loss figure per group (3 models x 2 frameworks), 3 epoch/final grids of seed 0 per group,
-    # one error-bar figure per claim with data here, one latent figure + interpolation per VAE group,
-    # final grids: 6 unregularized-vs-regularized pairs... bounded by groups and claims, not by seeds
+    assert "not in the run folder" not in text and "no losses.csv" not in text  # no placeholder lines
+    # bounded by groups and claims, not by seeds: a grid and a loss figure per group (3 models x 2
+    # frameworks), per claim an effects figure and at most 4 comparisons of 2 arms x 2 frameworks,
+    # a latent figure and an interpolation per VAE group
     groups = 3 * len(FRAMEWORKS)
-    assert len(page.images) <= groups * 4 + len(CLAIM_TITLES) + 2 * len(FRAMEWORKS) + 2 * 2 * 3 + 2 * 3
-    assert "t-SNE" not in text or "latent means coloured by class" in text
+    assert len(page.images) <= 2 * groups + len(CLAIM_TITLES) * (2 + 16) + 2 * len(FRAMEWORKS)
     assert "records</th><td>18: 18 ok" in text and "abc123def456" in text and "0.1.0" in text
     assert str(run_dir.resolve()) in text
     assert seconds < 60, f"report took {seconds:.1f} s"
     header = page.body_rows("header")
     assert [r[0] for r in header][:3] == ["run folder", "records", "generated"]
+    # the figures folder: a grid and a loss figure per group, an index that names them
+    index = json.loads((run_dir / "figures" / "index.json").read_text())["groups"]
+    assert len(index) == groups
+    for entry in index.values():
+        assert (run_dir / "figures" / entry["grid"]).stat().st_size < 60_000
+        assert entry["seed"] == 0 and (run_dir / "figures" / entry["losses"]).is_file()
+
+
+def test_figures_outlive_the_experiment_folders(tmp_path):
+    """The committed study keeps only records and figures: the page drawn after the experiment
+    folders are gone shows the same grids."""
+    import shutil
+
+    run_dir = make_run(tmp_path / "run")
+    first = Page(report.write_report(run_dir).read_text(encoding="utf-8"))
+    for d in run_dir.iterdir():
+        if d.is_dir() and d.name not in ("records", "study", "figures"):
+            shutil.rmtree(d)
+    again = report.write_report(run_dir).read_text(encoding="utf-8")
+    assert sorted(Page(again).images) == sorted(first.images)
+    assert "No sample grid recorded" not in again
+
+
+def test_numbers_are_rounded_to_what_they_support():
+    assert rf.rounded(1234.5678, 3) == "1235" and rf.rounded(0.012345, 3) == "0.0123"
+    assert rf.rounded(1.5, 3) == "1.50" and rf.rounded(float("nan")) == "" and rf.rounded(0.0) == "0"
+    assert rf.rounded_text("12.3456789") == "12.35" and rf.rounded_text("ok") == "ok"
+
+
+def test_binned_series_means():
+    from bench.runs import figures
+
+    steps = np.arange(1000.0)
+    values = np.where(steps % 2 == 0, 1.0, 3.0)
+    values[5] = np.nan
+    xs, ys = figures.binned(steps, values, points=10)
+    assert len(xs) == len(ys) == 10
+    assert xs[0] == pytest.approx(49.5) and ys[1:] == [2.0] * 9  # independent: the mean of alternating 1, 3
+    assert ys[0] == pytest.approx((50 * 1.0 + 49 * 3.0) / 99, rel=1e-4)  # step 5 (a 3.0) left out; 5 digits kept
 
 
 def test_t_interval_over_seeds():
@@ -320,7 +353,7 @@ def test_without_verdicts_the_page_says_so(tmp_path, capsys):
     path = run_dir / "report.html"
     assert out.out.strip() == str(path)
     text = path.read_text(encoding="utf-8")
-    assert "no study verdicts in this folder" in text
+    assert "holds no study verdicts" in text
     assert "broken__mnist__torch__s1__deadbeef.json" in text  # listed as unreadable, left out
     assert "records</th><td>1: 1 ok" in text
     p = Page(text)
@@ -366,19 +399,97 @@ def _chromium(*args, timeout=60):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)  # stderr: harmless noise
 
 
-@pytest.mark.browser
-def test_chromium_decodes_every_image_and_shows_every_claim(run_with_study, tmp_path):
-    run_dir, path, _ = run_with_study
-    url = path.resolve().as_uri()
-    done = _chromium("--dump-dom", url)
+def _page_check(path: Path, width: int = 1280, height: int = 900) -> dict:
+    """The page's own check (CHECK_SCRIPT) after it loaded in chromium at width x height."""
+    done = _chromium("--dump-dom", f"--window-size={width},{height}", path.resolve().as_uri())
     assert done.returncode == 0, done.stderr[-2000:]
-    dom = Page(done.stdout)
     check_text = done.stdout.split('id="image-check">', 1)[1].split("</pre>", 1)[0]
-    check = json.loads(check_text.replace("&quot;", '"'))
-    assert check["images"] == len(Page(path.read_text(encoding="utf-8")).images) > 0
-    assert check["decoded"] == check["images"], check
-    assert check["verdict_rows"] == len(CLAIM_TITLES) == len(dom.body_rows("verdicts"))
-    shot = run_dir / "report.png"
-    done = _chromium(f"--screenshot={shot}", "--window-size=1280,2000", url)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert shot.stat().st_size > 0 and shot.read_bytes().startswith(rf.PNG_SIGNATURE)
+    return json.loads(html.unescape(check_text))
+
+
+def _assert_readable(check: dict, text: str, n_claims: int) -> None:
+    assert check["decoded"] == check["images"] > 0, check
+    assert check["scroll_width"] <= 1280, f"the page is {check['scroll_width']} px wide at a 1280 px window"
+    assert len(check["claims"]) == n_claims
+    for c in check["claims"]:
+        assert c["decoded"] >= 1, f"{c['id']} shows no decoded figure"
+    assert all(ok for _, ok in check["grids"]), [g for g, ok in check["grids"] if not ok]
+    assert "not in the run folder" not in text
+
+
+@pytest.mark.browser
+def test_chromium_decodes_every_image_and_the_page_fits_1280(run_with_study, tmp_path):
+    run_dir, path, _ = run_with_study
+    check = _page_check(path)
+    _assert_readable(check, path.read_text(encoding="utf-8"), len(CLAIM_TITLES))
+    assert check["images"] == len(Page(path.read_text(encoding="utf-8")).images)
+    assert check["verdict_rows"] == len(CLAIM_TITLES)
+    shot = tmp_path / "report.png"
+    assert report.screenshot(path, shot, run_dir) == shot
+    assert report.screenshot_fingerprint(shot) == report.fingerprint(run_dir) != ""
+
+
+@pytest.mark.browser
+def test_chromium_planted_overflow_is_caught(run_with_study, tmp_path):
+    """The width check fails on a page wider than the window (a planted 1600 px table)."""
+    _, path, _ = run_with_study
+    wide = tmp_path / "wide.html"
+    wide.write_text(
+        path.read_text(encoding="utf-8").replace(
+            "<body>", '<body><table style="width:1600px"><tr><td>x</td></tr></table>', 1
+        )
+    )
+    assert _page_check(wide)["scroll_width"] > 1280
+
+
+STUDY = Path(__file__).resolve().parents[1] / "results" / "study"
+
+
+@pytest.mark.browser
+def test_the_committed_study_page(tmp_path):
+    """The page of the committed results/study at 1280 x 900: no horizontal scroll, every claim
+    with a decoded figure, every GAN group with a decoded grid, and the committed screenshot
+    (results/study/study/report-top.png) is of these verdicts."""
+    import shutil
+
+    if not (STUDY / "study" / "verdicts.json").exists():
+        pytest.skip("results/study holds no verdicts")
+    run_dir = tmp_path / "study"
+    for part in ("records", "study", "figures"):
+        if (STUDY / part).exists():
+            shutil.copytree(STUDY / part, run_dir / part, ignore=shutil.ignore_patterns("superseded", "corrupt"))
+    path = report.write_report(run_dir)
+    text = path.read_text(encoding="utf-8")
+    doc = json.loads((run_dir / "study" / "verdicts.json").read_text())
+    check = _page_check(path)
+    _assert_readable(check, text, len(doc["claims"]))
+    recs, _ = report.load_run(run_dir)
+    gan_groups = {
+        f"{r['dataset']}/{rf.spec_name(r)}__{r['framework']}"
+        for r in recs
+        if (r.get("spec") or {}).get("family") == "gan"
+    }
+    drawn = {g for g, ok in check["grids"] if ok}
+    assert gan_groups <= drawn, sorted(gan_groups - drawn)
+    committed = STUDY / "study" / "report-top.png"
+    assert report.screenshot_fingerprint(committed) == report.fingerprint(run_dir), (
+        "results/study/study/report-top.png is older than the study's verdicts: regenerate it with "
+        "`genbench report results/study --screenshot results/study/study/report-top.png`"
+    )
+
+
+@pytest.mark.browser
+@pytest.mark.needs_data("mnist")
+def test_a_smoke_run_ends_with_its_page(tmp_path, capsys):
+    """`genbench run` writes report.html and prints its path; the page opens with the grids."""
+    out = tmp_path / "run"
+    code = cli.main(
+        ["run", "--profile", "smoke", "--models", "dcgan,vae", "--out", str(out), "--no-progress", "--jobs", "1"]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0
+    page = out / "report.html"
+    assert f"report: {page}" in printed and page.exists()
+    check = _page_check(page)
+    _assert_readable(check, page.read_text(encoding="utf-8"), 0)
+    assert {g for g, ok in check["grids"] if ok} >= {"mnist/dcgan__torch", "mnist/dcgan__tensorflow"}

@@ -347,15 +347,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="write RUN_DIR/report.html: one self-contained page of a run's results",
         description="Write RUN_DIR/report.html, one HTML file with every image embedded (no "
         "network, no other file needed): the study's verdicts (RUN_DIR/study/"
-        "verdicts.json, when present) with effects, 95%% intervals and error bars "
-        "over seeds; per experiment group the loss curves of every seed and the "
-        "sample grids; VAE latents (t-SNE, PCA, interpolation); unregularized vs "
-        "regularized and PyTorch vs TensorFlow grids side by side. Prints the "
-        "path written.",
+        "verdicts.json, when present), claims as rows and datasets as columns; per claim its "
+        "effects with 95%% intervals, the loss curves it reads and its arms' sample grids; "
+        "what every group draws, PyTorch beside TensorFlow, with its loss curves; budgets and "
+        "cost; VAE latents (t-SNE, PCA, interpolation); without verdicts, the comparison table. "
+        "The groups' pictures are drawn into RUN_DIR/figures/ and kept there, so the page "
+        "still shows them once the experiment folders are gone. Prints the path written.",
         epilog="exit status: 0 written; 1 the file could not be written; 2 bad input (no such "
         "folder, no records in it, an unreadable verdicts file); 130 interrupted.",
     )
     rp.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    rp.add_argument(
+        "--screenshot",
+        type=Path,
+        default=None,
+        metavar="PNG",
+        help="also save the page's first 1280x900 pixels in headless chromium to PNG, marked with the "
+        "study's verdicts (a test tells a stale picture by it)",
+    )
 
     e = sub.add_parser(
         "eval",

@@ -173,7 +173,22 @@ def cmd_run(a) -> int:
         randomness=opts["randomness"],
         resume_hint=f"genbench run --resume {out}" + executor["flags"],
     )
-    return _run(specs, frameworks, out, cfg, executor)
+    code = _run(specs, frameworks, out, cfg, executor)
+    if code != EXIT_INTERRUPTED and (out / "records").is_dir():
+        _write_page(out, "run")
+    return code
+
+
+def _write_page(out: Path, name: str) -> None:
+    """RUN_DIR/report.html (grids, loss curves, the comparison or the verdicts), its path printed;
+    a page that cannot be drawn is one line on stderr and leaves the exit code alone."""
+    from ..runs.records import RecordError, WriteError
+    from ..runs.report import write_report
+
+    try:
+        print(f"report: {write_report(out)}  (open it in a browser)")
+    except (RecordError, WriteError, OSError, ValueError) as e:
+        print(f"genbench {name}: no report.html: {e}", file=sys.stderr)
 
 
 def _run(specs, frameworks, out: Path, cfg: MatrixConfig, executor: dict) -> int:
@@ -265,6 +280,7 @@ def cmd_study(a) -> int:
     if not record_paths(a.out):
         raise UsageError(f"{a.out}: no records to judge (run `genbench study --out {a.out}` first)")
     result = study.write_verdicts(a.out, claims_file, a.correction, a.allow_mixed_code)
+    _write_page(a.out, "study")  # draws the groups' figures into OUT/figures (committed with the study)
     if result["code"]["allowed"]:
         print(
             "genbench study: judging records of mixed code versions (--allow-mixed-code): "

@@ -15,14 +15,15 @@ error-bar figure per claim, one latent figure per VAE group.
 from __future__ import annotations
 
 import html
+import io
 import json
-import re
 from collections import Counter
 from pathlib import Path
 
 from ..core.facts import IMAGE_DATASETS, MIXTURE_DATASETS
+from . import figures
 from . import report_figures as rf
-from .records import RecordError, atomic_write_text, now_iso, scan_records
+from .records import RecordError, atomic_write_bytes, atomic_write_text, now_iso, scan_records
 from .study import SCHEMA, STUDY_DIR, VERDICTS_FILE
 
 VERDICTS = Path(STUDY_DIR) / VERDICTS_FILE
@@ -31,28 +32,50 @@ FRAMEWORK_ORDER = ("torch", "tensorflow")
 FRAMEWORK_TITLE = {"torch": "PyTorch", "tensorflow": "TensorFlow"}
 DATASET_ORDER = IMAGE_DATASETS + MIXTURE_DATASETS  # images first, then the 2-D mixtures
 
+FRAMEWORK_SHORT = {"torch": "PT", "tensorflow": "TF"}
+LEGEND = (
+    "supported (green), contradicted (red), no practical effect (blue), inconclusive (amber), "
+    "not judged (grey: below the working budget, failed to train, or no values)"
+)
+
 CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:1.5em auto;max-width:1200px;color:#222}
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:1.2em auto;max-width:1200px;padding:0 1em;
+color:#222;box-sizing:border-box}
 h1{font-size:1.5em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}h3{font-size:1.05em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.85em}
+table.fit{table-layout:fixed;width:100%}table.fit td,table.fit th{overflow-wrap:anywhere}
 th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
-th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .supported{background:#c8e6c9}.contradicted{background:#ffcdd2}.inconclusive{background:#fff3c4}
+.nopractical{background:#cfe3f7}.notjudged{background:#eee;color:#555}
+.mark{display:inline-block;min-width:1.9em;text-align:center;border-radius:3px;font-weight:600;font-size:.8em;
+padding:0 .2em;border:1px solid #999}.v{font-size:.8em}
 .missing{color:#999}.note{color:#555;font-style:italic}
-figure{display:inline-block;margin:.4em .8em .4em 0;vertical-align:top}
-figcaption{font-size:.8em;color:#444;max-width:420px}
-img.grid{image-rendering:pixelated;width:260px}img.interp{image-rendering:pixelated;width:360px}img.fig{max-width:100%}
-.pair{display:flex;gap:1em;flex-wrap:wrap;align-items:flex-start}
+figure{display:inline-block;margin:.3em .6em .3em 0;vertical-align:top;max-width:100%}
+figcaption{font-size:.75em;color:#444;max-width:360px}
+img.grid{image-rendering:pixelated;width:200px}img.interp{image-rendering:pixelated;width:300px}
+img.fig{max-width:100%}img.curves{width:260px}
+table.samples td{width:33%}
+.pair{display:flex;gap:.6em;flex-wrap:wrap;align-items:flex-start}
+section.claim{margin-bottom:2em}
 #image-check{display:none}
 """
 
 CHECK_SCRIPT = """
 window.addEventListener("load", function () {
+  function ok(i) { return i.complete && i.naturalWidth > 0; }
   var imgs = Array.prototype.slice.call(document.images);
-  var decoded = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
-  var rows = document.querySelectorAll("table#verdicts tbody tr").length;
-  document.getElementById("image-check").textContent =
-    JSON.stringify({images: imgs.length, decoded: decoded, verdict_rows: rows});
+  var claims = Array.prototype.slice.call(document.querySelectorAll("section.claim")).map(function (s) {
+    var im = Array.prototype.slice.call(s.querySelectorAll("img"));
+    return {id: s.id, images: im.length, decoded: im.filter(ok).length};
+  });
+  var grids = Array.prototype.slice.call(document.querySelectorAll("figure.drawn[data-kind=grid] img"));
+  document.getElementById("image-check").textContent = JSON.stringify({
+    images: imgs.length, decoded: imgs.filter(ok).length,
+    verdict_rows: document.querySelectorAll("table#verdicts tbody tr").length,
+    scroll_width: document.documentElement.scrollWidth, claims: claims,
+    grids: grids.map(function (i) { return [i.parentNode.getAttribute("data-group"), ok(i)]; })
+  });
 });
 """
 
@@ -107,216 +130,296 @@ def load_verdicts(run_dir) -> dict | None:
 
 def groups_of(records: list[dict]) -> dict[tuple[str, str, str], dict[int, dict]]:
     """{(spec name, dataset, framework): {seed: record}}, sorted."""
-    out: dict[tuple, dict[int, dict]] = {}
-    for r in records:
-        key = (rf.spec_name(r), str(r.get("dataset")), str(r.get("framework")))
-        out.setdefault(key, {})[int(r.get("seed", 0))] = r
-    return {k: dict(sorted(out[k].items())) for k in sorted(out, key=lambda k: _sort_key(*k))}
+    out = figures.groups_of(records)
+    return {k: out[k] for k in sorted(out, key=lambda k: _sort_key(*k))}
 
 
 # -- pieces of HTML --------------------------------------------------------------------------
-def img(uri: str | None, caption: str, cls: str = "grid") -> str:
+def img(uri: str | None, caption: str, cls: str = "grid", attrs: str = "") -> str:
+    """A figure with its caption; empty when there is no picture (the page states what is
+    absent once, in the section's text, never as a placeholder per picture)."""
     if not uri:
-        return f'<figure><p class="missing">{esc(caption)}: not in the run folder</p></figure>'
+        return ""
     return (
-        f'<figure><img class="{cls}" src="{uri}" alt="{esc(caption)}"><figcaption>{esc(caption)}</figcaption></figure>'
+        f'<figure{attrs}><img class="{cls}" src="{uri}" alt="{esc(caption)}">'
+        f"<figcaption>{esc(caption)}</figcaption></figure>"
     )
 
 
-def table(headers: list[str] | None, rows: list[list[str]], attrs: str = "") -> str:
-    """Rows are lists of ready <td>/<th> cells; no header row when `headers` is None."""
+def table(headers: list[str] | None, rows: list[list[str]], attrs: str = "", widths=None) -> str:
+    """Rows are lists of ready <td>/<th> cells; no header row when `headers` is None; `widths`:
+    the columns' shares of the table in percent."""
+    cols = "" if not widths else "<colgroup>" + "".join(f'<col style="width:{w}%">' for w in widths) + "</colgroup>"
     head = "" if headers is None else "<thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in headers) + "</tr></thead>"
     body = "".join("<tr>" + "".join(cells) + "</tr>" for cells in rows)
-    return f"<table{attrs}>{head}<tbody>{body}</tbody></table>"
+    return f"<table{attrs}>{cols}{head}<tbody>{body}</tbody></table>"
+
+
+def verdict_class(v) -> str:
+    return {"no practical effect": "nopractical", "not judged": "notjudged"}.get(
+        "not judged" if str(v).startswith("not judged") else str(v), str(v) if v else "missing"
+    )
 
 
 def verdict_cell(v) -> str:
     if v is None:
         return '<td class="missing">\u2014</td>'
-    return f'<td class="{esc(v) if v in ("supported", "contradicted", "inconclusive") else ""}">{esc(v)}</td>'
+    return f'<td class="{esc(verdict_class(v))}">{esc(v)}</td>'
 
 
-def verdict_columns(claims: list[dict]) -> list[str]:
-    keys = list(dict.fromkeys(k for c in claims for k in (c.get("verdict") or {})))
-
-    def order(k):
-        fw, _, ds = k.partition("/")
-        return _sort_key("", ds, fw)[1:]
-
-    return sorted(keys, key=order)
+def fig_img(fig, caption: str) -> str:
+    return "" if fig is None else img(rf.fig_uri(fig), caption, "fig")
 
 
-def verdict_section(doc: dict, records: list[dict]) -> str:
+def index_img(run_dir: Path, index: dict, name: str, ds: str, fw: str, kind: str, caption: str, cls="grid") -> str:
+    entry = index.get(figures.group_key(name, ds, fw)) or {}
+    path = figures.figure_path(run_dir, entry, kind)
+    if path is None:
+        return ""
+    seed = f", seed {entry['seed']}" if kind == "grid" and "seed" in entry else ""
+    attrs = f' class="drawn" data-group="{esc(figures.group_key(name, ds, fw))}" data-kind="{esc(kind)}"'
+    return img(rf.file_uri(path), caption + seed, cls, attrs)
+
+
+def _datasets_of(claims: list[dict]) -> list[str]:
+    found = {r.get("dataset") for c in claims for r in c.get("rows", [])}
+    return sorted(found, key=lambda d: DATASET_ORDER.index(d) if d in DATASET_ORDER else 99)
+
+
+def summary_section(doc: dict) -> str:
+    """Claims as rows, datasets as columns, the two frameworks as two marks in each cell; the
+    rows' effects on hover and in each claim's section below."""
     claims = doc["claims"]
-    cols = verdict_columns(claims)
+    datasets = _datasets_of(claims)
     rows = []
     for c in claims:
+        cells = [
+            f'<td class="num">{esc(c.get("claim", ""))}</td>',
+            f'<td><a href="#claim-{esc(c.get("claim", ""))}">{esc(c.get("title", ""))}</a></td>',
+        ]
+        for ds in datasets:
+            marks = []
+            for fw in FRAMEWORK_ORDER:
+                v = (c.get("verdict") or {}).get(f"{fw}/{ds}")
+                if v is None:
+                    continue
+                hover = "; ".join(
+                    f"{r.get('label') or r.get('metric')}: {rf.effect_text(r.get('effect'), r.get('ci'))} "
+                    f"({r.get('verdict')})"
+                    for r in c.get("rows", [])
+                    if r.get("framework") == fw and r.get("dataset") == ds
+                )
+                marks.append(
+                    f'<span class="mark {esc(verdict_class(v))}" title="{esc(FRAMEWORK_TITLE[fw])}: {esc(v)}. '
+                    f'{esc(hover)}">{esc(FRAMEWORK_SHORT[fw])}</span> <span class="v">{esc(v)}</span>'
+                )
+            cells.append(f"<td>{'<br>'.join(marks) or '<span class=missing>not in the claim</span>'}</td>")
         agree = c.get("frameworks_agree") or {}
-        agree_text = ", ".join(f"{ds}: {'yes' if ok else 'no'}" for ds, ok in agree.items()) or "\u2014"
-        rows.append(
+        cells.append(f"<td>{esc(', '.join(f'{d}: {chr(121) if ok else chr(110)}' for d, ok in agree.items()))}</td>")
+        rows.append(cells)
+    code = doc.get("code") or {}
+    versions = ", ".join(f"{h} ({n} records)" for h, n in (code.get("versions") or {}).items())
+    return "\n".join(
+        [
+            '<h2 id="summary">Verdicts</h2>',
+            f"<p>Per claim, dataset and framework (PT: PyTorch, TF: TensorFlow): {esc(LEGEND)}. Multiplicity "
+            f"correction inside each claim: {esc(doc.get('correction_name') or doc.get('correction') or 'none')}. "
+            f"Code version: {esc(versions or 'not recorded')}. Hover a mark for its rows' effects.</p>",
+            table(
+                ["#", "claim", *datasets, "frameworks agree (y/n)"],
+                rows,
+                ' id="verdicts" class="fit"',
+                [3, 25, *[60 / max(1, len(datasets))] * len(datasets), 12],
+            ),
+        ]
+    )
+
+
+def rows_table(claim: dict) -> str:
+    body = []
+    for r in claim.get("rows", []):
+        n = r.get("n") or []
+        failed = r.get("failed_to_train") or {}
+        fail_text = " / ".join(f"{k}/{m}" for k, m in (failed.get(a) or (0, 0) for a in ("treatment", "control")) if m)
+        steps = r.get("steps")
+        body.append(
             [
-                f'<td class="num">{esc(c.get("claim", ""))}</td>',
-                f"<td>{esc(c.get('title', ''))}</td>",
-                *(verdict_cell((c.get("verdict") or {}).get(k)) for k in cols),
-                f"<td>{esc(agree_text)}</td>",
+                f"<td>{esc(FRAMEWORK_SHORT.get(r.get('framework'), r.get('framework')))}</td>",
+                f"<td>{esc(r.get('dataset'))}</td>",
+                f"<td>{esc(r.get('label') or r.get('metric'))}<br><small>{esc(r.get('treatment'))}"
+                f"{' vs ' + esc(r.get('control')) if r.get('control') else ''}</small></td>",
+                f'<td class="num effect">{esc(rf.effect_text(r.get("effect"), r.get("ci")))}</td>',
+                f'<td class="num">{esc(rf.signed(r.get("margin"), 3).lstrip("+"))}</td>',
+                f'<td class="num n">{esc(" / ".join(str(x) for x in n if x))}</td>',
+                f'<td class="num">{esc(fail_text)}</td>',
+                f'<td class="num">{esc(" / ".join(map(str, steps)) if isinstance(steps, list) else steps or "")}</td>',
+                verdict_cell(r.get("verdict")),
+                f'<td class="note">{esc(r.get("note") or "")}</td>',
             ]
         )
-    parts = ["<h2>Verdicts</h2>", table(["claim", "title", *cols, "frameworks agree"], rows, ' id="verdicts"')]
-    detail = []
-    for c in claims:
-        for r in c.get("rows", []):
-            n = r.get("n") or []
-            detail.append(
-                [
-                    f'<td class="num">{esc(c.get("claim", ""))}</td>',
-                    f"<td>{esc(r.get('framework'))}</td>",
-                    f"<td>{esc(r.get('dataset'))}</td>",
-                    f"<td>{esc(r.get('metric'))} ({esc(r.get('better'))} is better)</td>",
-                    f"<td>{esc(r.get('treatment'))}</td>",
-                    f"<td>{esc(r.get('control') or '(one group)')}</td>",
-                    f'<td class="num effect">{esc(rf.effect_text(r.get("effect"), r.get("ci")))}</td>',
-                    f'<td class="num n">{esc(" / ".join(str(x) for x in n))}</td>',
-                    f'<td class="num">{esc(",".join(str(s) for s in r.get("seeds") or []))}</td>',
-                    f'<td class="num">{esc(r.get("steps", ""))}</td>',
-                    verdict_cell(r.get("verdict")),
-                    f'<td class="note">{esc(r.get("note") or "")}</td>',
-                ]
-            )
-    parts += [
-        "<h3>Comparisons</h3><p>Effect: treatment minus control, signed so that a positive effect supports "
-        "the claim, with its 95% interval; n: seeds of treatment / control.</p>",
-        table(
-            [
-                "claim",
-                "framework",
-                "dataset",
-                "metric",
-                "treatment",
-                "control",
-                "effect [95% interval]",
-                "n",
-                "seeds",
-                "steps",
-                "verdict",
-                "note",
-            ],
-            detail,
-            ' id="verdict-rows"',
-        ),
-    ]
-    parts.append(
-        "<h3>Means over seeds</h3><p>Each group's mean with its 95% t interval over seeds, from this "
-        "folder's records (status ok, finite value).</p>"
+    return table(
+        ["fw", "dataset", "question", "effect [95% interval]", "margin", "n", "failed", "steps", "verdict", "note"],
+        body,
+        f' class="fit rows" id="rows-{esc(claim.get("claim", ""))}"',
+        [4, 9, 22, 13, 6, 6, 7, 7, 11, 15],
     )
-    for c in claims:
-        uri = rf.claim_errorbars(c, records)
-        caption = f"claim {c.get('claim', '')}: {c.get('title', '')}"
-        parts.append(
-            img(uri, caption, "fig") if uri else f'<p class="missing">{esc(caption)}: no records of its groups here</p>'
-        )
-    budgets, cost = doc.get("budgets"), doc.get("cost") or []
-    if budgets:
-        parts.append(f"<h3>Budgets</h3><pre>{esc(json.dumps(budgets, indent=2))}</pre>")
-    if cost:
-        keys = list(dict.fromkeys(k for row in cost for k in row))
-        parts += ["<h3>Cost</h3>", table(keys, [[f"<td>{esc(row.get(k, ''))}</td>" for k in keys] for row in cost])]
-    return "\n".join(parts)
 
 
-def _epoch_grids(exp_dir: Path) -> list[tuple[str, Path]]:
-    def epoch(p):
-        m = re.fullmatch(r"samples_epoch(\d+)\.png", p.name)
-        return int(m.group(1)) if m else None
-
-    grids = sorted((epoch(p), p) for p in exp_dir.glob("samples_epoch*.png") if epoch(p) is not None)
-    out = [(f"epoch {k}", p) for k, p in grids]
-    if (exp_dir / "samples_final.png").exists():
-        out.append(("final", exp_dir / "samples_final.png"))
-    return out
-
-
-def group_section(run_dir: Path, key: tuple, seeds: dict[int, dict]) -> str:
-    name, ds, fw = key
-    title = f"{name} \u00b7 {ds} \u00b7 {FRAMEWORK_TITLE.get(fw, fw)}"
-    statuses = ", ".join(f"seed {s}: {r.get('status')}" for s, r in seeds.items())
-    parts = [f'<h3 id="{esc(f"{name}__{ds}__{fw}")}">{esc(title)}</h3><p>{esc(statuses)}</p>']
-    curves = {s: rf.read_losses(run_dir / r["id"] / "losses.csv") for s, r in seeds.items()}
-    uri = rf.loss_figure(curves, f"{title}: losses")
-    parts.append(
-        img(
-            uri,
-            f"loss curves of seeds {', '.join(map(str, seeds))}; shaded: the final window (the last "
-            f"{rf.FINAL_WINDOW} steps, which the final losses and the oscillation metric use)",
-            "fig",
-        )
-        if uri
-        else '<p class="missing">no losses.csv</p>'
-    )
-    first_seed, first = next(iter(seeds.items()))
-    exp_dir = run_dir / first["id"]
-    grids = _epoch_grids(exp_dir)
-    if grids:
-        parts.append(
-            '<div class="pair">'
-            + "".join(img(rf.file_uri(p), f"seed {first_seed}, {label}") for label, p in grids)
-            + "</div>"
-        )
-    return "\n".join(parts)
-
-
-def latent_section(run_dir: Path, groups: dict) -> str:
-    parts = []
-    for key, seeds in groups.items():
-        seed, rec = next(iter(seeds.items()))
-        exp_dir = run_dir / rec["id"]
-        if not (exp_dir / "latents.npz").exists() and not (exp_dir / "interpolation.png").exists():
+def claim_pictures(run_dir: Path, index: dict, claim: dict, limit: int = 4) -> str:
+    """Control beside treatment, both frameworks, for the claim's first `limit` image or mixture
+    comparisons whose grids are in the figures folder."""
+    seen, out = [], []
+    for r in claim.get("rows", []):
+        key = (r.get("control") or "", r.get("treatment"), r.get("dataset"))
+        if key in seen or len(seen) >= limit:
             continue
-        title = f"{key[0]} \u00b7 {key[1]} \u00b7 {FRAMEWORK_TITLE.get(key[2], key[2])}, seed {seed}"
-        uri = rf.latent_figure(exp_dir / "latents.npz", key[0])
+        arms = [a for a in (r.get("control"), r.get("treatment")) if a]
+        pics = [
+            index_img(run_dir, index, a, key[2], fw, "grid", f"{a} ({FRAMEWORK_SHORT[fw]}, {key[2]})")
+            for a in arms
+            for fw in FRAMEWORK_ORDER
+        ]
+        if any(pics):
+            seen.append(key)
+            out.append(f'<div class="pair">{"".join(pics)}</div>')
+    return "\n".join(out)
+
+
+def claim_section(run_dir: Path, index: dict, claim: dict) -> str:
+    n = claim.get("claim", "")
+    head = f'<section class="claim" id="claim-{esc(n)}"><h3>Claim {esc(n)}: {esc(claim.get("title", ""))}</h3>'
+    if not claim.get("rows"):
+        return head + '<p class="note">None of its groups is in this folder.</p></section>'
+    parts = [
+        head,
+        "<p>Each panel: one question on one dataset; the marks are the effect and its 95% interval in "
+        "PyTorch (circle) and TensorFlow (square), coloured by verdict; a positive effect supports the "
+        "claim; the grey band is the smallest effect of interest.</p>",
+        fig_img(rf.effects_fig(claim), f"claim {n}: effects by question and dataset"),
+        fig_img(rf.series_fig(claim, index), f"claim {n}: the loss curves its questions read"),
+        claim_pictures(run_dir, index, claim),
+        rows_table(claim),
+        "</section>",
+    ]
+    return "\n".join(p for p in parts if p)
+
+
+def budgets_section(records: list[dict], groups: dict) -> str:
+    """Per model and dataset: steps, seeds per framework and runs that trained."""
+    from . import trained
+
+    by: dict[tuple, dict] = {}
+    for (name, ds, fw), seeds in groups.items():
+        recs = list(seeds.values())
+        checks = [trained.trained(r) for r in recs]
+        steps = sorted({int(r.get("steps_done") or 0) for r in recs})
+        by.setdefault((name, ds), {})[fw] = (len(recs), sum(c is True for c in checks), steps)
+    rows = []
+    for (name, ds), fws in by.items():
+        cells = [f"<td>{esc(name)}</td>", f"<td>{esc(ds)}</td>"]
+        steps = sorted({s for _, _, st in fws.values() for s in st})
+        cells.append(f'<td class="num">{esc(", ".join(map(str, steps)))}</td>')
+        for fw in FRAMEWORK_ORDER:
+            n, ok, _ = fws.get(fw, (0, 0, []))
+            cells.append(f'<td class="num">{esc(f"{ok} of {n}" if n else "")}</td>')
+        rows.append(cells)
+    return (
+        '<h2 id="budgets">Budgets</h2><p>Steps of each model\'s runs, and per framework the runs that '
+        "trained (bench/runs/trained.py) of those run. A question is judged only at or past its working "
+        "budget (docs/study.md).</p>"
+        + table(
+            ["model", "dataset", "steps", "PyTorch: trained of runs", "TensorFlow: trained of runs"],
+            rows,
+            ' class="fit"',
+        )
+    )
+
+
+def cost_section(cost: list[dict]) -> str:
+    if not cost:
+        return ""
+    rows = [
+        [
+            f"<td>{esc(c.get('model'))}</td>",
+            f"<td>{esc(c.get('dataset'))}</td>",
+            f"<td>{esc(FRAMEWORK_SHORT.get(c.get('framework'), c.get('framework')))}</td>",
+            f'<td class="num">{esc(c.get("runs"))}</td>',
+            f'<td class="num">{esc(c.get("steps"))}</td>',
+            f'<td class="num">{esc(rf.rounded(c.get("ms_per_step"), 3))}</td>',
+            f'<td class="num">{esc(rf.rounded(c.get("wall_s_per_run"), 3))}</td>',
+            f'<td class="num">{esc(rf.rounded(as_minutes(c.get("wall_s_total")), 3))}</td>',
+        ]
+        for c in cost
+    ]
+    return "<h3>Cost</h3>" + table(
+        ["model", "dataset", "fw", "runs", "steps", "ms/step", "s per run", "minutes in all"], rows, ' class="fit"'
+    )
+
+
+def as_minutes(seconds) -> float:
+    return rf.as_float(seconds) / 60.0
+
+
+def samples_section(run_dir: Path, index: dict, groups: dict) -> str:
+    """What every group draws: per dataset a row per model, PyTorch's grid beside
+    TensorFlow's, and the loss curves of each."""
+    names: dict[str, list[str]] = {}
+    for name, ds, _ in groups:
+        if name not in names.setdefault(ds, []):
+            names[ds].append(name)
+    parts = [
+        '<h2 id="samples">What each group draws</h2><p>The final sample grid of each group\'s lowest seed, '
+        "PyTorch beside TensorFlow, and the loss curves of its seeds (shaded: the final window the final "
+        "losses and the oscillation metric read).</p>"
+    ]
+    absent = []
+    for ds in sorted(names, key=lambda d: DATASET_ORDER.index(d) if d in DATASET_ORDER else 99):
+        rows = []
+        for name in names[ds]:
+            cells = [f"<td><b>{esc(name)}</b></td>"]
+            for fw in FRAMEWORK_ORDER:
+                pic = index_img(run_dir, index, name, ds, fw, "grid", f"{name}, {FRAMEWORK_TITLE[fw]}")
+                curves = index_img(run_dir, index, name, ds, fw, "losses", "losses", "curves")
+                if (name, ds, fw) in groups and not pic:
+                    absent.append(f"{name} ({FRAMEWORK_SHORT[fw]}, {ds})")
+                cells.append(f"<td>{pic}{curves}</td>")
+            rows.append(cells)
+        parts += [f"<h3>{esc(ds)}</h3>", table(["model", "PyTorch", "TensorFlow"], rows, ' class="fit samples"')]
+    if absent:
+        parts.append(f'<p class="note">No sample grid recorded for: {esc(", ".join(absent))}.</p>')
+    return "\n".join(parts)
+
+
+def latent_section(run_dir: Path, index: dict, groups: dict) -> str:
+    parts = []
+    for name, ds, fw in groups:
+        entry = index.get(figures.group_key(name, ds, fw)) or {}
+        if "latents" not in entry and "interp" not in entry:
+            continue
         parts += [
-            f"<h3>{esc(title)}</h3>",
+            f"<h3>{esc(name)} \u00b7 {esc(ds)} \u00b7 {esc(FRAMEWORK_TITLE.get(fw, fw))}, seed {esc(entry.get('seed'))}</h3>",
             '<div class="pair">',
-            img(uri, "latent means coloured by class", "fig") if uri else '<p class="missing">no latents.npz</p>',
-            img(rf.file_uri(exp_dir / "interpolation.png"), "interpolation between two test images", "interp"),
+            index_img(run_dir, index, name, ds, fw, "latents", "latent means coloured by class: t-SNE, PCA", "fig"),
+            index_img(run_dir, index, name, ds, fw, "interp", "decoded interpolations between test images", "interp"),
             "</div>",
         ]
-    return "<h2>VAE latents</h2>" + ("\n".join(parts) or '<p class="missing">no VAE latents in this folder</p>')
+    return ('<h2 id="latents">VAE latents</h2>' + "\n".join(parts)) if parts else ""
 
 
-def final_grid(run_dir: Path, groups: dict, name, ds, fw) -> tuple[str | None, str]:
-    seeds = groups.get((name, ds, fw))
-    if not seeds:
-        return None, f"{name} ({fw}, {ds}): not in this folder"
-    seed, rec = next(iter(seeds.items()))
-    return rf.file_uri(
-        run_dir / rec["id"] / "samples_final.png"
-    ), f"{name} ({FRAMEWORK_TITLE.get(fw, fw)}, {ds}, seed {seed})"
+def comparison_section(run_dir: Path) -> str:
+    """The run's comparison table (comparison.csv: a metric per row, PyTorch beside TensorFlow)."""
+    import csv
 
-
-def pairs_section(run_dir: Path, groups: dict, doc: dict | None) -> str:
-    parts = ["<h2>Unregularized vs regularized</h2>"]
-    pairs: dict[tuple, list] = {}  # (control, treatment, framework, dataset) -> the claims comparing them
-    for c in (doc or {}).get("claims", []):
-        for r in c.get("rows", []):
-            if r.get("control"):
-                claims = pairs.setdefault((r["control"], r.get("treatment"), r.get("framework"), r.get("dataset")), [])
-                claims += [] if c.get("claim") in claims else [c.get("claim")]
-    for (control, treatment, fw, ds), claims in pairs.items():
-        pics = [img(*final_grid(run_dir, groups, n, ds, fw)) for n in (control, treatment)]
-        parts.append(
-            f"<h3>{esc(control)} vs {esc(treatment)}, {esc(FRAMEWORK_TITLE.get(fw, fw))}, {esc(ds)} "
-            f'({"claims" if len(claims) > 1 else "claim"} {esc(", ".join(map(str, claims)))})</h3><div class="pair">'
-            + "".join(pics)
-            + "</div>"
-        )
-    if not pairs:
-        parts.append('<p class="missing">no study comparisons with a control in this folder</p>')
-    parts.append("<h2>PyTorch vs TensorFlow</h2>")
-    both = sorted({(n, d) for n, d, _ in groups}, key=lambda k: _sort_key(k[0], k[1], ""))
-    for name, ds in both:
-        pics = [img(*final_grid(run_dir, groups, name, ds, fw)) for fw in FRAMEWORK_ORDER]
-        parts.append(f'<h3>{esc(name)} \u00b7 {esc(ds)}</h3><div class="pair">' + "".join(pics) + "</div>")
-    return "\n".join(parts)
+    path = run_dir / "comparison.csv"
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+    except OSError:
+        return ""
+    if len(rows) < 2:
+        return ""
+    body = [[f"<td>{esc(rf.rounded_text(x))}</td>" for x in r] for r in rows[1:]]
+    return '<h2 id="comparison">PyTorch against TensorFlow</h2>' + table(rows[0], body, ' class="fit"')
 
 
 def header(run_dir: Path, records: list[dict], unreadable: list[str], generated: str) -> str:
@@ -343,28 +446,33 @@ def header(run_dir: Path, records: list[dict], unreadable: list[str], generated:
 
 
 def render(run_dir) -> str:
-    """The whole page as a string."""
+    """The whole page as a string (draws the run folder's figures first: bench/runs/figures.py)."""
     run_dir = Path(run_dir)
     records, unreadable = load_run(run_dir)
     doc = load_verdicts(run_dir)
     groups = groups_of(records)
+    index = figures.write_figures(run_dir, records)
     body = [header(run_dir, records, unreadable, now_iso())]
     if doc is None:
         body.append(
-            f'<h2>Verdicts</h2><p class="missing" id="no-verdicts">no study verdicts in this folder '
-            f"({esc(VERDICTS)} is absent): the sections below show the run's records only</p>"
+            '<p class="note" id="no-verdicts">This folder holds no study verdicts '
+            f"({esc(VERDICTS)}): the page shows the run's records.</p>"
         )
+        body.append(comparison_section(run_dir))
+        body.append(samples_section(run_dir, index, groups))
     else:
-        body.append(verdict_section(doc, records))
-    body.append("<h2>Experiments</h2>")
-    body += [group_section(run_dir, key, seeds) for key, seeds in groups.items()]
-    body.append(latent_section(run_dir, groups))
-    body.append(pairs_section(run_dir, groups, doc))
+        body.append(summary_section(doc))
+        body.append('<h2 id="claims">The claims, one by one</h2>')
+        body += [claim_section(run_dir, index, c) for c in doc["claims"]]
+        body.append(samples_section(run_dir, index, groups))
+        body.append(budgets_section(records, groups))
+        body.append(cost_section(doc.get("cost") or []))
+    body.append(latent_section(run_dir, index, groups))
     body.append('<pre id="image-check"></pre>')
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>genbench report: '
         f"{esc(run_dir.name)}</title><style>{CSS}</style><script>{CHECK_SCRIPT}</script></head>"
-        "<body>\n" + "\n".join(body) + "\n</body></html>\n"
+        "<body>\n" + "\n".join(b for b in body if b) + "\n</body></html>\n"
     )
 
 
@@ -372,3 +480,55 @@ def write_report(run_dir) -> Path:
     """Render and write RUN_DIR/report.html atomically; returns its path."""
     text = render(run_dir)
     return atomic_write_text(Path(run_dir) / "report.html", text)
+
+
+# -- the first screen as a picture -------------------------------------------------------------
+FINGERPRINT_KEY = "genbench-verdicts"  # the PNG text chunk naming the verdicts a screenshot shows
+
+
+def fingerprint(run_dir) -> str:
+    """The first 16 hex of the SHA-256 of RUN_DIR/study/verdicts.json ('' without one): a
+    screenshot carries it, so a test can tell a stale picture from the study it shows."""
+    import hashlib
+
+    path = Path(run_dir) / VERDICTS
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.exists() else ""
+
+
+def screenshot(page: Path, png: Path, run_dir, width: int = 1280, height: int = 900) -> Path:
+    """The first `width` x `height` pixels of `page` in headless chromium, written to `png` with
+    the study's fingerprint in a text chunk. RecordError when chromium is missing or fails."""
+    import subprocess
+    import tempfile
+
+    from PIL import Image, PngImagePlugin
+
+    from ..core import optional
+
+    exe = optional.browser()
+    if exe is None:
+        raise RecordError("--screenshot needs chromium (apt-get install -y chromium)")
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "shot.png"
+        cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--virtual-time-budget=5000"]
+        cmd += [f"--window-size={width},{height}", f"--screenshot={raw}", Path(page).resolve().as_uri()]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if done.returncode != 0 or not raw.exists():
+            raise RecordError(f"chromium could not take the screenshot: {done.stderr.strip()[-300:]}")
+        info = PngImagePlugin.PngInfo()
+        info.add_text(FINGERPRINT_KEY, fingerprint(run_dir))
+        buf = io.BytesIO()
+        with Image.open(raw) as im:
+            im.convert("RGB").quantize(colors=128).save(buf, format="PNG", optimize=True, pnginfo=info)
+    return atomic_write_bytes(png, buf.getvalue())
+
+
+def screenshot_fingerprint(png: Path) -> str | None:
+    """The fingerprint a screenshot carries (None: none, or not a readable PNG)."""
+    from PIL import Image
+
+    try:
+        with Image.open(png) as im:
+            return im.text.get(FINGERPRINT_KEY)
+    except (OSError, ValueError):
+        return None

@@ -170,15 +170,35 @@ def read_losses(csv_path) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
     return steps, terms
 
 
+def robust_limits(series: list[np.ndarray], skip: float = 0.02) -> tuple[float, float] | None:
+    """y limits that show a curve's course, not its first steps: the 0.5th to 99.5th percentile
+    of the values after the first `skip` share of steps, widened by 10 %; None without values."""
+    vals = [np.asarray(v, float)[int(len(v) * skip) :] for v in series]
+    vals = np.concatenate([v[np.isfinite(v)] for v in vals]) if vals else np.array([])
+    if not len(vals):
+        return None
+    lo, hi = np.percentile(vals, [0.5, 99.5])
+    pad = 0.1 * (hi - lo) or 0.05 * (abs(hi) or 1.0)
+    return float(lo - pad), float(hi + pad)
+
+
 def loss_figure(curves: dict[int, tuple[np.ndarray, dict]], title: str) -> str | None:
+    """loss_fig as a data: URI."""
+    fig = loss_fig(curves, title)
+    return None if fig is None else fig_uri(fig)
+
+
+def loss_fig(curves: dict[int, tuple[np.ndarray, dict]], title: str, small: bool = False):
     """One figure for a group: a panel per loss term, a line per seed, the last FINAL_WINDOW steps
-    of each seed shaded (the window of the final losses and the oscillation metric)."""
+    of each seed shaded (the window of the final losses and the oscillation metric); None when
+    there is no curve. `small`: a thumbnail for the figures folder."""
     curves = {s: c for s, c in curves.items() if c is not None and len(c[0])}
     if not curves:
         return None
     terms = list(dict.fromkeys(t for _, (_, ts) in sorted(curves.items()) for t in ts))
     plt = _plt()
-    fig, axes = plt.subplots(len(terms), 1, figsize=(7, 1.5 + 1.3 * len(terms)), sharex=True, squeeze=False)
+    w, h0, h = (4.2, 0.8, 0.75) if small else (7, 1.5, 1.3)
+    fig, axes = plt.subplots(len(terms), 1, figsize=(w, h0 + h * len(terms)), sharex=True, squeeze=False)
     for ax, term in zip(axes[:, 0], terms):
         for seed, (steps, ts) in sorted(curves.items()):
             if term not in ts:
@@ -186,19 +206,31 @@ def loss_figure(curves: dict[int, tuple[np.ndarray, dict]], title: str) -> str |
             every = max(1, len(steps) // MAX_CURVE_POINTS)
             ax.plot(steps[::every], ts[term][::every], lw=0.7, label=f"seed {seed}")
         ax.set_ylabel(term, fontsize=8)
+        lim = robust_limits([ts[term] for _, ts in curves.values() if term in ts])
+        if lim is not None:
+            ax.set_ylim(*lim)
     last = max(float(np.nanmax(steps)) for steps, _ in curves.values())
     first = min(float(np.nanmin(steps)) for steps, _ in curves.values())
     for ax in axes[:, 0]:
         ax.axvspan(
             max(first, last - FINAL_WINDOW + 1), last, color="0.85", zorder=0, label=f"final {FINAL_WINDOW} steps"
         )
-    axes[0, 0].legend(fontsize=7, ncol=min(6, len(curves) + 1))
-    axes[0, 0].set_title(title, fontsize=9)
-    axes[-1, 0].set_xlabel("step")
-    return fig_uri(fig)
+    if not small:
+        axes[0, 0].legend(fontsize=7, ncol=min(6, len(curves) + 1))
+    for ax in axes[:, 0]:
+        ax.tick_params(labelsize=7 if small else 8)
+    axes[0, 0].set_title(title + (f" ({len(curves)} seeds)" if small else ""), fontsize=8 if small else 9)
+    axes[-1, 0].set_xlabel("step", fontsize=8)
+    return fig
 
 
 def latent_figure(npz_path, title: str) -> str | None:
+    """latent_fig as a data: URI."""
+    fig = latent_fig(npz_path, title)
+    return None if fig is None else fig_uri(fig)
+
+
+def latent_fig(npz_path, title: str):
     """t-SNE and PCA of latents.npz ('means' (N, L), 'labels' (N,)) side by side, coloured by
     class; None when the file is missing or malformed."""
     try:
@@ -231,4 +263,138 @@ def latent_figure(npz_path, title: str) -> str | None:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.colorbar(sc, ax=axes, label="class")
-    return fig_uri(fig)
+    return fig
+
+
+# -- the claims' figures ----------------------------------------------------------------------
+VERDICT_COLOURS = {
+    "supported": "#2e7d32",
+    "contradicted": "#c62828",
+    "no practical effect": "#1565c0",
+    "inconclusive": "#b8860b",
+}
+FRAMEWORK_MARKS = (("torch", "o", "PyTorch"), ("tensorflow", "s", "TensorFlow"))
+
+
+def _wrap(text: str, width: int = 34) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(str(text), width)[:3])
+
+
+def effects_fig(claim: dict, ncols: int = 4):
+    """Small multiples of one claim: a panel per row and dataset, one scale per panel, the two
+    frameworks as two marks (effect and 95 % interval, coloured by the row's verdict), the
+    smallest effect of interest as a grey band around 0. A positive effect supports the claim.
+    A row not judged shows why in its panel. None when the claim has no rows."""
+    panels: dict[tuple, dict] = {}
+    for r in claim.get("rows", []):
+        panels.setdefault((r.get("label") or r.get("metric"), r.get("dataset")), {})[r.get("framework")] = r
+    if not panels:
+        return None
+    plt = _plt()
+    n = len(panels)
+    cols = min(ncols, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.9 * cols, 2.3 * rows), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    for ax, ((label, ds), by_fw) in zip(axes.ravel(), panels.items()):
+        first = next(iter(by_fw.values()))
+        margin = as_float(first.get("margin"))
+        ax.set_title(_wrap(f"{label} \u00b7 {ds}"), fontsize=7)
+        ax.axhline(0, color="0.3", lw=0.6)
+        if math.isfinite(margin) and margin > 0 and first.get("kind") != "flat":
+            ax.axhspan(-margin, margin, color="0.9", zorder=0)
+        notes = []
+        for x, (fw, marker, name) in enumerate(FRAMEWORK_MARKS):
+            r = by_fw.get(fw)
+            if r is None:
+                continue
+            effect, ci = as_float(r.get("effect")), [as_float(v) for v in (r.get("ci") or [math.nan, math.nan])]
+            verdict = str(r.get("verdict") or "")
+            if math.isfinite(effect) and all(math.isfinite(v) for v in ci):
+                colour = VERDICT_COLOURS.get(verdict, "0.5")
+                ax.errorbar(
+                    [x], [effect], yerr=[[effect - ci[0]], [ci[1] - effect]], fmt=marker, color=colour, capsize=3, ms=5
+                )
+            else:
+                notes.append(f"{name}: {verdict}")
+        if first.get("kind") == "flat" and math.isfinite(margin):
+            ax.axhspan(-margin, margin, color="0.9", zorder=0)
+        ax.set_xticks([0, 1], ["PyTorch", "TensorFlow"], fontsize=7)
+        ax.set_xlim(-0.6, 1.6)
+        ax.tick_params(axis="y", labelsize=7)
+        if notes:
+            ax.text(
+                0.5, 0.5, _wrap("; ".join(notes), 30), transform=ax.transAxes, ha="center", va="center", fontsize=6.5
+            )
+    fig.tight_layout()
+    return fig
+
+
+def series_fig(claim: dict, index: dict):
+    """The loss curves behind a claim's loss-curve rows (metrics 'oscillation:<term>',
+    'drift:<term>', 'drop:<term>'): a panel per term and dataset, a line per arm and framework
+    from the figures index's series (one seed per group), the final 10 % of steps shaded (the
+    window those metrics read). None when no row reads a loss curve or no series is there."""
+    wanted: dict[tuple, set] = {}
+    for r in claim.get("rows", []):
+        metric = str(r.get("metric") or "")
+        if ":" not in metric:
+            continue
+        term = metric.split(":", 1)[1]
+        arms = [a for a in (r.get("treatment"), r.get("control")) if a]
+        wanted.setdefault((term, r.get("dataset")), set()).update(arms)
+    panels = []
+    for (term, ds), arms in wanted.items():
+        lines = []
+        for arm in sorted(arms):
+            for fw, _, name in FRAMEWORK_MARKS:
+                s = ((index.get(f"{ds}/{arm}__{fw}") or {}).get("series") or {}).get(term)
+                if s and s.get("value"):
+                    lines.append((f"{arm}, {name}", np.asarray(s["step"], float), np.asarray(s["value"], float)))
+        if lines:
+            panels.append((term, ds, lines))
+    if not panels:
+        return None
+    plt = _plt()
+    cols = min(2, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.6 * cols, 2.4 * rows), squeeze=False)
+    for ax in axes.ravel()[len(panels) :]:
+        ax.set_visible(False)
+    for ax, (term, ds, lines) in zip(axes.ravel(), panels):
+        for label, x, y in lines:
+            ax.plot(x, y, lw=0.8, label=label, ls="-" if "PyTorch" in label else "--")
+        last = max(float(x[-1]) for _, x, _ in lines)
+        ax.axvspan(0.9 * last, last, color="0.88", zorder=0)
+        lim = robust_limits([y for _, _, y in lines])
+        if lim is not None:
+            ax.set_ylim(*lim)
+        ax.set_title(f"{term} \u00b7 {ds} (one seed per group; shaded: the final 10 % the metric reads)", fontsize=7)
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel("step", fontsize=7)
+        ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def rounded(x, sig: int = 3) -> str:
+    """A number to `sig` significant digits, without exponent below 10^7; '' when not finite."""
+    v = as_float(x)
+    if not math.isfinite(v):
+        return ""
+    if v == 0:
+        return "0"
+    digits = max(0, sig - 1 - int(math.floor(math.log10(abs(v)))))
+    return f"{round(v, digits):.{digits}f}"
+
+
+def rounded_text(x: str, sig: int = 4) -> str:
+    """A table cell: a number rounded to `sig` significant digits, any other text as it is."""
+    try:
+        float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    return rounded(x, sig)
