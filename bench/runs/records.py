@@ -13,6 +13,10 @@ States (``status``): ``trained`` (training finished, state saved, evaluation pen
 ``diverged`` (bench/core/divergence.py), ``metrics_failed`` (a figure or a metric raised; the
 error is in ``error``), ``failed`` (training raised), ``interrupted`` (Ctrl-C; ``phase`` says
 in training or in evaluation). See bench/runs/runner.py for the transitions.
+
+Reading. The functions here hand back each file as written (dicts, which the runner updates);
+bench/runs/schema.py checks them on the way in and gives the typed views (Record, Manifest,
+RunFolder).
 """
 
 from __future__ import annotations
@@ -31,20 +35,25 @@ from importlib import metadata
 from pathlib import Path
 
 from ..core.randomness import RANDOMNESS_MODES
+from .schema import (
+    MANIFEST,
+    SCHEMA_VERSION,
+    NewerSchemaError,
+    RecordError,
+    RunFolder,
+    load_manifest,
+    load_record,
+    read_json,
+)
+from .schema import REQUIRED as REQUIRED  # the names the run folder's files share, kept here as well
+from .schema import STATE_FILE as STATE_FILE
+from .schema import STATUSES as STATUSES
 
-SCHEMA_VERSION = 2
 IDENTITY_VERSION = 3  # 2: float32 twins draw their random inputs in float32; 3: dropout keep
 # decisions from 16-bit raw draws (bench/core/randomness.py)
 FILE_MODE = 0o644
-STATE_FILE = "state.npz"
-STATUSES = ("trained", "ok", "diverged", "metrics_failed", "failed", "interrupted")
-REQUIRED = ("id", "experiment", "dataset", "framework", "seed", "status")
 CORRUPT_DIR = "corrupt"  # unreadable records are moved here by `genbench run`, never deleted
 SUPERSEDED_DIR = "superseded"  # records replaced by a newer configuration of the same experiment
-
-
-class RecordError(ValueError):
-    """A record (or a run folder) that cannot be read: one line that names the file."""
 
 
 class WriteError(OSError):
@@ -112,56 +121,32 @@ def write_record(path, record: dict) -> Path:
 
 
 def read_record(path) -> dict:
-    """One record; RecordError (one line naming the file) if it is not a readable record."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise RecordError(f"record {path} cannot be read: {e}") from None
-    try:
-        rec = json.loads(text)
-    except json.JSONDecodeError as e:
-        what = "empty" if not text.strip() else f"not valid JSON (truncated or corrupt: {e})"
-        raise RecordError(f"record {path} is {what}") from None
-    if not isinstance(rec, dict):
-        raise RecordError(f"record {path} is not a JSON object")
-    missing = [k for k in REQUIRED if k not in rec]
-    if missing:
-        raise RecordError(f"record {path} lacks {', '.join(missing)}")
-    return rec
+    """One record, every key as written; RecordError (one line naming the file, and the field
+    where one is wrong) if it is not a readable record (bench/runs/schema.py load_record)."""
+    return load_record(path).raw
 
 
 def record_paths(run_dir) -> list[Path]:
-    return sorted((Path(run_dir) / "records").glob("*.json"))
+    return RunFolder(run_dir).record_paths()
 
 
 def read_records(run_dir) -> list[dict]:
     """Every current record of a run folder (records/*.json, not the corrupt/ or superseded/
     ones). A record that cannot be read is a RecordError naming it: a table never silently
     leaves a result out. `genbench run` on the folder moves such a file aside and retrains it."""
-    out = []
-    for p in record_paths(run_dir):
-        try:
-            out.append(read_record(p))
-        except RecordError as e:
-            raise RecordError(
-                f"{e}; `genbench run --resume {run_dir}` (or the same command with --out) moves "
-                f"it to records/{CORRUPT_DIR}/ and retrains it"
-            ) from None
-    return out
+    good, bad = RunFolder(run_dir).scan()
+    if bad:
+        raise RecordError(
+            f"{bad[0][1]}; `genbench run --resume {run_dir}` (or the same command with --out) moves "
+            f"it to records/{CORRUPT_DIR}/ and retrains it"
+        )
+    return [rec.raw for rec in good]
 
 
 def scan_records(run_dir) -> tuple[dict[str, dict], list[tuple[Path, str]]]:
     """({record id: record}, [(path, error)] of the unreadable ones)."""
-    good, bad = {}, []
-    for p in record_paths(run_dir):
-        try:
-            rec = read_record(p)
-        except RecordError as e:
-            bad.append((p, str(e)))
-        else:
-            good[str(rec["id"])] = rec
-    return good, bad
+    good, bad = RunFolder(run_dir).scan()
+    return {rec.id: rec.raw for rec in good}, bad
 
 
 def move_aside(path, sub: str) -> Path:
@@ -233,9 +218,6 @@ def experiment_key(rec: dict) -> tuple:
 
 
 # -- the run folder's manifest -------------------------------------------------------------
-MANIFEST = "run.json"
-
-
 def read_manifest(run_dir) -> dict | None:
     """RUN_DIR/run.json: every `genbench run` into this folder, its command and its resolved
     options, newest last (`genbench run --resume` repeats the newest). None if absent."""
@@ -243,22 +225,24 @@ def read_manifest(run_dir) -> dict | None:
     if not path.exists():
         return None
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise RecordError(f"{path} cannot be read ({e}); pass the options again with --out {run_dir}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("invocations"), list) or not doc["invocations"]:
-        raise RecordError(f"{path} has no 'invocations' list; pass the options again with --out {run_dir}")
-    return doc
+        return load_manifest(path).raw
+    except NewerSchemaError:
+        raise
+    except RecordError as e:
+        raise RecordError(f"{e}; pass the options again with --out {run_dir}") from None
 
 
 def append_invocation(run_dir, invocation: dict) -> Path:
+    path = Path(run_dir) / MANIFEST
     try:
         doc = read_manifest(run_dir) or {}
+    except NewerSchemaError:
+        doc = read_json(path)  # a newer genbench's manifest: kept whole, this invocation appended
     except RecordError:
         doc = {}  # an unreadable manifest is replaced; records never depend on it
-    doc["schema_version"] = SCHEMA_VERSION
+    doc["schema_version"] = max(doc.get("schema_version") or 0, SCHEMA_VERSION)
     doc.setdefault("invocations", []).append(invocation)
-    return atomic_write_text(Path(run_dir) / MANIFEST, json.dumps(jsonable(doc), indent=2) + "\n")
+    return atomic_write_text(path, json.dumps(jsonable(doc), indent=2) + "\n")
 
 
 # -- training state ------------------------------------------------------------------------
