@@ -280,6 +280,11 @@ def test_the_working_plan_seeds_recipe_and_order():
     assert wd.g_optimizer.kind == catalog_wd.g_optimizer.kind
     ring = next(s for s, _ in pairs if s.name == "gan" and s.dataset == "ring8")
     assert ring == registry.experiment("gan", (), dataset="ring8", profile="study", seed=ring.seed, steps=ring.steps)
+    # the gradient penalty on the mixtures at weight 1; on images the catalog's 10
+    gp = {(s.dataset, s.gp_lambda) for s, _ in pairs if "gradient-penalty" in s.name}
+    catalog_gp = registry.experiment("gan", ("gradient-penalty",), dataset="ring8")
+    assert catalog_gp.gp_lambda == 10.0 and catalog_gp.gradient_penalty
+    assert gp == {("ring8", 1.0), ("grid25", 1.0), ("mnist", 10.0), ("fashion-mnist", 10.0), ("stacked-mnist", 10.0)}
     # split for the matrix: each spec once, with the frameworks it runs in
     specs, fws = study.split_plan(pairs)
     assert len(specs) == len(set(specs)) == n.total() - sum(1 for s, fw in pairs if fw == "tensorflow") and sum(
