@@ -34,10 +34,11 @@ from tabulate import tabulate
 
 from ..metrics.catalog import DIRECTIONS  # which way each gated metric is better
 from ..runs.records import as_float, atomic_write_text, jsonable, read_records, versions
+from ..runs.schema import BASELINE_SCHEMA, Baseline, RecordError
+from ..runs.schema import load_baseline as load_baseline_file
 from ..runs.tables import flat_row
 
 GATED_PREFIXES = ("final.",)  # loss terms: "both", only with make_baseline(losses=True)
-BASELINE_SCHEMA = 2
 
 
 class BaselineError(ValueError):
@@ -64,9 +65,9 @@ def _genbench_version() -> str:
     return versions().get("genbench", "unknown")
 
 
-def check_compatible(run_dir, baseline: dict, path) -> None:
+def check_compatible(run_dir, baseline: Baseline, path) -> None:
     """A baseline judges runs of its own profile, budgets and genbench version, nothing else."""
-    want = baseline.get("genbench_version")
+    want = baseline.genbench_version
     have = _genbench_version()
     if want and want != have:
         raise BaselineError(
@@ -74,35 +75,26 @@ def check_compatible(run_dir, baseline: dict, path) -> None:
             f"on purpose with `genbench baseline RUN_DIR --out {path}`"
         )
     current = current_values(run_dir)
-    for c in baseline["checks"]:
-        key = (c["experiment"], c["dataset"], c["framework"])
+    for c in baseline.checks:
+        key = (c.experiment, c.dataset, c.framework)
         steps = current.get(key, {}).get("spec.steps")
-        if steps and c.get("steps") is not None and any(s != c["steps"] for s in steps):
+        if steps and c.steps is not None and any(s != c.steps for s in steps):
             raise BaselineError(
-                f"{'/'.join(key)} ran {int(steps[0])} steps, baseline {path} was made at {c['steps']} "
-                f"(profile {baseline.get('profile')}): gate a run of the baseline's own profile"
+                f"{'/'.join(key)} ran {int(steps[0])} steps, baseline {path} was made at {c.steps} "
+                f"(profile {baseline.profile}): gate a run of the baseline's own profile"
             )
 
 
-def load_baseline(path) -> dict:
+def load_baseline(path) -> Baseline:
+    """The baseline at `path`, every check's fields typed (bench/runs/schema.py); BaselineError
+    (one line naming the file, and the field where one is wrong) when it is missing or not one."""
     path = Path(path)
     if not path.exists():
         raise BaselineError(f"baseline {path} not found; make one with `genbench baseline RUN_DIR --out {path}`")
     try:
-        base = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise BaselineError(f"baseline {path} is not valid JSON: {e}") from None
-    checks = base.get("checks")
-    if not isinstance(checks, list) or not checks:
-        raise BaselineError(f"baseline {path} has no 'checks' list")
-    need = {"experiment", "dataset", "framework", "metric", "value", "direction", "tolerance"}
-    for i, c in enumerate(checks):
-        missing = need - set(c)
-        if missing:
-            raise BaselineError(f"baseline {path} check {i} lacks {', '.join(sorted(missing))}")
-        if c["direction"] not in ("lower", "higher", "both"):
-            raise BaselineError(f"baseline {path} check {i}: direction must be lower, higher or both")
-    return base
+        return load_baseline_file(path)
+    except RecordError as e:
+        raise BaselineError(f"baseline {e}") from None
 
 
 def evaluate(run_dir, baseline: dict) -> list[dict]:
@@ -226,7 +218,7 @@ def to_junit(rows: list[dict], baseline_path) -> str:
 def gate(run_dir, baseline_path, json_path=None, junit_path=None) -> tuple[bool, str]:
     baseline = load_baseline(baseline_path)
     check_compatible(run_dir, baseline, baseline_path)
-    rows = evaluate(run_dir, baseline)
+    rows = evaluate(run_dir, baseline.raw)
     failed = [r for r in rows if r["result"] != "ok"]
     if json_path:
         atomic_write_text(json_path, to_json(rows, baseline_path))

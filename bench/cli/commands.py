@@ -91,7 +91,7 @@ def cmd_gate(a) -> int:
 
 
 def cmd_baseline(a) -> int:
-    from ..checks.gate import make_baseline
+    from ..checks.gate import baseline_table, load_baseline, make_baseline
 
     if a.out.is_dir():
         raise UsageError(
@@ -107,9 +107,7 @@ def cmd_baseline(a) -> int:
         untrained=not a.no_untrained,
         command=" ".join(sys.argv),
     )
-    from ..checks.gate import baseline_table
-
-    print(baseline_table(json.loads(path.read_text())))
+    print(baseline_table(load_baseline(path).raw))
     print(f"wrote {path}")
     return 0
 
