@@ -121,9 +121,12 @@ def cmd_tables(a) -> int:
 
 
 def cmd_report(a) -> int:
-    from ..runs.report import write_report
+    from ..runs.report import screenshot, write_report
 
-    print(write_report(a.run_dir))
+    page = write_report(a.run_dir)
+    print(page)
+    if a.screenshot:
+        print(screenshot(page, a.screenshot, a.run_dir))
     return 0
 
 
