@@ -436,3 +436,56 @@ def test_scale_docs_cluster_recipe_against_ray_start_head(tmp_path):
             except ProcessLookupError:
                 pass
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+# -- the catalog tables of docs/cli.md against the registries ---------------------------------
+def _md_table(text: str, first_header: str) -> list[list[str]]:
+    """The body rows of the markdown table whose header row starts with `first_header`."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in line.strip().strip("|").split("|")])
+    return rows
+
+
+def _catalog_rows(text: str) -> dict[str, set[str]]:
+    rows = _md_table(text, "model")
+    out: dict[str, set[str]] = {}
+    for model, _what, stabs in rows:
+        out[model] = (
+            set(out[stabs[3:]]) if stabs.startswith("as ") else {s.strip() for s in stabs.split(",") if s.strip()}
+        )
+    return out
+
+
+def test_the_catalog_tables_match_the_registries():
+    from bench.core import registry
+    from bench.core.facts import DATASET_FACTS
+
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    documented = _catalog_rows(text)
+    assert set(documented) == set(registry.MODELS)  # every model, no other
+    for model, stabs in documented.items():
+        applies = {n for n, s in registry.STABILIZERS.items() if s.applies(registry.MODELS[model])}
+        assert stabs == applies, (model, sorted(stabs ^ applies))
+    assert {r[0] for r in _md_table(text, "stabilizer")} == set(registry.STABILIZERS)
+    names = {n.strip().lower().replace(" ", "-") for r in _md_table(text, "dataset") for n in r[0].split(",")}
+    assert names - {"your-copy"} == set(DATASET_FACTS)  # every dataset, no other
+
+
+def test_a_planted_catalog_error_is_caught():
+    from bench.core import registry
+
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    planted = text.replace("| dcgan | dense", "| dcgan2 | dense", 1)
+    assert set(_catalog_rows(planted)) != set(registry.MODELS)
+    planted = text.replace(
+        "label-smoothing-one, label-smoothing-two, spectral-norm, gradient-penalty |\n| gan-minimax",
+        "label-smoothing-one, spectral-norm, gradient-penalty |\n| gan-minimax",
+        1,
+    )
+    gan = {n for n, s in registry.STABILIZERS.items() if s.applies(registry.MODELS["gan"])}
+    assert _catalog_rows(planted)["gan"] != gan
