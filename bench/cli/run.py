@@ -174,7 +174,7 @@ def cmd_run(a) -> int:
         resume_hint=f"genbench run --resume {out}" + executor["flags"],
     )
     code = _run(specs, frameworks, out, cfg, executor)
-    if code != EXIT_INTERRUPTED and (out / "records").is_dir():
+    if code == EXIT_OK:  # after a failure its line stays the last word; `genbench report` draws the page
         _write_page(out, "run")
     return code
 
