@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import html
 import io
-import json
 from collections import Counter
 from pathlib import Path
 
 from ..core.facts import IMAGE_DATASETS, MIXTURE_DATASETS
-from . import figures
+from . import figures, schema
 from . import report_figures as rf
 from .records import RecordError, atomic_write_bytes, atomic_write_text, now_iso, scan_records
 from .study import SCHEMA, STUDY_DIR, VERDICTS_FILE
@@ -109,23 +108,16 @@ def load_run(run_dir) -> tuple[list[dict], list[str]]:
 
 
 def load_verdicts(run_dir) -> dict | None:
-    """RUN_DIR/study/verdicts.json (schema 1), or None when the folder has none. RecordError
-    (one line) when it exists but is not a schema-1 verdicts file."""
+    """RUN_DIR/study/verdicts.json (schema 1, read by bench/runs/schema.py), or None when the
+    folder has none. RecordError (one line naming the file and the field) when it exists but is
+    not a verdicts file this genbench reads."""
     path = Path(run_dir) / VERDICTS
     if not path.exists():
         return None
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise RecordError(f"{path} cannot be read: {e}") from None
-    if not isinstance(doc, dict) or doc.get("schema") != VERDICT_SCHEMA or not isinstance(doc.get("claims"), list):
-        raise RecordError(
-            f"{path} is not a schema-{VERDICT_SCHEMA} verdicts file (needs 'schema': 1 and a 'claims' list)"
-        )
-    for c in doc["claims"]:
-        if not isinstance(c, dict) or not isinstance(c.get("rows", []), list):
-            raise RecordError(f"{path}: every claim must be an object with a 'rows' list")
-    return doc
+    doc = schema.load_verdicts(path)
+    if doc.schema != VERDICT_SCHEMA:
+        raise RecordError(f"{path}: field 'schema': expected {VERDICT_SCHEMA}, got {doc.schema}")
+    return doc.raw
 
 
 def groups_of(records: list[dict]) -> dict[tuple[str, str, str], dict[int, dict]]:
