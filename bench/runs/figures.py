@@ -12,7 +12,8 @@ every group draws after those folders are gone, `write_figures` copies from them
 - for VAEs, ``__latents.png`` (t-SNE and PCA of the latent means) and ``__interp.png``;
 - ``index.json``: per group the files above, the seed and record they come from, the seeds of
   the loss figure and ``series``: the representative seed's loss curves in SERIES_POINTS bin
-  means per term, from which the claim figures draw the loss curves (claims 1 and 2).
+  means per term and the final 10 % of steps unbinned, from which the claim figures draw the
+  loss curves (claims 1 and 2).
 
 A group whose experiment folders are absent keeps what an earlier call wrote; a group is
 redrawn only when the records it would be drawn from changed. Every file is written
@@ -35,6 +36,7 @@ INDEX_FILE = "index.json"
 INDEX_SCHEMA = 1
 GRID_SIDE = 240  # pixels: a grid of 8 x 8 MNIST digits stays legible
 SERIES_POINTS = 240  # bin means per loss term in index.json
+TAIL_SHARE, TAIL_POINTS = 0.1, 600  # and the last 10 % of steps unbinned
 
 
 def group_key(name: str, dataset: str, framework: str) -> str:
@@ -118,12 +120,16 @@ def binned(steps: np.ndarray, values: np.ndarray, points: int = SERIES_POINTS) -
 
 
 def _series(curve) -> dict:
+    """Per term the binned curve and, unbinned, its final TAIL_SHARE of steps (at most TAIL_POINTS
+    values, 4 digits): the window the oscillation and drift metrics read, step to step."""
     steps, terms = curve
     out = {}
     for term, values in terms.items():
         xs, ys = binned(steps, values)
         if ys:
-            out[term] = {"step": xs, "value": ys}
+            k = min(TAIL_POINTS, max(1, int(round(len(steps) * TAIL_SHARE))))
+            tail = [float(f"{v:.4g}") if np.isfinite(v) else None for v in values[-k:]]
+            out[term] = {"step": xs, "value": ys, "tail_start": float(steps[-k]), "tail": tail}
     return out
 
 

@@ -288,7 +288,11 @@ def claim_section(run_dir: Path, index: dict, claim: dict) -> str:
         "PyTorch (circle) and TensorFlow (square), coloured by verdict; a positive effect supports the "
         "claim; the grey band is the smallest effect of interest.</p>",
         fig_img(rf.effects_fig(claim), f"claim {n}: effects by question and dataset"),
-        fig_img(rf.series_fig(claim, index), f"claim {n}: the loss curves its questions read"),
+        fig_img(
+            rf.series_fig(claim, index),
+            f"claim {n}: the loss curves its questions read, one seed per group: bin means, then step by step "
+            "over the shaded final 10 % that the metric reads",
+        ),
         claim_pictures(run_dir, index, claim),
         rows_table(claim),
         "</section>",

@@ -353,7 +353,13 @@ def series_fig(claim: dict, index: dict):
             for fw, _, name in FRAMEWORK_MARKS:
                 s = ((index.get(f"{ds}/{arm}__{fw}") or {}).get("series") or {}).get(term)
                 if s and s.get("value"):
-                    lines.append((f"{arm}, {name}", np.asarray(s["step"], float), np.asarray(s["value"], float)))
+                    x, y = np.asarray(s["step"], float), np.asarray(s["value"], float)
+                    if s.get("tail"):  # the final window step by step, as the metric reads it
+                        tail = np.asarray([np.nan if v is None else v for v in s["tail"]], float)
+                        keep = x < float(s["tail_start"])
+                        x = np.concatenate([x[keep], float(s["tail_start"]) + np.arange(len(tail))])
+                        y = np.concatenate([y[keep], tail])
+                    lines.append((f"{arm}, {name}", x, y))
         if lines:
             panels.append((term, ds, lines))
     if not panels:
@@ -372,7 +378,7 @@ def series_fig(claim: dict, index: dict):
         lim = robust_limits([y for _, _, y in lines])
         if lim is not None:
             ax.set_ylim(*lim)
-        ax.set_title(f"{term} \u00b7 {ds} (one seed per group; shaded: the final 10 % the metric reads)", fontsize=7)
+        ax.set_title(f"{term} \u00b7 {ds}", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.set_xlabel("step", fontsize=7)
         ax.legend(fontsize=6, ncol=2)
