@@ -293,3 +293,23 @@ def test_the_working_plan_seeds_recipe_and_order():
     # --seeds replaces the plan: the same seeds everywhere, nothing skipped
     given = Counter((s.dataset, fw) for s, fw in study.study_plan(("fashion-mnist",), [0, 1], "working"))
     assert given[("fashion-mnist", "torch")] == given[("fashion-mnist", "tensorflow")] == 2 * len(study.IMAGE_MODELS)
+
+
+def test_the_dcgans_on_images_run_under_the_curve_profile():
+    from bench.core import registry
+
+    specs = study.study_specs(("ring8", "mnist", "stacked-mnist"), seeds=(0,), budget="working")
+    parts = dict(study.by_profile(specs))
+    curve = parts[study.CURVE_PROFILE]
+    assert {(s.dataset, s.architecture) for s in curve} == {("mnist", "dcgan")}
+    assert {s.name for s in curve} >= {"dcgan", "dcgan+spectral-norm", "dcgan+label-smoothing-one"}
+    assert all(s.dataset != "mnist" or s.architecture != "dcgan" for s in parts[study.STUDY_PROFILE])
+    every = registry.PROFILES[study.CURVE_PROFILE]["eval_every"]
+    # checkpoints at the working budget's steps, scored as the other groups are (same sample count)
+    assert every > 0 and study.BUDGETS["working"]["dcgan"] % every == 0
+    assert registry.PROFILES[study.CURVE_PROFILE]["n_eval"] == registry.PROFILES[study.STUDY_PROFILE]["n_eval"]
+    # pairs keep their frameworks through the split
+    pairs = study.study_plan(("mnist",), budget="working")
+    split = dict(study.by_profile(pairs))
+    assert sum(len(v) for v in split.values()) == len(pairs)
+    assert {fw for s, fw in split[study.CURVE_PROFILE]} == {"torch", "tensorflow"}

@@ -90,7 +90,7 @@ STACKED_MODELS = (("dcgan", "stacked"), ("dcgan+gradient-penalty", "stacked"), (
 # part of the records' identity). n draws uniform over the 1000 modes cover on average
 # 1000 (1 - (1 - 1/1000)^n) distinct modes: 864.9 for n = 2000, 999.95 for n = 10,000, so a
 # generator uniform over the modes reaches the full 1000 (to 0.05) only from about 10,000 samples.
-STUDY_PROFILE, STACKED_PROFILE = "study", "study-stacked"
+STUDY_PROFILE, STACKED_PROFILE, CURVE_PROFILE = "study", "study-stacked", "curve"
 STACKED_N_EVAL = registry.PROFILES[STACKED_PROFILE]["n_eval"]
 
 
@@ -99,19 +99,25 @@ def expected_modes(n: int, modes: int = 1000) -> float:
     return modes * (1.0 - (1.0 - 1.0 / modes) ** n)
 
 
+def profile_of(spec) -> str:
+    """The profile a study spec runs under: Stacked MNIST's (10,000 evaluation samples), the
+    curve profile for the DCGANs on MNIST and Fashion-MNIST (their metrics every 500 steps as
+    well, so their rows can be read at several budgets from the same runs, as Lucic et al. 2018
+    ask), the study's otherwise."""
+    if spec.dataset in STACKED:
+        return STACKED_PROFILE
+    if spec.dataset in IMAGES and spec.architecture == "dcgan" and spec.family == "gan":
+        return CURVE_PROFILE
+    return STUDY_PROFILE
+
+
 def by_profile(items: list) -> list[tuple[str, list]]:
-    """The study's specs, or (spec, framework) pairs, split by the profile they run under:
-    [(profile, items)], in order; Stacked MNIST under STACKED_PROFILE (more evaluation samples),
-    the rest under "study"."""
-
-    def dataset(item):
-        return (item[0] if isinstance(item, tuple) else item).dataset
-
-    parts = {
-        STUDY_PROFILE: [i for i in items if dataset(i) not in STACKED],
-        STACKED_PROFILE: [i for i in items if dataset(i) in STACKED],
-    }
-    return [(p, part) for p, part in parts.items() if part]
+    """The study's specs, or (spec, framework) pairs, split by the profile they run under
+    (profile_of): [(profile, items)], in the order of the items' first appearance."""
+    parts: dict[str, list] = {}
+    for item in items:
+        parts.setdefault(profile_of(item[0] if isinstance(item, tuple) else item), []).append(item)
+    return list(parts.items())
 
 
 # The MLP GAN recipe of the study, within the catalog's options: the catalog's RMSprop at lr 1e-3
