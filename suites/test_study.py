@@ -313,3 +313,45 @@ def test_the_dcgans_on_images_run_under_the_curve_profile():
     split = dict(study.by_profile(pairs))
     assert sum(len(v) for v in split.values()) == len(pairs)
     assert {fw for s, fw in split[study.CURVE_PROFILE]} == {"torch", "tensorflow"}
+
+
+def test_rows_are_read_again_at_earlier_budgets_from_the_runs_curves(tmp_path):
+    """A run of the curve profile carries its metrics every few hundred steps; the verdicts are
+    recomputed at half and three quarters of each row's working budget from those points. Planted:
+    spectral norm is worse at 3000 steps and better at 6000."""
+    early = {"dcgan": [100.0, 104.0, 102.0], "dcgan+spectral-norm": [130.0, 128.0, 133.0]}
+    final = {"dcgan": [100.0, 110.0, 105.0], "dcgan+spectral-norm": [60.0, 64.0, 61.0]}
+    run = fake_study(tmp_path, final)
+    for path in (run / "records").glob("*.json"):
+        rec = json.loads(path.read_text())
+        v = early[rec["experiment"]][rec["seed"]]
+        rec["curve"] = [
+            {"step": 3000, "fid": v, "class_kl": 0.1, "classes_covered": 10.0},
+            {"step": 4500, "fid": v - 1.0, "class_kl": 0.1, "classes_covered": 10.0},
+        ]
+        records.write_record(path, rec)
+    result = study.write_verdicts(run)
+    main = [r for c in result["claims"] if c["claim"] == 4 for r in c["rows"] if r["metric"] == "fid"]
+    assert {r["verdict"] for r in main} == {"supported"} and {r["steps"] for r in main} == {6000}
+    views = {v["fraction"]: v["rows"] for v in result["budget_views"]}
+    assert set(views) == {0.5, 0.75}
+    half = [r for r in views[0.5] if r["claim"] == 4 and r["metric"] == "fid"]
+    assert len(half) == 2 and {r["steps"] for r in half} == {3000}
+    d, lo, hi = welch_by_hand(early["dcgan"], early["dcgan+spectral-norm"])  # control - treatment
+    for r in half:
+        assert r["effect"] == pytest.approx(d) and r["ci"] == pytest.approx([lo, hi])
+        assert d < 0 and r["verdict"] == "contradicted"
+    three_quarters = [r for r in views[0.75] if r["claim"] == 4 and r["metric"] == "fid"]
+    assert {r["steps"] for r in three_quarters} == {4500}
+    # no loss-curve rows and no failure-rate rows in a view; without curves, no view at all
+    assert all(":" not in r["metric"] and r["kind"] != "failure_rate" for v in views.values() for r in v)
+    plain = study.write_verdicts(fake_study(tmp_path / "plain", final))
+    assert plain["budget_views"] == []
+    # verdicts.md and the page show them beside the main verdict
+    md = (run / "study" / "verdicts.md").read_text()
+    assert "## As training goes on" in md and "at 3000: contradicted" in md and "at 6000: supported" in md
+    from bench.runs import report
+
+    page = report.write_report(run).read_text(encoding="utf-8")
+    table = page.split('id="views"', 2)[2].split("</table>", 1)[0]
+    assert table.count("<tr>") == 1 + len({(r["claim"], r["framework"], r["label"]) for v in views.values() for r in v})

@@ -15,15 +15,16 @@ error-bar figure per claim, one latent figure per VAE group.
 from __future__ import annotations
 
 import html
-import io
 from collections import Counter
 from pathlib import Path
 
 from ..core.facts import IMAGE_DATASETS, MIXTURE_DATASETS
 from . import figures, schema
 from . import report_figures as rf
-from .records import RecordError, atomic_write_bytes, atomic_write_text, now_iso, scan_records
+from .records import RecordError, atomic_write_text, now_iso, scan_records
+from .screenshot import fingerprint, screenshot, screenshot_fingerprint  # noqa: F401  (genbench report --screenshot)
 from .study import SCHEMA, STUDY_DIR, VERDICTS_FILE
+from .verdicts_md import view_table
 
 VERDICTS = Path(STUDY_DIR) / VERDICTS_FILE
 VERDICT_SCHEMA = SCHEMA
@@ -331,6 +332,37 @@ def budgets_section(records: list[dict], groups: dict) -> str:
     )
 
 
+def views_section(doc: dict) -> str:
+    """The rows read again at earlier budgets from the same runs (bench/runs/study_views.py)."""
+    fractions, rows = view_table(doc)
+    if not rows:
+        return ""
+    body = []
+    for e in rows:
+        cells = [
+            f'<td class="num">{esc(e["claim"])}</td>',
+            f"<td>{esc(FRAMEWORK_SHORT.get(e['framework'], e['framework']))}</td>",
+            f"<td>{esc(e['dataset'])}</td>",
+            f"<td>{esc(e['label'])}</td>",
+        ]
+        for r in [e["cells"].get(f) for f in fractions] + [e["main"]]:
+            if r is None:
+                cells.append('<td class="missing">\u2014</td>')
+            else:
+                cells.append(
+                    f'<td class="{esc(verdict_class(r.get("verdict")))}">{esc(rf.effect_text(r.get("effect"), r.get("ci")))}'
+                    f"<br><small>{esc(r.get('steps'))} steps: {esc(r.get('verdict'))}</small></td>"
+                )
+        body.append(cells)
+    heads = [f"at {f:.0%} of the budget" for f in fractions] + ["at the working budget"]
+    return (
+        '<h3 id="views">As training goes on</h3><p>Rows whose runs recorded their metrics during training, '
+        "read again at earlier budgets from the same runs, with the same tests and correction; below the "
+        "working budget a verdict shows the trend, not the claim's verdict.</p>"
+        + table(["#", "fw", "dataset", "question", *heads], body, ' class="fit" id="views"')
+    )
+
+
 def cost_section(cost: list[dict]) -> str:
     if not cost:
         return ""
@@ -462,6 +494,7 @@ def render(run_dir) -> str:
         body += [claim_section(run_dir, index, c) for c in doc["claims"]]
         body.append(samples_section(run_dir, index, groups))
         body.append(budgets_section(records, groups))
+        body.append(views_section(doc))
         body.append(cost_section(doc.get("cost") or []))
     body.append(latent_section(run_dir, index, groups))
     body.append('<pre id="image-check"></pre>')
@@ -476,55 +509,3 @@ def write_report(run_dir) -> Path:
     """Render and write RUN_DIR/report.html atomically; returns its path."""
     text = render(run_dir)
     return atomic_write_text(Path(run_dir) / "report.html", text)
-
-
-# -- the first screen as a picture -------------------------------------------------------------
-FINGERPRINT_KEY = "genbench-verdicts"  # the PNG text chunk naming the verdicts a screenshot shows
-
-
-def fingerprint(run_dir) -> str:
-    """The first 16 hex of the SHA-256 of RUN_DIR/study/verdicts.json ('' without one): a
-    screenshot carries it, so a test can tell a stale picture from the study it shows."""
-    import hashlib
-
-    path = Path(run_dir) / VERDICTS
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.exists() else ""
-
-
-def screenshot(page: Path, png: Path, run_dir, width: int = 1280, height: int = 900) -> Path:
-    """The first `width` x `height` pixels of `page` in headless chromium, written to `png` with
-    the study's fingerprint in a text chunk. RecordError when chromium is missing or fails."""
-    import subprocess
-    import tempfile
-
-    from PIL import Image, PngImagePlugin
-
-    from ..core import optional
-
-    exe = optional.browser()
-    if exe is None:
-        raise RecordError("--screenshot needs chromium (apt-get install -y chromium)")
-    with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / "shot.png"
-        cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--virtual-time-budget=5000"]
-        cmd += [f"--window-size={width},{height}", f"--screenshot={raw}", Path(page).resolve().as_uri()]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-        if done.returncode != 0 or not raw.exists():
-            raise RecordError(f"chromium could not take the screenshot: {done.stderr.strip()[-300:]}")
-        info = PngImagePlugin.PngInfo()
-        info.add_text(FINGERPRINT_KEY, fingerprint(run_dir))
-        buf = io.BytesIO()
-        with Image.open(raw) as im:
-            im.convert("RGB").quantize(colors=128).save(buf, format="PNG", optimize=True, pnginfo=info)
-    return atomic_write_bytes(png, buf.getvalue())
-
-
-def screenshot_fingerprint(png: Path) -> str | None:
-    """The fingerprint a screenshot carries (None: none, or not a readable PNG)."""
-    from PIL import Image
-
-    try:
-        with Image.open(png) as im:
-            return im.text.get(FINGERPRINT_KEY)
-    except (OSError, ValueError):
-        return None

@@ -48,7 +48,7 @@ import numpy as np
 
 from ..core.specs import SpecError
 from . import claims as claims_mod
-from . import records, stats, trained
+from . import records, stats, study_views, trained
 from .study_metrics import CURVES_FILE, metric_value
 from .study_plan import (  # noqa: F401  the matrix, re-exported as study.DATASETS, study.study_plan, ...
     BUDGETS,
@@ -393,6 +393,7 @@ def verdicts(
         "code": code,
         "claims": out,
         "cost": cost_table(recs),
+        "budget_views": study_views.budget_views(cf, cells, run_dir, correction, (evaluate_row, judge_claim)),
     }
 
 

@@ -86,6 +86,7 @@ def verdicts_markdown(result: dict) -> str:
                 for a in c["agreement"]
             ]
         lines.append("")
+    lines += views_markdown(result)
     lines += [
         "## Cost",
         "",
@@ -104,3 +105,56 @@ def verdicts_markdown(result: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def view_table(result: dict) -> tuple[list, list[dict]]:
+    """The rows read at earlier budgets beside their main verdict: (fractions, [{claim, framework,
+    dataset, label, metric, cells: {fraction: row}, main: row}]), in the claims' order."""
+    views = result.get("budget_views") or []
+    if not views:
+        return [], []
+    fractions = [v["fraction"] for v in views]
+    main = {(c["claim"], r["framework"], r["dataset"], r.get("label")): r for c in result["claims"] for r in c["rows"]}
+    table: dict[tuple, dict] = {}
+    for v in views:
+        for r in v["rows"]:
+            key = (r["claim"], r["framework"], r["dataset"], r["label"])
+            entry = table.setdefault(
+                key,
+                {
+                    "claim": r["claim"],
+                    "framework": r["framework"],
+                    "dataset": r["dataset"],
+                    "label": r["label"],
+                    "cells": {},
+                    "main": main.get(key),
+                },
+            )
+            entry["cells"][v["fraction"]] = r
+    return fractions, [table[k] for k in sorted(table, key=lambda k: (k[0], k[2], k[1], k[3]))]
+
+
+def views_markdown(result: dict) -> list[str]:
+    fractions, rows = view_table(result)
+    if not rows:
+        return []
+    head = " | ".join(f"at {f:.0%} of the budget" for f in fractions)
+    lines = [
+        "## As training goes on",
+        "",
+        "The rows whose runs recorded their metrics during training (the curve profile), read again at "
+        "earlier budgets from the same runs, with the same tests and correction; below the working "
+        "budget a verdict shows the trend, not the claim's verdict.",
+        "",
+        f"| claim | framework | dataset | question | {head} | at the working budget |",
+        "|---|---|---|---|" + "---|" * (len(fractions) + 1),
+    ]
+    for e in rows:
+        cells = []
+        for f in fractions:
+            r = e["cells"].get(f)
+            cells.append("-" if r is None else f"{_fmt(r['effect'])} at {r['steps']}: {r['verdict']}")
+        m = e["main"]
+        cells.append("-" if m is None else f"{_fmt(m['effect'])} at {m['steps']}: {m['verdict']}")
+        lines.append(f"| {e['claim']} | {e['framework']} | {e['dataset']} | {e['label']} | " + " | ".join(cells) + " |")
+    return lines + [""]
