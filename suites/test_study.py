@@ -10,6 +10,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -355,3 +356,27 @@ def test_rows_are_read_again_at_earlier_budgets_from_the_runs_curves(tmp_path):
     page = report.write_report(run).read_text(encoding="utf-8")
     table = page.split('id="views"', 2)[2].split("</table>", 1)[0]
     assert table.count("<tr>") == 1 + len({(r["claim"], r["framework"], r["label"]) for v in views.values() for r in v})
+
+
+def test_the_grids_behind_the_study_settings_contain_the_chosen_settings():
+    """tools/study_grids.py reruns the two grids of docs/study.md; the settings the study uses
+    (MLP_RECIPE, MIXTURE_GP_LAMBDA) are points of those grids, and the catalog's defaults too."""
+    import importlib.util
+
+    from bench.core import registry
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "study_grids.py"
+    spec = importlib.util.spec_from_file_location("study_grids", path)
+    grids = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(grids)
+    mlp = [s for _, s in grids.mlp_grid()]
+    assert len(mlp) == 6 and all(s.steps == 3000 and s.seed == 0 and s.dataset == "mnist" for s in mlp)
+    points = {(s.g_optimizer.kind, s.g_optimizer.lr, s.batch_size) for s in mlp}
+    catalog = registry.experiment("gan", (), dataset="mnist")
+    assert (catalog.g_optimizer.kind, catalog.g_optimizer.lr, catalog.batch_size) in points
+    assert (catalog.g_optimizer.kind, study.MLP_RECIPE["lr"], study.MLP_RECIPE["batch_size"]) in points
+    gp = [s for _, s in grids.gp_grid()]
+    assert len(gp) == 24 and {s.dataset for s in gp} == {"ring8", "grid25"}
+    assert {s.gp_lambda for s in gp} == {0.1, 1.0, 10.0} and study.MIXTURE_GP_LAMBDA in {s.gp_lambda for s in gp}
+    ring = registry.experiment("gan", ("gradient-penalty",), dataset="ring8")
+    assert ring.g_optimizer.lr in {s.g_optimizer.lr for s in gp}  # the mixtures' own learning rate is a point
