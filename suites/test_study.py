@@ -380,3 +380,34 @@ def test_the_grids_behind_the_study_settings_contain_the_chosen_settings():
     assert {s.gp_lambda for s in gp} == {0.1, 1.0, 10.0} and study.MIXTURE_GP_LAMBDA in {s.gp_lambda for s in gp}
     ring = registry.experiment("gan", ("gradient-penalty",), dataset="ring8")
     assert ring.g_optimizer.lr in {s.g_optimizer.lr for s in gp}  # the mixtures' own learning rate is a point
+
+
+def test_every_loss_curve_metric_is_kept_for_claims_written_later(tmp_path):
+    """write_verdicts stores every loss-curve metric of every term (study/curves.json), so a
+    claims file that reads a loss curve judges the committed records after the logs are gone."""
+    import shutil
+
+    from bench.runs import study_metrics
+
+    run = fake_study(tmp_path, {"dcgan": [100.0, 110.0, 105.0]})
+    rng = np.random.default_rng(0)
+    for path in (run / "records").glob("*.json"):
+        rid = path.stem
+        (run / rid).mkdir()
+        x = np.linspace(0, 1, 400)
+        with open(run / rid / "losses.csv", "w") as f:
+            f.write("step,wall_s,d_loss,g_loss\n")
+            for i, v in enumerate(x):
+                f.write(f"{i},{i * 0.01},{1 - v + 0.01 * rng.standard_normal()},{v}\n")
+    study.write_verdicts(run)
+    cached = json.loads((run / "study" / study_metrics.CURVES_FILE).read_text())
+    assert len(cached) == 6
+    for rid, entry in cached.items():
+        assert set(entry) == {f"{k}:{t}" for k in study_metrics.CURVE_METRICS for t in ("d_loss", "g_loss")}
+        series = study_metrics.read_losses(run / rid / "losses.csv")
+        assert entry["drop:g_loss"] == pytest.approx(study_metrics.relative_drop(series["g_loss"]))
+    for rid in cached:
+        shutil.rmtree(run / rid)
+    again = study.write_verdicts(run)  # the logs are gone: the cache answers
+    assert json.loads((run / "study" / study_metrics.CURVES_FILE).read_text()) == cached
+    assert again["claims"]

@@ -49,7 +49,7 @@ import numpy as np
 from ..core.specs import SpecError
 from . import claims as claims_mod
 from . import records, stats, study_views, trained
-from .study_metrics import CURVES_FILE, metric_value
+from .study_metrics import CURVES_FILE, cache_all_curves, metric_value
 from .study_plan import (  # noqa: F401  the matrix, re-exported as study.DATASETS, study.study_plan, ...
     BUDGETS,
     CURVE_PROFILE,
@@ -423,6 +423,7 @@ def cost_table(recs: list[dict]) -> list[dict]:
 def write_verdicts(run_dir, claims_file=None, correction: str | None = None, allow_mixed_code: bool = False) -> dict:
     """run_dir/study/verdicts.json and verdicts.md, atomically; returns the result."""
     curves = read_curves(run_dir)
+    cache_all_curves(records.read_records(run_dir), run_dir, curves)
     result = verdicts(run_dir, curves, claims_file, correction, allow_mixed_code)
     folder = Path(run_dir) / STUDY_DIR
     records.atomic_write_text(folder / CURVES_FILE, json.dumps(records.jsonable(curves), indent=0, sort_keys=True))

@@ -94,3 +94,21 @@ def metric_value(rec: dict, metric: str, run_dir, curves: dict | None = None) ->
         return float(DERIVED[metric](m)) if metric in DERIVED else float(m.get(metric, float("nan")))
     except (KeyError, TypeError, ValueError):
         return float("nan")
+
+
+def cache_all_curves(recs: list[dict], run_dir, curves: dict) -> int:
+    """Every loss-curve metric of every loss term of every record whose losses.csv is here, into
+    `curves` ({record id: {"oscillation:d_loss": value, ...}}), so that any claims file can be
+    judged on the committed records after the loss logs are gone; returns the records read."""
+    n = 0
+    for rec in recs:
+        path = Path(run_dir) / str(rec.get("id")) / "losses.csv"
+        if rec.get("status") not in ("ok", "diverged") or not path.exists():
+            continue
+        series = read_losses(path)
+        entry = curves.setdefault(rec["id"], {})
+        for term, values in series.items():
+            for kind, fn in CURVE_METRICS.items():
+                entry[f"{kind}:{term}"] = fn(values)
+        n += 1
+    return n
