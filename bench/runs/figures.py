@@ -94,16 +94,6 @@ def small_png(path: Path) -> bytes | None:
     return buf.getvalue()
 
 
-def fig_png(fig, dpi: int = 72) -> bytes:
-    plt = rf._plt()
-    buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    return buf.getvalue()
-
-
 def binned(steps: np.ndarray, values: np.ndarray, points: int = SERIES_POINTS) -> tuple[list, list]:
     """(bin centres, bin means) of a curve in at most `points` equal bins; non-finite values
     are left out of their bin's mean (a bin with none is dropped)."""
@@ -167,12 +157,12 @@ def draw_group(run_dir: Path, key: tuple, seeds: dict[int, dict], entry: dict) -
         if (exp / "latents.npz").is_file():
             fig = rf.latent_fig(exp / "latents.npz", f"{name}, {ds}, {fw}, seed {seed}")
             if fig is not None:
-                atomic_write_bytes(folder / f"{base}__latents.png", fig_png(fig))
+                atomic_write_bytes(folder / f"{base}__latents.png", rf.fig_png(fig, dpi=72))
                 new["latents"] = f"{base}__latents.png"
     if curves:
         fig = rf.loss_fig(curves, f"{name} \u00b7 {ds} \u00b7 {fw}", small=True)
         if fig is not None:
-            atomic_write_bytes(folder / f"{base}__losses.png", fig_png(fig))
+            atomic_write_bytes(folder / f"{base}__losses.png", rf.fig_png(fig, dpi=72))
             new.update(losses=f"{base}__losses.png", loss_seeds=sorted(curves))
         rep = new.get("seed", min(curves))
         new["series"] = _series(curves.get(rep) or curves[min(curves)])

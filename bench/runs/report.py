@@ -4,12 +4,13 @@ fetched; the only script is a few lines that, once the page has loaded, write in
 <pre id="image-check"> how many images decoded and how many rows the verdict table has (the
 browser test reads it).
 
-Sections: header (folder, records by status, time, versions); the study's verdicts
-(RUN_DIR/study/verdicts.json, schema 1, when present) with their detail rows and error bars over
-seeds; per group (spec name x dataset x framework) its loss curves and seed 0's sample grids;
-VAE latents (t-SNE and PCA, interpolation); unregularized vs regularized and PyTorch vs
-TensorFlow final grids side by side. Figures are bounded: one loss figure per group, one
-error-bar figure per claim, one latent figure per VAE group.
+Sections: header (folder, records by status, time, versions); with a study's verdicts
+(RUN_DIR/study/verdicts.json), a summary with claims as rows and datasets as columns, then per
+claim its effects (small multiples), the loss curves it reads and its arms' grids, and its rows;
+what every group draws (PyTorch beside TensorFlow, with loss curves); budgets, the rows at
+earlier budgets, cost; VAE latents. Without verdicts: the comparison table and the groups. The
+pictures come from RUN_DIR/figures (bench/runs/figures.py), drawn there first; figures are
+bounded by groups and claims, not by seeds.
 """
 
 from __future__ import annotations
@@ -208,7 +209,7 @@ def summary_section(doc: dict) -> str:
                 )
             cells.append(f"<td>{'<br>'.join(marks) or '<span class=missing>not in the claim</span>'}</td>")
         agree = c.get("frameworks_agree") or {}
-        cells.append(f"<td>{esc(', '.join(f'{d}: {chr(121) if ok else chr(110)}' for d, ok in agree.items()))}</td>")
+        cells.append(f"<td>{esc(', '.join(f'{d}: ' + ('y' if ok else 'n') for d, ok in agree.items()))}</td>")
         rows.append(cells)
     code = doc.get("code") or {}
     versions = ", ".join(f"{h} ({n} records)" for h, n in (code.get("versions") or {}).items())

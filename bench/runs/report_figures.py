@@ -42,14 +42,19 @@ def file_uri(path) -> str | None:
     return png_uri(data) if data.startswith(PNG_SIGNATURE) else None
 
 
-def fig_uri(fig) -> str:
+def fig_png(fig, dpi: int = 90) -> bytes:
+    """A matplotlib figure as PNG bytes (the figure is closed)."""
     plt = _plt()
     buf = io.BytesIO()
     try:
-        fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     finally:
         plt.close(fig)
-    return png_uri(buf.getvalue())
+    return buf.getvalue()
+
+
+def fig_uri(fig) -> str:
+    return png_uri(fig_png(fig))
 
 
 # -- numbers ---------------------------------------------------------------------------------
@@ -91,71 +96,11 @@ def t_interval(values) -> tuple[float, float, float, int]:
     return got["mean"], got["mean"] - half, got["mean"] + half, len(v)
 
 
-def group_metric(records: list[dict], name: str, dataset: str, framework: str, metric: str) -> list[float]:
-    """The metric over the seeds of one group (records with status ok and a finite value)."""
-    out = []
-    for r in records:
-        if (spec_name(r), r.get("dataset"), r.get("framework")) == (name, dataset, framework) and r.get(
-            "status"
-        ) == "ok":
-            x = as_float((r.get("metrics") or {}).get(metric))
-            if math.isfinite(x):
-                out.append(x)
-    return out
-
-
 def spec_name(rec: dict) -> str:
     return str((rec.get("spec") or {}).get("name") or rec.get("experiment"))
 
 
 # -- figures ---------------------------------------------------------------------------------
-def claim_errorbars(claim: dict, records: list[dict]) -> str | None:
-    """One figure per claim: per row (framework/dataset), the treatment's and the control's mean
-    with its 95% t interval over seeds; one panel per metric. None when no row has data."""
-    panels: dict[str, list] = {}
-    for row in claim.get("rows", []):
-        fw, ds, metric = row.get("framework"), row.get("dataset"), row.get("metric")
-        groups = [("treatment", row.get("treatment"))] + ([("control", row["control"])] if row.get("control") else [])
-        stats = [(role, name, t_interval(group_metric(records, name, ds, fw, metric))) for role, name in groups]
-        if any(s[2][3] for s in stats):
-            panels.setdefault(str(metric), []).append((f"{fw}\n{ds}", stats, row.get("better")))
-    if not panels:
-        return None
-    plt = _plt()
-    fig, axes = plt.subplots(
-        1,
-        len(panels),
-        figsize=(max(4.0, 2.2 * max(len(p) for p in panels.values())) * min(len(panels), 2), 3.0),
-        squeeze=False,
-    )
-    colours = {"treatment": "tab:blue", "control": "tab:orange"}
-    for ax, (metric, entries) in zip(axes[0], panels.items()):
-        seen = set()
-        for i, (label, stats, _better) in enumerate(entries):
-            for role, name, (mean, lo, hi, n) in stats:
-                if not n:
-                    continue
-                x = i + (-0.12 if role == "treatment" else 0.12)
-                label = f"{role}: {name}"
-                ax.errorbar(
-                    [x],
-                    [mean],
-                    yerr=[[mean - lo], [hi - mean]],
-                    fmt="o",
-                    capsize=4,
-                    color=colours[role],
-                    label=None if label in seen else label,
-                    ms=5,
-                )
-                seen.add(label)
-        ax.set_xticks(range(len(entries)), [e[0] for e in entries], fontsize=7)
-        better = entries[0][2]
-        ax.set_title(f"{metric}" + (f" ({better} is better)" if better else ""), fontsize=9)
-        ax.set_xlim(-0.6, len(entries) - 0.4)
-        ax.legend(fontsize=7)
-    return fig_uri(fig)
-
-
 def read_losses(csv_path) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
     """(steps, {term: values}) of a losses.csv; None when it is missing, empty or unreadable."""
     try:
@@ -180,12 +125,6 @@ def robust_limits(series: list[np.ndarray], skip: float = 0.02) -> tuple[float, 
     lo, hi = np.percentile(vals, [0.5, 99.5])
     pad = 0.1 * (hi - lo) or 0.05 * (abs(hi) or 1.0)
     return float(lo - pad), float(hi + pad)
-
-
-def loss_figure(curves: dict[int, tuple[np.ndarray, dict]], title: str) -> str | None:
-    """loss_fig as a data: URI."""
-    fig = loss_fig(curves, title)
-    return None if fig is None else fig_uri(fig)
 
 
 def loss_fig(curves: dict[int, tuple[np.ndarray, dict]], title: str, small: bool = False):
@@ -222,12 +161,6 @@ def loss_fig(curves: dict[int, tuple[np.ndarray, dict]], title: str, small: bool
     axes[0, 0].set_title(title + (f" ({len(curves)} seeds)" if small else ""), fontsize=8 if small else 9)
     axes[-1, 0].set_xlabel("step", fontsize=8)
     return fig
-
-
-def latent_figure(npz_path, title: str) -> str | None:
-    """latent_fig as a data: URI."""
-    fig = latent_fig(npz_path, title)
-    return None if fig is None else fig_uri(fig)
 
 
 def latent_fig(npz_path, title: str):
@@ -304,7 +237,7 @@ def effects_fig(claim: dict, ncols: int = 4):
         margin = as_float(first.get("margin"))
         ax.set_title(_wrap(f"{label} \u00b7 {ds}"), fontsize=7)
         ax.axhline(0, color="0.3", lw=0.6)
-        if math.isfinite(margin) and margin > 0 and first.get("kind") != "flat":
+        if math.isfinite(margin) and margin > 0:
             ax.axhspan(-margin, margin, color="0.9", zorder=0)
         notes = []
         for x, (fw, marker, name) in enumerate(FRAMEWORK_MARKS):
@@ -320,8 +253,6 @@ def effects_fig(claim: dict, ncols: int = 4):
                 )
             else:
                 notes.append(f"{name}: {verdict}")
-        if first.get("kind") == "flat" and math.isfinite(margin):
-            ax.axhspan(-margin, margin, color="0.9", zorder=0)
         ax.set_xticks([0, 1], ["PyTorch", "TensorFlow"], fontsize=7)
         ax.set_xlim(-0.6, 1.6)
         ax.tick_params(axis="y", labelsize=7)
