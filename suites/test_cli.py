@@ -114,6 +114,8 @@ def test_every_command_documents_its_exit_status(command, capsys):
         cli.main([command, "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "exit status" in text and "130 interrupted" in text
+    # argparse %-formats option help only: a "%%" written into a description or epilog is printed as is
+    assert "%%" not in text
 
 
 @pytest.mark.parametrize("command", ["run", "study", "data", "eval", "train-evaluator"])

@@ -350,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write RUN_DIR/report.html, one HTML file with every image embedded (no "
         "network, no other file needed): the study's verdicts (RUN_DIR/study/"
         "verdicts.json, when present), claims as rows and datasets as columns; per claim its "
-        "effects with 95%% intervals, the loss curves it reads and its arms' sample grids; "
+        "effects with 95 % intervals, the loss curves it reads and its arms' sample grids; "
         "what every group draws, PyTorch beside TensorFlow, with its loss curves; budgets and "
         "cost; VAE latents (t-SNE, PCA, interpolation); without verdicts, the comparison table. "
         "The groups' pictures are drawn into RUN_DIR/figures/ and kept there, so the page "
