@@ -291,6 +291,19 @@ def test_the_page_has_every_section_and_bounded_figures(run_with_study, page):
         assert entry["seed"] == 0 and (run_dir / "figures" / entry["losses"]).is_file()
 
 
+def test_a_pair_of_arms_is_pictured_once_whichever_arm_a_row_calls_the_control(run_with_study):
+    run_dir = run_with_study[0]
+    index = json.loads((run_dir / "figures" / "index.json").read_text())["groups"]
+    treatment, control = GAN_PAIR
+    rows = [
+        _row("torch", "mnist", "fid", "lower", treatment, control, 1.0, [0.5, 1.5], "supported"),
+        _row("torch", "mnist", "fid_spread", "lower", control, treatment, 1.0, [0.5, 1.5], "supported"),
+    ]
+    one = report.claim_pictures(run_dir, index, {"claim": 7, "rows": rows[:1]})
+    both = report.claim_pictures(run_dir, index, {"claim": 7, "rows": rows})
+    assert one.count('<div class="pair">') == 1 and both == one
+
+
 def test_figures_outlive_the_experiment_folders(tmp_path):
     """The committed study keeps only records and figures: the page drawn after the experiment
     folders are gone shows the same grids."""

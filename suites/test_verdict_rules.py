@@ -164,6 +164,7 @@ def test_a_failure_rate_row(tmp_path):
     assert r["effect"] == -1.0 and r["n"] == [5, 5]
     assert r["p"] == pytest.approx(2 / math.comb(10, 5))  # Fisher, both margins fixed: 1 of 252 tables, twice
     assert r["verdict"] == "contradicted"
+    assert "without a value" not in r["note"]  # it counts runs and reads no metric value
 
 
 def test_an_effect_inside_the_margin_is_no_practical_effect(tmp_path):

@@ -264,12 +264,13 @@ def claim_pictures(run_dir: Path, index: dict, claim: dict, limit: int = 4) -> s
     comparisons whose grids are in the figures folder."""
     seen, out = [], []
     for r in claim.get("rows", []):
-        key = (r.get("control") or "", r.get("treatment"), r.get("dataset"))
+        # one picture pair per pair of arms and dataset, whichever arm a row calls the control
+        key = (frozenset((r.get("control") or "", r.get("treatment"))), r.get("dataset"))
         if key in seen or len(seen) >= limit:
             continue
         arms = [a for a in (r.get("control"), r.get("treatment")) if a]
         pics = [
-            index_img(run_dir, index, a, key[2], fw, "grid", f"{a} ({FRAMEWORK_SHORT[fw]}, {key[2]})")
+            index_img(run_dir, index, a, key[1], fw, "grid", f"{a} ({FRAMEWORK_SHORT[fw]}, {key[1]})")
             for a in arms
             for fw in FRAMEWORK_ORDER
         ]

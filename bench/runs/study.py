@@ -210,7 +210,7 @@ def evaluate_row(row, groups: dict, run_dir, curves: dict | None = None, cf=None
         fails[arm] = [k, n]
         vals[arm] = [v for v in (metric_value(r, row.metric, run_dir, curves) for r in ok) if math.isfinite(v)]
         missing = len(ok) - len(vals[arm])
-        if missing:
+        if missing and row.kind != "failure_rate":  # a failure-rate row counts runs, it reads no value
             notes.append(f"{arm}: {missing} trained run(s) without a value")
     if not row.control:
         fails["control"], vals["control"] = [0, 0], []
