@@ -10,6 +10,7 @@
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +149,7 @@ def test_verdicts_on_a_fake_study(tmp_path):
     assert saved["code"]["versions"] == {CODE[:12]: 12} and not saved["code"]["mixed"]
     md = (run / "study" / "verdicts.md").read_text()
     assert "| 4. Spectral normalization" in md and "Holm" in md
+    assert_tables_keep_their_columns(md)  # labels such as |log(sharpness / real)| hold a '|'
     # a planted swap of treatment and control turns the verdict round
     worse = fake_study(tmp_path / "swap", {"dcgan+spectral-norm": [100.0, 110.0, 105.0], "dcgan": [60.0, 64.0, 61.0]})
     rows = [r for c in study.verdicts(worse)["claims"] if c["claim"] == 4 for r in c["rows"] if r["metric"] == "fid"]
@@ -411,3 +413,21 @@ def test_every_loss_curve_metric_is_kept_for_claims_written_later(tmp_path):
     again = study.write_verdicts(run)  # the logs are gone: the cache answers
     assert json.loads((run / "study" / study_metrics.CURVES_FILE).read_text()) == cached
     assert again["claims"]
+
+
+def assert_tables_keep_their_columns(md: str) -> None:
+    """Every row of every Markdown table has its header's number of cells (a '|' inside a cell
+    escaped as '\\|')."""
+    table: list[int] = []
+    for line in md.splitlines() + [""]:
+        if line.startswith("|"):
+            table.append(len(re.split(r"(?<!\\)\|", line)))
+        elif table:
+            assert len(set(table)) == 1, f"a Markdown table with {sorted(set(table))} cells a row"
+            table = []
+
+
+def test_a_planted_pipe_in_a_cell_is_caught():
+    with pytest.raises(AssertionError, match="cells a row"):
+        assert_tables_keep_their_columns("| a | b |\n|---|---|\n| KL(p || q) | 1 |\n")
+    assert_tables_keep_their_columns("| a | b |\n|---|---|\n| KL(p \\|\\| q) | 1 |\n")

@@ -15,6 +15,11 @@ def _p(x) -> str:
     return "-" if not isinstance(x, (int, float)) or not math.isfinite(x) else f"{x:.3g}"
 
 
+def _cell(text) -> str:
+    """A Markdown table cell: a '|' in it (|log(a / b)|, KL(p || q)) escaped, so it does not end the cell."""
+    return str(text).replace("|", "\\|")
+
+
 def _failed(r: dict) -> str:
     f = r.get("failed_to_train") or {}
     return " / ".join(f"{k}/{n}" for k, n in f.values()) or "-"
@@ -38,7 +43,7 @@ def verdicts_markdown(result: dict) -> str:
     for c in result["claims"]:
         agree = ", ".join(f"{ds}: {'yes' if ok else 'no'}" for ds, ok in c["frameworks_agree"].items())
         lines.append(
-            f"| {c['claim']}. {c['title']} | "
+            f"| {c['claim']}. {_cell(c['title'])} | "
             + " | ".join(c["verdict"].get(k, "not run") for k in cells)
             + f" | {agree} |"
         )
@@ -65,7 +70,7 @@ def verdicts_markdown(result: dict) -> str:
         ]
         for r in c["rows"]:
             lines.append(
-                f"| {r['framework']} | {r['dataset']} | {r['label']} | {r['treatment']} | "
+                f"| {r['framework']} | {r['dataset']} | {_cell(r['label'])} | {r['treatment']} | "
                 f"{r['control'] or '-'} | {_fmt(r['effect'])} [{_fmt(r['ci'][0])}, {_fmt(r['ci'][1])}] | "
                 f"{r['margin']:g} | {_p(r.get('p_adjusted'))} | {_p(r.get('p_equivalence_adjusted'))} | "
                 f"{_p(r.get('detectable_effect'))} | {'/'.join(map(str, r['n']))} | {_failed(r)} | "
@@ -81,7 +86,7 @@ def verdicts_markdown(result: dict) -> str:
                 "|---|---|---|---|---|",
             ]
             lines += [
-                f"| {a['dataset']} | {a['label']} | {_fmt(a['difference'])} [{_fmt(a['ci'][0])}, "
+                f"| {a['dataset']} | {_cell(a['label'])} | {_fmt(a['difference'])} [{_fmt(a['ci'][0])}, "
                 f"{_fmt(a['ci'][1])}] | {a['margin']:g} | {a['agreement']} |"
                 for a in c["agreement"]
             ]
@@ -156,5 +161,7 @@ def views_markdown(result: dict) -> list[str]:
             cells.append("-" if r is None else f"{_fmt(r['effect'])} at {r['steps']}: {r['verdict']}")
         m = e["main"]
         cells.append("-" if m is None else f"{_fmt(m['effect'])} at {m['steps']}: {m['verdict']}")
-        lines.append(f"| {e['claim']} | {e['framework']} | {e['dataset']} | {e['label']} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {e['claim']} | {e['framework']} | {e['dataset']} | {_cell(e['label'])} | " + " | ".join(cells) + " |"
+        )
     return lines + [""]
