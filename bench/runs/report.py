@@ -180,6 +180,14 @@ def _datasets_of(claims: list[dict]) -> list[str]:
     return sorted(found, key=lambda d: DATASET_ORDER.index(d) if d in DATASET_ORDER else 99)
 
 
+def _no_marks(claim: dict, ds: str) -> str:
+    """A summary cell without verdicts: the claim names the dataset but no run of it is here, or
+    the claim does not name it (verdicts written before claims listed their datasets: no rows)."""
+    if "datasets" not in claim:
+        return "<span class=missing>no rows</span>"
+    return f"<span class=missing>{'not run' if ds in claim['datasets'] else 'not in the claim'}</span>"
+
+
 def summary_section(doc: dict) -> str:
     """Claims as rows, datasets as columns, the two frameworks as two marks in each cell; the
     rows' effects on hover and in each claim's section below."""
@@ -207,7 +215,7 @@ def summary_section(doc: dict) -> str:
                     f'<span class="mark {esc(verdict_class(v))}" title="{esc(FRAMEWORK_TITLE[fw])}: {esc(v)}. '
                     f'{esc(hover)}">{esc(FRAMEWORK_SHORT[fw])}</span> <span class="v">{esc(v)}</span>'
                 )
-            cells.append(f"<td>{'<br>'.join(marks) or '<span class=missing>not in the claim</span>'}</td>")
+            cells.append(f"<td>{'<br>'.join(marks) or _no_marks(c, ds)}</td>")
         agree = c.get("frameworks_agree") or {}
         cells.append(f"<td>{esc(', '.join(f'{d}: ' + ('y' if ok else 'n') for d, ok in agree.items()))}</td>")
         rows.append(cells)

@@ -210,6 +210,7 @@ class Claim:
     claim: int
     title: str
     rows: tuple = field(metadata=_items(dict))
+    datasets: tuple = ()  # every dataset its rows name (absent from verdicts written before it)
     verdict: dict = field(default_factory=dict)
     frameworks_agree: dict = field(default_factory=dict)
     agreement: tuple = field(default=(), metadata=_items(dict))

@@ -376,6 +376,8 @@ def verdicts(
             {
                 "claim": claim.number,
                 "title": claim.title,
+                # every dataset a row names, in the file's order: a cell without rows is then "not run"
+                "datasets": list(dict.fromkeys(d for row in claim.rows for d in row.datasets)),
                 "rows": rows,
                 "verdict": per_cell,
                 "frameworks_agree": agree,
