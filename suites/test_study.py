@@ -144,9 +144,8 @@ def test_verdicts_on_a_fake_study(tmp_path):
     assert {r["verdict"] for r in c4["rows"] if r["metric"] == "sharpness_gap"} == {"not judged: no values"}
     assert c4["verdict"] == {"tensorflow/mnist": "inconclusive", "torch/mnist": "inconclusive"}
     assert c4["frameworks_agree"] == {"mnist": True}
-    shipped = tomllib.loads(Path(__file__).resolve().parents[1] / "bench" / "runs" / "claims.toml".read_text())[
-        "claim"
-    ][3]["row"]
+    claims_toml = Path(__file__).resolve().parents[1] / "bench" / "runs" / "claims.toml"
+    shipped = tomllib.loads(claims_toml.read_text())["claim"][3]["row"]
     assert c4["datasets"] == list(dict.fromkeys(d for row in shipped for d in row["datasets"]))
     saved = json.loads((run / "study" / "verdicts.json").read_text())
     assert saved["schema"] == study.SCHEMA and len(saved["claims"]) == 7 and saved["correction"] == "holm"
