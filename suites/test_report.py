@@ -361,6 +361,7 @@ def test_number_format():
 def test_without_verdicts_the_page_says_so(tmp_path, capsys):
     run_dir = tmp_path / "run"
     _record(run_dir, "gan", "mnist", "torch", 0, {"fid": 40.0})
+    (run_dir / "comparison.csv").write_text("experiment,dataset,metric,torch,tensorflow\ngan,mnist,fid,40.0,41.0\n")
     (run_dir / "records" / "broken__mnist__torch__s1__deadbeef.json").write_text("{trunc")
     (run_dir / "records" / "superseded").mkdir()
     (run_dir / "records" / "superseded" / "gan__mnist__torch__s0__00000000.json").write_text("{}")
@@ -375,6 +376,8 @@ def test_without_verdicts_the_page_says_so(tmp_path, capsys):
     assert "records</th><td>1: 1 ok" in text
     p = Page(text)
     assert "verdicts" not in p.tables and p.images and all(s.startswith("data:image/png;base64,") for s in p.images)
+    # it opens with the grids: the samples section comes before the comparison table
+    assert 0 < text.index('<h2 id="samples">') < text.index('<h2 id="comparison">')
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "bad-verdicts"])

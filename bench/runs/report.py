@@ -496,8 +496,9 @@ def render(run_dir) -> str:
             '<p class="note" id="no-verdicts">This folder holds no study verdicts '
             f"({esc(VERDICTS)}): the page shows the run's records.</p>"
         )
-        body.append(comparison_section(run_dir))
+        # a run's page opens with what its models draw, then the numbers
         body.append(samples_section(run_dir, index, groups))
+        body.append(comparison_section(run_dir))
     else:
         body.append(summary_section(doc))
         body.append('<h2 id="claims">The claims, one by one</h2>')
