@@ -208,9 +208,12 @@ def evaluate_row(row, groups: dict, run_dir, curves: dict | None = None, cf=None
     for arm in names:
         ok, k, n = _split_trained(chosen[arm])
         fails[arm] = [k, n]
+        if row.kind == "failure_rate":  # it counts runs and reads no metric value
+            vals[arm] = []
+            continue
         vals[arm] = [v for v in (metric_value(r, row.metric, run_dir, curves) for r in ok) if math.isfinite(v)]
         missing = len(ok) - len(vals[arm])
-        if missing and row.kind != "failure_rate":  # a failure-rate row counts runs, it reads no value
+        if missing:
             notes.append(f"{arm}: {missing} trained run(s) without a value")
     if not row.control:
         fails["control"], vals["control"] = [0, 0], []
