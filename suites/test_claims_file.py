@@ -174,6 +174,9 @@ BAD = [
     ('kind = "diff"', 'kind = "ratio"', "claim[0].row[0].kind", "'ratio' is not one of"),
     ('label = "FID"', 'label = "FID', "", "not valid TOML"),
     ("number = 1", "numbr = 1", "claim[0].numbr", "unknown key"),
+    ("schema = 1", "schema = 1\nmin_seeds = {jax = 5}", "min_seeds.jax", "unknown key"),
+    ("schema = 1", "schema = 1\nmin_seeds = {torch = 0}", "min_seeds.torch", "must be >= 1"),
+    ("schema = 1", 'schema = 1\nmin_seeds = {torch = "5"}', "min_seeds.torch", "expected a whole number"),
 ]
 
 

@@ -101,6 +101,8 @@ def test_loss_curve_metrics_known_answers():
 
 
 CODE = "c0de" * 16
+# five seeds a group: the shipped claims file judges no PyTorch row on fewer (min_seeds)
+DCGAN_FID, SN_FID = [100.0, 110.0, 105.0, 108.0, 102.0], [60.0, 64.0, 61.0, 63.0, 62.0]
 
 
 def fake_study(tmp_path, values, metric="fid", steps=6000, dataset="mnist"):
@@ -127,16 +129,16 @@ def fake_study(tmp_path, values, metric="fid", steps=6000, dataset="mnist"):
 
 
 def test_verdicts_on_a_fake_study(tmp_path):
-    run = fake_study(tmp_path, {"dcgan": [100.0, 110.0, 105.0], "dcgan+spectral-norm": [60.0, 64.0, 61.0]})
+    run = fake_study(tmp_path, {"dcgan": DCGAN_FID, "dcgan+spectral-norm": SN_FID})
     result = study.write_verdicts(run)
     c4 = next(c for c in result["claims"] if c["claim"] == 4)
     fid = [r for r in c4["rows"] if r["metric"] == "fid"]
     assert len(fid) == 2 and {r["framework"] for r in fid} == {"torch", "tensorflow"}
-    d, lo, hi = welch_by_hand([100.0, 110.0, 105.0], [60.0, 64.0, 61.0])  # control - treatment: lower is better
+    d, lo, hi = welch_by_hand(DCGAN_FID, SN_FID)  # control - treatment: lower is better
     for r in fid:
         assert r["effect"] == pytest.approx(d) and r["ci"] == pytest.approx([lo, hi])
-        assert r["verdict"] == "supported" and r["n"] == [3, 3] and r["seeds"] == [0, 1, 2]
-        assert r["failed_to_train"] == {"treatment": [0, 3], "control": [0, 3]} and r["correction"] == "holm"
+        assert r["verdict"] == "supported" and r["n"] == [5, 5] and r["seeds"] == [0, 1, 2, 3, 4]
+        assert r["failed_to_train"] == {"treatment": [0, 5], "control": [0, 5]} and r["correction"] == "holm"
     # equal class KL in both groups: exactly no difference, inside the margin: no practical effect;
     # the sharpness gap is not recorded: not judged; so the claim is inconclusive
     kl = [r for r in c4["rows"] if r["metric"] == "class_kl"]
@@ -150,18 +152,16 @@ def test_verdicts_on_a_fake_study(tmp_path):
     saved = json.loads((run / "study" / "verdicts.json").read_text())
     assert saved["schema"] == study.SCHEMA and len(saved["claims"]) == 7 and saved["correction"] == "holm"
     assert saved["claims_file"] == "bench/runs/claims.toml (shipped)"  # no machine's path in a committed file
-    assert saved["code"]["versions"] == {CODE[:12]: 12} and not saved["code"]["mixed"]
+    assert saved["code"]["versions"] == {CODE[:12]: 20} and not saved["code"]["mixed"]
     md = (run / "study" / "verdicts.md").read_text()
     assert "| 4. Spectral normalization" in md and "Holm" in md
     assert_tables_keep_their_columns(md)  # labels such as |log(sharpness / real)| hold a '|'
     # a planted swap of treatment and control turns the verdict round
-    worse = fake_study(tmp_path / "swap", {"dcgan+spectral-norm": [100.0, 110.0, 105.0], "dcgan": [60.0, 64.0, 61.0]})
+    worse = fake_study(tmp_path / "swap", {"dcgan+spectral-norm": DCGAN_FID, "dcgan": SN_FID})
     rows = [r for c in study.verdicts(worse)["claims"] if c["claim"] == 4 for r in c["rows"] if r["metric"] == "fid"]
     assert {r["verdict"] for r in rows} == {"contradicted"}
     # below the working budget (6000 steps for the DCGAN) the rows are not judged
-    short = fake_study(
-        tmp_path / "short", {"dcgan": [100.0, 110.0, 105.0], "dcgan+spectral-norm": [60.0, 64.0, 61.0]}, steps=1000
-    )
+    short = fake_study(tmp_path / "short", {"dcgan": DCGAN_FID, "dcgan+spectral-norm": SN_FID}, steps=1000)
     rows = [r for c in study.verdicts(short)["claims"] if c["claim"] == 4 for r in c["rows"]]
     assert {r["verdict"] for r in rows} == {"not judged at this budget"}
     assert "working budget 6000" in rows[0]["note"]
@@ -230,7 +230,7 @@ def test_study_command_bad_input_and_verdicts_only(tmp_path, capsys):
 
 
 def test_loss_curve_rows_are_kept_in_curves_json_and_recomputed_without_the_logs(tmp_path):
-    run = fake_study(tmp_path, {"dcgan": [1.0, 1.0, 1.0], "wgan-gp": [1.0, 1.0, 1.0]})
+    run = fake_study(tmp_path, {"dcgan": [1.0] * 5, "wgan-gp": [1.0] * 5})
     rng = np.random.default_rng(0)
     for rec in records.read_records(run):
         n = 400
@@ -326,8 +326,8 @@ def test_rows_are_read_again_at_earlier_budgets_from_the_runs_curves(tmp_path):
     """A run of the curve profile carries its metrics every few hundred steps; the verdicts are
     recomputed at half and three quarters of each row's working budget from those points. Planted:
     spectral norm is worse at 3000 steps and better at 6000."""
-    early = {"dcgan": [100.0, 104.0, 102.0], "dcgan+spectral-norm": [130.0, 128.0, 133.0]}
-    final = {"dcgan": [100.0, 110.0, 105.0], "dcgan+spectral-norm": [60.0, 64.0, 61.0]}
+    early = {"dcgan": [100.0, 104.0, 102.0, 101.0, 103.0], "dcgan+spectral-norm": [130.0, 128.0, 133.0, 131.0, 129.0]}
+    final = {"dcgan": DCGAN_FID, "dcgan+spectral-norm": SN_FID}
     run = fake_study(tmp_path, final)
     for path in (run / "records").glob("*.json"):
         rec = json.loads(path.read_text())

@@ -54,7 +54,7 @@ def record(run, name, fw, seed, dataset="ring8", metrics=None, d_loss=1.0, spec=
     return rec
 
 
-def one_claim(*rows, correction="holm"):
+def one_claim(*rows, correction="holm", min_seeds=None):
     base = {
         "kind": "diff",
         "direction": "higher",
@@ -68,6 +68,7 @@ def one_claim(*rows, correction="holm"):
         {
             "schema": 1,
             "correction": correction,
+            **({"min_seeds": min_seeds} if min_seeds else {}),
             "claim": [{"number": 1, "title": "planted", "row": [{**base, **r} for r in rows]}],
         },
         "planted.toml",
@@ -151,6 +152,32 @@ def test_a_group_that_failed_to_train_is_not_judged_never_contradicted(tmp_path)
     # planted check: the same records counted without the criterion would contradict the claim
     est = bstats.welch([0.0, 0.0, 1.0], [8.0, 8.0, 8.0])
     assert est.hi < 0
+
+
+def test_an_arm_with_fewer_seeds_than_the_file_asks_is_not_judged(tmp_path):
+    # an effect of +4 over seeds with sd 1.6: supported at any n >= 3 (checked below), so only the
+    # seed count can keep the row from being judged
+    ctrl, treat = [10.0, 12.0, 11.0, 13.0, 9.0], [14.0, 16.0, 15.0, 17.0, 13.0]
+    for s in range(5):
+        record(tmp_path, "gan", "torch", s, metrics={"high_quality_share": ctrl[s]})
+        if s < 3:
+            record(tmp_path, "gan+gradient-penalty", "torch", s, metrics={"high_quality_share": treat[s]})
+    for s in range(3):
+        record(tmp_path, "gan", "tensorflow", s, metrics={"high_quality_share": ctrl[s]})
+        record(tmp_path, "gan+gradient-penalty", "tensorflow", s, metrics={"high_quality_share": treat[s]})
+    row = {"label": "hq", "metric": "high_quality_share", "margin": 1.0}
+    out = study.verdicts(tmp_path, claims_file=one_claim(row, min_seeds={"torch": 5, "tensorflow": 3}))
+    by_fw = {r["framework"]: r for r in out["claims"][0]["rows"]}
+    assert by_fw["torch"]["verdict"] == "not judged: too few seeds (3 of 5)"
+    assert by_fw["torch"]["n"] == [3, 5] and "treatment gan+gradient-penalty: 3 seed(s)" in by_fw["torch"]["note"]
+    assert by_fw["tensorflow"]["verdict"] == "supported"  # 3 of 3 in TensorFlow
+    assert out["claims"][0]["verdict"]["torch/ring8"] == "not judged"
+    # the same records without a minimum: the torch row is judged (Welch t by hand: +4, excludes 0)
+    assert bstats.welch(treat[:3], ctrl).lo > 0
+    plain = study.verdicts(tmp_path, claims_file=one_claim(row))["claims"][0]["rows"]
+    assert {r["verdict"] for r in plain} == {"supported"}
+    # and the shipped file asks for 5 and 3
+    assert dict(claims.load().min_seeds) == {"torch": 5, "tensorflow": 3}
 
 
 def test_a_failure_rate_row(tmp_path):

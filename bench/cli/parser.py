@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         "framework and dataset, the effect over the seeds of the runs that trained, its 95% "
         "interval, p-values corrected inside each claim (Holm or Benjamini-Hochberg) and the "
         "verdict (supported, contradicted, no practical effect, inconclusive, or not judged: "
-        "below the working budget, failed to train, no values). Records are reused by identity "
+        "below the working budget, too few seeds, failed to train, no values). Records are reused by identity "
         "hash, so running the same command again continues an interrupted study; --shard K/N "
         "splits the matrix between N processes writing into the same folder.",
         epilog="exit status as `genbench run`: 0 ok, 1 a run failed or a file could not be written, "

@@ -6,6 +6,7 @@ The file (bench/runs/claims.toml is the one shipped; docs/study.md describes the
     correction = "holm"          # multiplicity correction inside each claim: holm | bh | none
     alpha = 0.05                 # the error rate the corrected p-values are held to
     power = 0.8                  # each row states the effect its seeds detect with this power
+    min_seeds = {torch = 5, tensorflow = 3}  # fewer seeds in an arm: "not judged: too few seeds"
 
     [[claim]]
     number = 4
@@ -77,6 +78,7 @@ RECORD_METRICS = frozenset(
 LOSS_STATISTIC = re.compile(r"^[a-z][a-z0-9_]*_(mean|std|abs_step)$")
 CURVE_KINDS = ("oscillation", "drop", "drift")
 DERIVED_METRICS = ("silhouette_gain", "sharpness_gap")
+FRAMEWORKS = ("torch", "tensorflow")
 FAILURE_METRIC = "trained"  # kind failure_rate counts the runs that fail bench/runs/trained.py
 
 
@@ -113,6 +115,12 @@ class ClaimsFile:
     correction: str = "holm"
     alpha: float = 0.05
     power: float = 0.8
+    # {framework: seeds}: a row whose arm has fewer seeds at its budget in that framework is
+    # "not judged: too few seeds (k of m)"; a framework not named has no minimum
+    min_seeds: tuple = ()
+
+    def seeds_needed(self, framework: str | None) -> int:
+        return dict(self.min_seeds).get(framework, 0)
 
 
 def known_metric(name: str) -> bool:
@@ -235,7 +243,7 @@ def _row(rd: _Reader, d, key: str) -> Row:
 
 def parse(doc: dict, path="<claims>") -> ClaimsFile:
     rd = _Reader(path)
-    rd.table(doc, "", ("schema", "claim"), ("correction", "alpha", "power"))
+    rd.table(doc, "", ("schema", "claim"), ("correction", "alpha", "power", "min_seeds"))
     if rd.typed(doc["schema"], "schema", int, "an integer") != 1:
         rd.fail("schema", f"{doc['schema']} is not a known schema (1)")
     correction = rd.choice(doc.get("correction", "holm"), "correction", tuple(CORRECTIONS))
@@ -244,6 +252,11 @@ def parse(doc: dict, path="<claims>") -> ClaimsFile:
     for name, v in (("alpha", alpha), ("power", power)):
         if not 0 < v < 1:
             rd.fail(name, f"{v:g} must lie between 0 and 1")
+    min_seeds = doc.get("min_seeds", {})
+    rd.table(min_seeds, "min_seeds", (), FRAMEWORKS)
+    for fw, n in min_seeds.items():
+        if rd.typed(n, f"min_seeds.{fw}", int, "a whole number of seeds") < 1:
+            rd.fail(f"min_seeds.{fw}", f"{n} must be >= 1")
     claims_in = rd.typed(doc["claim"], "claim", list, "an array of tables ([[claim]])")
     if not claims_in:
         rd.fail("claim", "no claim")
@@ -260,7 +273,7 @@ def parse(doc: dict, path="<claims>") -> ClaimsFile:
         if not rows_in:
             rd.fail(f"{key}.row", "no row")
         claims.append(Claim(number, title, tuple(_row(rd, r, f"{key}.row[{j}]") for j, r in enumerate(rows_in))))
-    return ClaimsFile(str(path), tuple(claims), correction, alpha, power)
+    return ClaimsFile(str(path), tuple(claims), correction, alpha, power, tuple(sorted(min_seeds.items())))
 
 
 def load(path=None) -> ClaimsFile:

@@ -36,7 +36,7 @@ DATASET_ORDER = IMAGE_DATASETS + MIXTURE_DATASETS  # images first, then the 2-D 
 FRAMEWORK_SHORT = {"torch": "PT", "tensorflow": "TF"}
 LEGEND = (
     "supported (green), contradicted (red), no practical effect (blue), inconclusive (amber), "
-    "not judged (grey: below the working budget, failed to train, or no values)"
+    "not judged (grey: below the working budget, too few seeds, failed to train, or no values)"
 )
 
 CSS = """

@@ -19,6 +19,9 @@ and framework the p-values are corrected for multiplicity (Holm by default, or
 Benjamini-Hochberg; the output names it). The verdicts (bench/runs/stats.py for the tests):
 
 - not judged at this budget: an arm has no run of at least its working budget;
+- not judged: too few seeds (k of m): an arm has k seeds at its working budget in a framework
+  for which the claims file's min_seeds asks for m (the shipped file: 5 in PyTorch, the primary
+  framework, and 3 in TensorFlow);
 - not judged: failed to train (k of n): most runs of an arm failed to train;
 - no practical effect: the equivalence test against +-margin passes (corrected p < alpha;
   uncorrected, the 95 % interval lies inside +-margin);
@@ -162,7 +165,9 @@ def _detectable(row, t_vals, c_vals, cf) -> tuple[float, str]:
     return float("nan"), ""
 
 
-def evaluate_row(row, groups: dict, run_dir, curves: dict | None = None, cf=None) -> dict | None:
+def evaluate_row(
+    row, groups: dict, run_dir, curves: dict | None = None, cf=None, framework: str | None = None
+) -> dict | None:
     """One row on the records of one framework and dataset (groups: {spec name: [records]}),
     before the multiplicity correction. None if the row's groups are absent (not part of this run)."""
     cf = cf or claims_mod.load()
@@ -220,6 +225,18 @@ def evaluate_row(row, groups: dict, run_dir, curves: dict | None = None, cf=None
     out["failed_to_train"] = {arm: fails[arm] for arm in names}
     out["seeds"] = sorted({r["seed"] for arm in names for r in chosen[arm]})
     out["steps"] = steps["treatment"] if len(set(steps.values())) == 1 else [steps[a] for a in names]
+    need = cf.seeds_needed(framework)
+    few = [(arm, len({r["seed"] for r in chosen[arm]})) for arm in names]
+    few = [(arm, k) for arm, k in few if k < need]
+    if few:
+        k = min(k for _arm, k in few)
+        out["n"] = [len(chosen[arm]) for arm in names] + ([0] if not row.control else [])
+        out.update(
+            verdict=f"not judged: too few seeds ({k} of {need})",
+            note="; ".join(f"{arm} {getattr(row, arm)}: {k} seed(s) at the working budget" for arm, k in few)
+            + f"; the claims file asks for {need} in {framework}",
+        )
+        return out
     t_vals, c_vals = vals["treatment"], vals["control"]
     out["n"] = [len(t_vals), len(c_vals)]
     out["treatment_mean"] = float(np.mean(t_vals)) if t_vals else float("nan")
@@ -363,7 +380,7 @@ def verdicts(
             for i, row in enumerate(claim.rows):
                 if ds not in row.datasets:
                     continue
-                got = evaluate_row(row, groups, run_dir, curves, cf)
+                got = evaluate_row(row, groups, run_dir, curves, cf, fw)
                 if got is not None:
                     rows.append({"framework": fw, "dataset": ds, **got, "_row": i})
         for fw in sorted({r["framework"] for r in rows}):

@@ -54,7 +54,7 @@ def budget_views(cf, cells: dict, run_dir, correction: str, judge, fractions=VIE
                             viewed[arm] = recs
                     if len(viewed) < len(arms):
                         continue
-                    got = evaluate_row(dataclasses.replace(row, budget=budget), viewed, run_dir, None, cf)
+                    got = evaluate_row(dataclasses.replace(row, budget=budget), viewed, run_dir, None, cf, fw)
                     if got is not None:
                         rows.append({"claim": claim.number, "framework": fw, "dataset": ds, **got})
             for fw in sorted({r["framework"] for r in rows}):
