@@ -435,3 +435,29 @@ def test_a_planted_pipe_in_a_cell_is_caught():
     with pytest.raises(AssertionError, match="cells a row"):
         assert_tables_keep_their_columns("| a | b |\n|---|---|\n| KL(p || q) | 1 |\n")
     assert_tables_keep_their_columns("| a | b |\n|---|---|\n| KL(p \\|\\| q) | 1 |\n")
+
+
+def test_an_arm_the_working_plan_leaves_out_is_not_judged_at_this_budget(tmp_path):
+    """The working plan trains no DCGAN on Fashion-MNIST and no WGAN-GP on images (2 CPU cores):
+    their rows say so instead of vanishing; an arm the plan trains but the folder lacks stays
+    absent (not part of this run)."""
+    # the plan by hand: PLAN_SKIP and the kinds with no seeds
+    assert study.left_out("dcgan+spectral-norm", "fashion-mnist") and study.left_out("wgan-gp", "mnist")
+    assert not study.left_out("dcgan", "mnist") and not study.left_out("gan", "fashion-mnist")
+    assert not study.left_out("dcgan", "stacked-mnist") and not study.left_out("gan", "ring8")
+    run = fake_study(tmp_path, {"vae": [200.0] * 5, "gan": [80.0] * 5}, dataset="fashion-mnist")
+    result = study.write_verdicts(run)
+    c5 = next(c for c in result["claims"] if c["claim"] == 5)
+    dcgan_rows = [r for r in c5["rows"] if r["treatment"].startswith("dcgan")]
+    assert len(dcgan_rows) == 8  # label smoothing and spectral norm x FID and class KL x 2 frameworks
+    for r in dcgan_rows:
+        assert r["verdict"] == "not judged at this budget" and r["n"] == [0, 0]
+        assert "does not train it on fashion-mnist" in r["note"] and "working budget 6000" in r["note"]
+    # the MLP rows whose treatment has no records are absent, as before
+    assert not [r for r in c5["rows"] if r["treatment"] == "gan+weight-decay"]
+    md = (run / "study" / "verdicts.md").read_text()
+    assert "| - | not judged at this budget |" in md
+    # on MNIST the plan trains the DCGAN: a folder without it has no DCGAN row there
+    run = fake_study(tmp_path / "mnist", {"vae": [200.0] * 5, "gan": [80.0] * 5})
+    c5 = next(c for c in study.verdicts(run)["claims"] if c["claim"] == 5)
+    assert not [r for r in c5["rows"] if r["treatment"].startswith("dcgan")]

@@ -18,7 +18,9 @@ Only runs that trained enter an effect; each arm's failures are counted. Inside 
 and framework the p-values are corrected for multiplicity (Holm by default, or
 Benjamini-Hochberg; the output names it). The verdicts (bench/runs/stats.py for the tests):
 
-- not judged at this budget: an arm has no run of at least its working budget;
+- not judged at this budget: an arm has no run of at least its working budget, or none at all
+  because the working plan leaves it out on that dataset (study_plan.left_out: the DCGANs on
+  Fashion-MNIST, WGAN-GP on images, on 2 CPU cores);
 - not judged: too few seeds (k of m): an arm has k seeds at its working budget in a framework
   for which the claims file's min_seeds asks for m (the shipped file: 5 in PyTorch, the primary
   framework, and 3 in TensorFlow);
@@ -74,6 +76,7 @@ from .study_plan import (  # noqa: F401  the matrix, re-exported as study.DATASE
     STUDY_PROFILE,
     by_profile,
     expected_modes,
+    left_out,
     profile_of,
     split_plan,
     study_plan,
@@ -166,13 +169,23 @@ def _detectable(row, t_vals, c_vals, cf) -> tuple[float, str]:
 
 
 def evaluate_row(
-    row, groups: dict, run_dir, curves: dict | None = None, cf=None, framework: str | None = None
+    row,
+    groups: dict,
+    run_dir,
+    curves: dict | None = None,
+    cf=None,
+    framework: str | None = None,
+    dataset: str | None = None,
 ) -> dict | None:
     """One row on the records of one framework and dataset (groups: {spec name: [records]}),
-    before the multiplicity correction. None if the row's groups are absent (not part of this run)."""
+    before the multiplicity correction. None if an arm's group is absent (not part of this run),
+    unless the working plan leaves that arm out on `dataset`: then the row is not judged at this
+    budget and says so."""
     cf = cf or claims_mod.load()
     arms = {"treatment": groups.get(row.treatment, []), "control": groups.get(row.control, []) if row.control else []}
-    if not arms["treatment"] or (row.control and not arms["control"]):
+    names = ("treatment", "control") if row.control else ("treatment",)
+    absent = [arm for arm in names if not arms[arm]]
+    if absent and not (dataset and all(left_out(getattr(row, arm), dataset) for arm in absent)):
         return None
     out = {
         "label": row.label,
@@ -195,7 +208,19 @@ def evaluate_row(
         "control_mean": float("nan"),
         "note": "",
     }
-    names = ("treatment", "control") if row.control else ("treatment",)
+    if absent:
+        out.update(
+            verdict="not judged at this budget",
+            seeds=[],
+            steps=[],
+            failed_to_train={},
+            note="; ".join(
+                f"{arm} {getattr(row, arm)}: the working plan does not train it on {dataset} "
+                f"(docs/study.md, Compute; working budget {row.budget[names.index(arm)]} steps)"
+                for arm in absent
+            ),
+        )
+        return out
     chosen, steps, notes = {}, {}, []
     for i, arm in enumerate(names):
         chosen[arm], steps[arm] = at_budget(arms[arm], row.budget[i])
@@ -380,7 +405,7 @@ def verdicts(
             for i, row in enumerate(claim.rows):
                 if ds not in row.datasets:
                     continue
-                got = evaluate_row(row, groups, run_dir, curves, cf, fw)
+                got = evaluate_row(row, groups, run_dir, curves, cf, fw, ds)
                 if got is not None:
                     rows.append({"framework": fw, "dataset": ds, **got, "_row": i})
         for fw in sorted({r["framework"] for r in rows}):

@@ -126,6 +126,16 @@ def _models(ds: str):
     return MIXTURE_MODELS if ds in MIXTURES else STACKED_MODELS if ds in STACKED else IMAGE_MODELS
 
 
+def left_out(token: str, dataset: str, budget: str = "working") -> bool:
+    """Whether the budget's plan trains no run of the model `token` ("dcgan+spectral-norm") on
+    `dataset`: its kind is skipped there (PLAN_SKIP) or gets no seeds (PLAN_SEEDS (0, 0))."""
+    kinds = [k for t, k in _models(dataset) if t == token]
+    if not kinds:
+        return False
+    plan = PLAN_SEEDS.get(budget, {})
+    return (dataset, kinds[0]) in PLAN_SKIP.get(budget, set()) or plan.get(kinds[0]) == (0, 0)
+
+
 def study_plan(
     datasets=DATASETS, seeds=None, budget: str = "small", frameworks=("torch", "tensorflow"), **overrides
 ) -> list[tuple]:

@@ -15,6 +15,13 @@ def _p(x) -> str:
     return "-" if not isinstance(x, (int, float)) or not math.isfinite(x) else f"{x:.3g}"
 
 
+def _steps(steps) -> str:
+    """A row's steps: one number, or the arms' (or the runs') step counts, '-' for none."""
+    if isinstance(steps, list):
+        return "/".join(map(str, steps)) or "-"
+    return str(steps)
+
+
 def _cell(text) -> str:
     """A Markdown table cell: a '|' in it (|log(a / b)|, KL(p || q)) escaped, so it does not end the cell."""
     return str(text).replace("|", "\\|")
@@ -74,7 +81,7 @@ def verdicts_markdown(result: dict) -> str:
                 f"{r['control'] or '-'} | {_fmt(r['effect'])} [{_fmt(r['ci'][0])}, {_fmt(r['ci'][1])}] | "
                 f"{r['margin']:g} | {_p(r.get('p_adjusted'))} | {_p(r.get('p_equivalence_adjusted'))} | "
                 f"{_p(r.get('detectable_effect'))} | {'/'.join(map(str, r['n']))} | {_failed(r)} | "
-                f"{r['steps']} | {r['verdict']} |"
+                f"{_steps(r['steps'])} | {r['verdict']} |"
             )
         notes = [f"- {r['framework']}/{r['dataset']}, {r['label']}: {r['note']}" for r in c["rows"] if r.get("note")]
         if notes:
