@@ -251,14 +251,13 @@ def evaluate_row(
     out["seeds"] = sorted({r["seed"] for arm in names for r in chosen[arm]})
     out["steps"] = steps["treatment"] if len(set(steps.values())) == 1 else [steps[a] for a in names]
     need = cf.seeds_needed(framework)
-    few = [(arm, len({r["seed"] for r in chosen[arm]})) for arm in names]
-    few = [(arm, k) for arm, k in few if k < need]
+    few = {arm: len({r["seed"] for r in chosen[arm]}) for arm in names}
+    few = {arm: k for arm, k in few.items() if k < need}
     if few:
-        k = min(k for _arm, k in few)
         out["n"] = [len(chosen[arm]) for arm in names] + ([0] if not row.control else [])
         out.update(
-            verdict=f"not judged: too few seeds ({k} of {need})",
-            note="; ".join(f"{arm} {getattr(row, arm)}: {k} seed(s) at the working budget" for arm, k in few)
+            verdict=f"not judged: too few seeds ({min(few.values())} of {need})",
+            note="; ".join(f"{arm} {getattr(row, arm)}: {k} seed(s) at the working budget" for arm, k in few.items())
             + f"; the claims file asks for {need} in {framework}",
         )
         return out
