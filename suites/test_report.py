@@ -357,6 +357,41 @@ def test_number_format():
     assert rf.effect_text(None, None) == "n/a [n/a, n/a]"
 
 
+def test_a_row_not_judged_in_one_framework_says_why_in_that_frameworks_column():
+    """The reason stands in the framework's own column (x = 1 for TensorFlow on the panel's data
+    axis), clear of the other framework's mark at x = 0, and is not cut short."""
+    why = "not judged: failed to train (4 of 5)"
+    row = {"label": "FID", "dataset": "mnist", "margin": 10.0}
+    claim = {
+        "rows": [
+            {**row, "framework": "torch", "effect": 6.0, "ci": [0.5, 11.5], "verdict": "inconclusive"},
+            {**row, "framework": "tensorflow", "effect": None, "ci": None, "verdict": why},
+        ]
+    }
+    fig = rf.effects_fig(claim)
+    try:
+        (ax,) = [a for a in fig.axes if a.get_visible()]
+        (note,) = ax.texts
+        assert note.get_position()[0] == 1 and note.get_transform() == ax.get_xaxis_transform()
+        assert note.get_text().replace("\n", " ") == why
+        (bars,) = ax.containers
+        assert list(bars.lines[0].get_xdata()) == [0]  # PyTorch's mark stays in its column
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
+
+def test_the_header_names_a_folder_under_the_current_one_relatively(tmp_path, monkeypatch):
+    run_dir = tmp_path / "results" / "study"
+    run_dir.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert report.shown_path(Path("results/study")) == "results/study"
+    assert report.shown_path(run_dir) == "results/study"  # an absolute path under the current folder too
+    monkeypatch.chdir(run_dir)
+    assert report.shown_path(tmp_path / "results") == str((tmp_path / "results").resolve())  # above it: absolute
+
+
 # -- without a study, unreadable records, the command line -----------------------------------
 def test_without_verdicts_the_page_says_so(tmp_path, capsys):
     run_dir = tmp_path / "run"

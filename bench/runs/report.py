@@ -460,6 +460,14 @@ def comparison_section(run_dir: Path) -> str:
     return '<h2 id="comparison">PyTorch against TensorFlow</h2>' + table(rows[0], body, ' class="fit"')
 
 
+def shown_path(run_dir: Path) -> str:
+    """The run folder as the page names it: relative to the current directory where it lies
+    under it (`results/study`, so a committed page does not carry one machine's folders), the
+    absolute path otherwise."""
+    folder, here = run_dir.resolve(), Path.cwd().resolve()
+    return folder.relative_to(here).as_posix() if folder.is_relative_to(here) and folder != here else str(folder)
+
+
 def header(run_dir: Path, records: list[dict], unreadable: list[str], generated: str) -> str:
     status = Counter(str(r.get("status")) for r in records)
     versions = sorted(
@@ -467,7 +475,7 @@ def header(run_dir: Path, records: list[dict], unreadable: list[str], generated:
     )
     revisions = sorted({str(r["git_revision"]) for r in records if r.get("git_revision")})
     rows = [
-        ["run folder", str(run_dir.resolve())],
+        ["run folder", shown_path(run_dir)],
         ["records", f"{len(records)}: " + ", ".join(f"{n} {s}" for s, n in status.most_common())],
         ["generated", generated],
     ]

@@ -209,10 +209,10 @@ VERDICT_COLOURS = {
 FRAMEWORK_MARKS = (("torch", "o", "PyTorch"), ("tensorflow", "s", "TensorFlow"))
 
 
-def _wrap(text: str, width: int = 34) -> str:
+def _wrap(text: str, width: int = 34, lines: int = 3) -> str:
     import textwrap
 
-    return "\n".join(textwrap.wrap(str(text), width)[:3])
+    return "\n".join(textwrap.wrap(str(text), width)[:lines])
 
 
 def effects_fig(claim: dict, ncols: int = 4):
@@ -239,8 +239,7 @@ def effects_fig(claim: dict, ncols: int = 4):
         ax.axhline(0, color="0.3", lw=0.6)
         if math.isfinite(margin) and margin > 0:
             ax.axhspan(-margin, margin, color="0.9", zorder=0)
-        notes = []
-        for x, (fw, marker, name) in enumerate(FRAMEWORK_MARKS):
+        for x, (fw, marker, _name) in enumerate(FRAMEWORK_MARKS):
             r = by_fw.get(fw)
             if r is None:
                 continue
@@ -251,15 +250,20 @@ def effects_fig(claim: dict, ncols: int = 4):
                 ax.errorbar(
                     [x], [effect], yerr=[[effect - ci[0]], [ci[1] - effect]], fmt=marker, color=colour, capsize=3, ms=5
                 )
-            else:
-                notes.append(f"{name}: {verdict}")
+            else:  # why, in the framework's own column, clear of the other's mark
+                ax.text(
+                    x,
+                    0.5,
+                    _wrap(verdict, 14, 5),
+                    transform=ax.get_xaxis_transform(),
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="0.35",
+                )
         ax.set_xticks([0, 1], ["PyTorch", "TensorFlow"], fontsize=7)
         ax.set_xlim(-0.6, 1.6)
         ax.tick_params(axis="y", labelsize=7)
-        if notes:
-            ax.text(
-                0.5, 0.5, _wrap("; ".join(notes), 30), transform=ax.transAxes, ha="center", va="center", fontsize=6.5
-            )
     fig.tight_layout()
     return fig
 
