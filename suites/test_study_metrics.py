@@ -94,3 +94,40 @@ def test_interpolation_jump_is_one_for_a_linear_decoder_and_n_minus_one_for_a_st
         n_frames=8,
     )
     assert step["interp_jump"] == pytest.approx(7.0, rel=1e-9)
+
+
+# -- Stacked MNIST's real sharpness -------------------------------------------------------------
+
+
+def test_stacked_mnist_real_sharpness_is_the_mnist_test_digits_mean():
+    """STACKED_REAL_SHARPNESS equals the NumPy Laplacian variance averaged over the MNIST test
+    split's 10,000 digits, and real Stacked MNIST images (3 test digits each, drawn with
+    replacement) land within 4 standard errors of it: sd of one digit's value / sqrt(3 n)."""
+    from bench.core import data, optional
+    from bench.runs import study_metrics
+
+    optional.need_dataset("mnist")
+    digits = data.load("mnist", "test").images
+    digits = np.round((np.asarray(digits, np.float64) - digits.min()) / (digits.max() - digits.min()) * 255)
+    per_digit = [numpy_laplacian_variance(d[None]) for d in digits.reshape(-1, 28, 28)]
+    assert len(per_digit) == 10_000
+    assert study_metrics.STACKED_REAL_SHARPNESS == pytest.approx(np.mean(per_digit), rel=1e-9)
+    n = 4000
+    images, _ = data.stacked_mnist(n, np.random.default_rng(1), "test")
+    se = np.std(per_digit) / np.sqrt(3 * n)
+    assert abs(laplacian_sharpness(images) - study_metrics.STACKED_REAL_SHARPNESS) < 4 * se
+
+
+def test_a_stacked_mnist_record_gets_its_sharpness_gap_from_the_real_reference():
+    import math
+
+    from bench.runs import study_metrics
+
+    real = study_metrics.STACKED_REAL_SHARPNESS
+    rec = {"id": "x", "status": "ok", "spec": {"dataset": "stacked-mnist"}, "metrics": {"sharpness": 0.2}}
+    assert study_metrics.metric_value(rec, "sharpness_gap", ".") == pytest.approx(abs(math.log(0.2 / real)), rel=1e-12)
+    # a record that carries its own reference keeps it; other datasets get none added
+    own = {**rec, "metrics": {"sharpness": 0.2, "sharpness_ratio": 2.0}}
+    assert study_metrics.metric_value(own, "sharpness_gap", ".") == pytest.approx(math.log(2.0), rel=1e-12)
+    mnist = {**rec, "spec": {"dataset": "mnist"}}
+    assert math.isnan(study_metrics.metric_value(mnist, "sharpness_gap", "."))
