@@ -148,3 +148,27 @@ def test_a_record_names_its_kernels(tmp_path):
             assert rec["compute"]["onednn"] is False
         else:
             assert rec["compute"]["onednn"] == _probe()["mkl"]
+
+
+def test_a_cap_on_the_isa_is_named_where_the_environment_sets_one(monkeypatch):
+    """A run that imitates an older CPU (ONEDNN_MAX_CPU_ISA and friends) says so in its record
+    and its timing row's kernels line; one without a cap carries no isa_cap."""
+    from bench.timing.timing_table import kernels_line
+
+    planted = {
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "MKL_ENABLE_INSTRUCTIONS": "",
+        "PATH": "/bin",
+        "ATEN_CPU_CAPABILITY": "avx2",
+    }
+    assert cpu.isa_caps(planted) == {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+    assert cpu.isa_caps({}) == {}
+    for name in cpu.CAP_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert "isa_cap" not in cpu.compute_settings("torch")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    settings = cpu.compute_settings("torch")
+    assert settings["isa_cap"] == {"ONEDNN_MAX_CPU_ISA": "AVX2"} and settings["isa"] == cpu.isa_level()
+    line = kernels_line({"isa": "avx512", "isa_cap": "ONEDNN_MAX_CPU_ISA=AVX2", "torch_onednn": True})
+    assert line == "ISA avx512 capped by ONEDNN_MAX_CPU_ISA=AVX2, PyTorch oneDNN on"
+    assert kernels_line({"isa": "avx2"}) == "ISA avx2"

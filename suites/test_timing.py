@@ -122,6 +122,9 @@ def _run_benchmark(benchmark, fn):
 def kernels() -> dict:
     """The ISA level and each loaded framework's oneDNN state (bench/core/cpu.py), for the row."""
     out = {"isa": cpu.isa_level()}
+    caps = cpu.isa_caps()
+    if caps:
+        out["isa_cap"] = ", ".join(f"{k}={v}" for k, v in caps.items())
     for fw in FRAMEWORKS:
         settings = cpu.compute_settings(fw)
         if "onednn" in settings:

@@ -38,6 +38,10 @@ ISA_LEVELS = (
     ("avx", ("avx",)),
     ("sse4.1", ("sse4_1",)),
 )
+# Variables that cap the instructions of oneDNN (PyTorch's and TensorFlow's), MKL and ATen's
+# vectorized kernels below the CPU's own: how a run imitates an older CPU (bench.checks.isa_sweep,
+# docs/timing.md). A record names the CPU's level (`isa`) and, where one is set, the cap.
+CAP_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY")
 _applied: dict | None = None
 
 
@@ -62,6 +66,12 @@ def isa_level(flags: frozenset[str] | None = None) -> str:
         if all(f in flags for f in needs):
             return name
     return "unknown"
+
+
+def isa_caps(environ=None) -> dict[str, str]:
+    """The CAP_VARIABLES set (non-empty) in the environment, {name: value}; {} when none is."""
+    environ = os.environ if environ is None else environ
+    return {v: environ[v] for v in CAP_VARIABLES if environ.get(v)}
 
 
 def tf_onednn_choice(environ=None, flags: frozenset[str] | None = None, machine: str | None = None) -> dict:
@@ -97,9 +107,13 @@ def apply_tf_onednn() -> dict:
 
 
 def compute_settings(framework: str) -> dict:
-    """The kernels this process runs `framework` on: the CPU's ISA level, and whether the
-    framework's oneDNN path is on (read from the loaded framework itself)."""
+    """The kernels this process runs `framework` on: the CPU's ISA level, the cap on it where
+    the environment sets one (`isa_cap`, isa_caps), and whether the framework's oneDNN path is
+    on (read from the loaded framework itself)."""
     out = {"isa": isa_level(), "threads": None}
+    caps = isa_caps()
+    if caps:
+        out["isa_cap"] = caps
     if framework == "tensorflow" and "tensorflow" in sys.modules:
         from tensorflow.python.util import _pywrap_util_port
 

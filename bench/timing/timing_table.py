@@ -265,8 +265,11 @@ def defaults(rows: list[dict]) -> list[dict]:
 
 
 def kernels_line(kernels: dict) -> str:
-    """'ISA avx2, PyTorch oneDNN on, TensorFlow oneDNN on (why)' from a row's kernels."""
+    """'ISA avx2, PyTorch oneDNN on, TensorFlow oneDNN on (why)' from a row's kernels ('ISA avx512
+    capped by ONEDNN_MAX_CPU_ISA=AVX2, ...' where the row ran under a cap)."""
     parts = [f"ISA {kernels.get('isa', '?')}"]
+    if kernels.get("isa_cap"):
+        parts[0] += f" capped by {kernels['isa_cap']}"
     for fw, name in (("torch", "PyTorch"), ("tensorflow", "TensorFlow")):
         if f"{fw}_onednn" in kernels:
             why = kernels.get(f"{fw}_onednn_source")
