@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .study_plan import STACKED
+
 
 def read_losses(path) -> dict[str, np.ndarray]:
     with open(path, newline="") as f:
@@ -70,14 +72,14 @@ DERIVED = {
 # (bench.metrics.laplacian_sharpness over every channel of every sample) and no reference: each
 # channel of a real Stacked MNIST image is an MNIST digit, so the real images' expected value is
 # the mean over MNIST digits, here over the whole test split (10,000 digits, the reference split of
-# sharpness_metrics). suites/test_study.py recomputes it from the data.
+# sharpness_metrics). suites/test_study_metrics.py recomputes it from the data.
 STACKED_REAL_SHARPNESS = 0.15758313127211668
 
 
 def with_references(rec: dict, m: dict) -> dict:
     """A record's metrics with the references its derived metrics need: for a Stacked MNIST
     record, sharpness_real (STACKED_REAL_SHARPNESS) and sharpness_ratio."""
-    if (rec.get("spec") or {}).get("dataset") == "stacked-mnist" and "sharpness" in m and "sharpness_ratio" not in m:
+    if (rec.get("spec") or {}).get("dataset") in STACKED and "sharpness" in m and "sharpness_ratio" not in m:
         r = STACKED_REAL_SHARPNESS
         return {**m, "sharpness_real": r, "sharpness_ratio": float(m["sharpness"]) / r}
     return m
