@@ -66,9 +66,27 @@ def _train_cases():
 
 
 # -- fixtures --------------------------------------------------------------------------------
+@pytest.fixture(scope="session", autouse=True)
+def pinned_threads(request):
+    """--threads N: this process on the first N cores it may use and every library at N threads,
+    as a `genbench run --jobs` worker trains (bench/runs/executors.pin_threads), before anything
+    here is timed; the GEMM peak below is then one of N cores."""
+    n = request.config.getoption("--threads")
+    if n is None:
+        return None
+    from bench.runs.executors import pin_process
+
+    try:
+        pin_process(n)
+    except (ValueError, RuntimeError) as e:
+        pytest.exit(f"--threads {n}: {e}", returncode=4)
+    return n
+
+
 @pytest.fixture(scope="session")
-def gemm_peak(device):
-    """The fp32 GEMM peak of this device, measured once per session (bench/timing/peak.py)."""
+def gemm_peak(device, pinned_threads):
+    """The fp32 GEMM peak of this device, measured once per session (bench/timing/peak.py), on
+    the cores and threads the benchmarks run on."""
     from bench.timing import peak
 
     return peak.gemm_peak(device=device)
@@ -115,6 +133,7 @@ def _run_benchmark(benchmark, fn):
     # other processes' load moves timings on a shared machine: keep it next to them
     benchmark.extra_info["load_avg_1m"] = round(os.getloadavg()[0], 2)
     benchmark.extra_info["kernels"] = kernels()
+    benchmark.extra_info["cores"] = len(os.sched_getaffinity(0))  # fewer than the machine's under --threads
     stats = getattr(benchmark, "stats", None)  # None under --benchmark-disable
     return first, (stats.stats.median if stats is not None else None)
 
@@ -581,12 +600,26 @@ def test_timing_table_renders_targets(tmp_path):
     md, csv_path = timing_table.write_tables(src, tmp_path / "tables" / "timing.md")
     text = md.read_text()
     verdicts = {t["target"]: t["met"] for t in timing_table.targets(timing_table.rows_from_json(data))}
-    assert verdicts["torch: best variant >= 50% of the GEMM peak"] is True
-    assert verdicts["tensorflow: best variant >= 50% of the GEMM peak"] is True
+    assert verdicts["torch: best variant >= 60% of the GEMM peak"] is False  # 55 %
+    assert verdicts["tensorflow: best variant >= 60% of the GEMM peak"] is True  # 73 %
     assert verdicts["torch best within 1.2x of tensorflow best"] is False  # 60 / 45 = 1.33
     assert "1.33x" in text and "eager **(fastest)**" in text and "function **(fastest)**" in text
     assert len(csv_path.read_text().splitlines()) == 5  # header + 4 rows
     assert not [p for p in md.parent.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+def test_timing_table_says_how_many_cores_and_threads_the_rows_ran_on():
+    from bench.timing import timing_table
+
+    def data(threads, cores):
+        bench = _fake_benchmark("dcgan", "torch", "eager", 0.060, 55.0)
+        bench["extra_info"].update(threads=threads, cores=cores)
+        return {"machine_info": {"cpu": {"count": 2}}, "benchmarks": [bench]}
+
+    pinned = timing_table.render_markdown(data(1, 1), timing_table.rows_from_json(data(1, 1)))
+    assert "Threads: torch 1; on 1 of 2 logical CPUs (`--threads`" in pinned
+    whole = timing_table.render_markdown(data(2, 2), timing_table.rows_from_json(data(2, 2)))
+    assert "Threads: torch 2; on 2 of 2 logical CPUs." in whole
 
 
 def test_timing_table_renders_the_loop_overhead_and_the_plain_ratio(tmp_path):
@@ -679,14 +712,16 @@ def test_the_profiler_table_counts_the_dcgans_convolution_gradients(framework):
     """bench/timing/profile.py reads each framework's own profiler. The reference is the DCGAN's
     structure (bench/core/arch.py): a step runs D three times (critic on real and fake, then in
     the generator step) and G twice, each with two (transposed) convolutions. PyTorch: one
-    aten::convolution_backward per conv call that gradients pass through: D 3 x 2 + G 1 x 2 = 8.
+    backward op per conv call that gradients pass through: D 3 x 2 + G 1 x 2 = 8 (D's
+    single-channel conv0 on CPU runs ATen's im2col kernel, whose backward is its own op).
     TensorFlow: one Conv2DBackpropFilter per conv call whose weights are updated: D's in the
     critic step (2 x 2) and G's two transposed convolutions in the generator step = 6."""
     from bench.timing import profile
 
     if framework == "torch":
         ops = {o["op"]: o for o in profile.torch_ops("dcgan", steps=2, batch=8, warmup=1)}
-        assert ops["aten::convolution_backward"]["calls"] == 8
+        backward = ("aten::convolution_backward", "aten::_slow_conv2d_backward")
+        assert sum(ops[name]["calls"] for name in backward if name in ops) == 8
     else:
         ops = {o["op"]: o for o in profile.tensorflow_ops("dcgan", steps=2, batch=8, warmup=1)}
         assert sum(o["calls"] for name, o in ops.items() if "Conv2DBackpropFilter" in name) == 6

@@ -69,7 +69,7 @@ class Net(nn.Module):
                 x = F.linear(x, self._weight(layer, s), s.bias)
             elif kind == "conv":
                 x = _to_memory_format(x, self.memory_format)
-                x = F.conv2d(x, self._weight(layer, s), s.bias, a["stride"], a["padding"])
+                x = _conv2d(x, self._weight(layer, s), s.bias, a["stride"], a["padding"])
             elif kind == "convT":
                 x = _to_memory_format(x, self.memory_format)
                 x = _conv_transpose2d(x, self._weight(layer, s), s.bias, a["stride"], a["padding"])
@@ -106,6 +106,17 @@ class Net(nn.Module):
             if layer.feature_tap:
                 features = x
         return x, features
+
+
+def _conv2d(x, weight, bias, stride, padding):
+    """F.conv2d, except on CPU with one input channel (a grey image into a discriminator):
+    oneDNN blocks channels by 16 there, and ATen's own im2col + GEMM kernel is about 5x
+    faster (0.65 vs 3.2 ms forward, 2.1 vs 13 ms with both gradients, for 1 -> 64 channels,
+    28 -> 14 pixels, batch 64, one thread). Not under torch.compile, as below."""
+    if x.device.type == "cpu" and weight.shape[1] == 1 and not torch.compiler.is_compiling():
+        k = list(weight.shape[2:])
+        return torch._C._nn.thnn_conv2d(x, weight, k, bias, [stride] * 2, [padding] * 2)
+    return F.conv2d(x, weight, bias, stride, padding)
 
 
 def _conv_transpose2d(x, weight, bias, stride, padding):
