@@ -30,6 +30,14 @@ def pytest_addoption(parser):
         choices=("cpu", "cuda", "auto"),
         help="device for model tests and benchmarks (cuda tests skip without a GPU)",
     )
+    group.addoption(
+        "--threads",
+        type=int,
+        default=None,
+        help="timing suite: run on this many cores and threads, as one `genbench run --jobs` worker "
+        "does (this process pinned to the first N cores, PyTorch, TensorFlow and BLAS at N threads); "
+        "the GEMM peak is measured the same way. Default: every core, each library's own threads",
+    )
 
 
 def pytest_configure(config):

@@ -205,3 +205,32 @@ def test_ctrl_c_keeps_finished_records_and_resume_skips_exactly_them(tmp_path):
     recs = _records(out)
     assert all(recs[e]["status"] == "ok" and recs[e]["steps_done"] == steps for e in wgans)
     assert all([int(r["step"]) for r in _losses(out, e)] == list(range(1, steps + 1)) for e in wgans)
+
+
+def test_pin_process_puts_this_process_and_both_frameworks_on_n_cores():
+    """`--threads N` of the timing suite and the timing tools: checked in a fresh process, as
+    it changes the process's cores and TensorFlow's pools for good."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, torch, tensorflow as tf\n"
+        "from bench.runs.executors import pin_process\n"
+        "for bad in (0, len(os.sched_getaffinity(0)) + 1):\n"
+        "    try:\n"
+        "        pin_process(bad)\n"
+        "    except ValueError as e:\n"
+        "        assert 'threads' in str(e)\n"
+        "    else:\n"
+        "        raise SystemExit('accepted %d' % bad)\n"
+        "cores = pin_process(1)\n"
+        "assert os.sched_getaffinity(0) == set(cores) and len(cores) == 1, cores\n"
+        "assert torch.get_num_threads() == 1\n"
+        "assert tf.config.threading.get_intra_op_parallelism_threads() == 1\n"
+        "assert tf.config.threading.get_inter_op_parallelism_threads() == 1\n"
+        "print('pinned', cores)\n"
+    )
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "pinned [" in out.stdout

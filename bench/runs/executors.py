@@ -213,6 +213,19 @@ def pin_threads(n: int, framework: str) -> None:
     threadpool_limits(limits=n)
 
 
+def pin_process(n: int) -> list[int]:
+    """This process on the first n cores it may use, and every library at n threads (both
+    frameworks' pools), as a worker of `--jobs` trains: for timing one worker's share of a
+    machine. Returns the cores. ValueError when n is not between 1 and the cores available;
+    RuntimeError from TensorFlow when its pools already run at another count."""
+    cores = sorted(os.sched_getaffinity(0))
+    if not 1 <= n <= len(cores):
+        raise ValueError(f"needs 1 to {len(cores)} threads (the cores this process may use), not {n}")
+    os.sched_setaffinity(0, set(cores[:n]))
+    pin_threads(n, "tensorflow")
+    return cores[:n]
+
+
 def worker_file(run_dir, eid: str) -> Path:
     return Path(run_dir) / eid / WORKER_FILE
 

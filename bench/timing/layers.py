@@ -1,6 +1,6 @@
 """Where a step's time goes, layer by layer, in both twins.
 
-    python -m bench.timing.layers [--model dcgan] [--batch 64] [--rounds 30] [--out FILE.md]
+    python -m bench.timing.layers [--model dcgan] [--batch 64] [--rounds 30] [--threads N] [--out FILE.md]
 
 Each layer of the model's networks (bench/core/arch.py) is built alone by each twin's own `Net`
 (the code a training step runs), in training mode, and timed on an input of the step's shape:
@@ -10,7 +10,7 @@ forward count x 3 (forward, input gradient, weight gradient); the percentage is 
 GEMM peak measured in the same process (bench/timing/peak.py). Layers without arithmetic
 (activations, batch norm, dropout, reshapes) show their time and no rate: that time is what
 the FLOP count does not credit. The sum over layers is not the step time (a step runs G
-three times and D three times, and adds the losses and the optimizer), but it says which
+twice and D three times, and adds the losses and the optimizer), but it says which
 layers hold the step below the peak. Time on an idle machine.
 """
 
@@ -25,7 +25,7 @@ import numpy as np
 from ..core import arch, registry
 from ..core.randomness import dropout_masks
 from ..runs.records import atomic_write_text
-from . import flops
+from . import add_threads_option, flops, pin_from_args
 
 
 def _timed(fn, rounds: int) -> float:
@@ -70,17 +70,21 @@ def _tf_layer(layer, x, masks):
     xt = tf.constant(models.to_nhwc(tf.constant(x)) if x.ndim == 4 else x)
     mt = [tf.constant(m) for m in masks]  # NCHW: the Net moves masks to NHWC itself
 
+    # Grappler prunes what no output needs: x is an argument, not a captured constant (with a
+    # constant input the weight gradient, a function of x and the constant upstream gradient,
+    # is folded away), and the forward's sum is returned (a linear layer's gradients do not
+    # need its output, so its forward pass would be dropped)
     @tf.function
-    def step():
+    def step(x):
         with tf.GradientTape() as tape:
-            tape.watch(xt)
-            out = net(xt, mt)[0]
+            tape.watch(x)
+            out = net(x, mt)[0]
             total = tf.reduce_sum(out)
-        return tape.gradient(total, [xt, *net.trainable])
+        return [total, *tape.gradient(total, [x, *net.trainable])]
 
     def run():
-        grads = step()
-        return grads[0].numpy()  # wait for the step
+        outputs = step(xt)
+        return outputs[0].numpy()  # wait for the step
 
     return run
 
@@ -160,11 +164,13 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=30, help="timed calls per layer (median)")
     p.add_argument("--framework", choices=("torch", "tensorflow", "both"), default="both")
     p.add_argument("--out", default=None, help="write the markdown table here (atomically) as well")
+    add_threads_option(p)
     a = p.parse_args(argv)
     if a.model not in registry.MODELS:
         p.error(f"unknown model {a.model!r}{registry.did_you_mean(a.model, registry.MODELS)}")
     if a.batch < 2 or a.rounds < 1:
         p.error("--batch >= 2 and --rounds >= 1")
+    pin_from_args(p, a.threads)
     import impls  # noqa: F401 - loads Triton before TensorFlow
 
     from .peak import gemm_peak

@@ -1,6 +1,6 @@
 """Where a train step's time goes, op by op, as each framework's own profiler sees it.
 
-    python -m bench.timing.profile --model dcgan [--steps 5] [--top 15]
+    python -m bench.timing.profile --model dcgan [--steps 5] [--top 15] [--threads N]
 
 Runs a few warm-up steps of the default variant (torch eager, TensorFlow tf.function), then
 profiles `--steps` steps: PyTorch with torch.profiler (self CPU time per ATen op), TensorFlow
@@ -22,6 +22,7 @@ import numpy as np
 
 from ..core import registry
 from ..core.randomness import random_batch, real_batches_per_step, step_noise
+from . import add_threads_option, pin_from_args
 
 
 def _steps(framework: str, model: str, batch: int, warmup: int):
@@ -111,9 +112,11 @@ def main(argv=None) -> int:
     p.add_argument("--framework", choices=("torch", "tensorflow", "both"), default="both")
     p.add_argument("--steps", type=int, default=5, help="profiled steps (default 5)")
     p.add_argument("--top", type=int, default=15, help="ops listed before the rest are summed (default 15)")
+    add_threads_option(p)
     a = p.parse_args(argv)
     if a.steps < 1 or a.top < 1:
         p.error("--steps and --top must be >= 1")
+    pin_from_args(p, a.threads)
     for fw, fn in (("torch", torch_ops), ("tensorflow", tensorflow_ops)):
         if a.framework in (fw, "both"):
             print(f"\n{fw}, {a.model}, batch 64, default variant: self time per op over {a.steps} steps\n")
