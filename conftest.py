@@ -44,6 +44,16 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "needs_data(*datasets): the test reads these image datasets")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def decoded_data_cache(tmp_path_factory):
+    """The decoded MNIST that processes share (bench/core/data/readers.py) lives in a folder of
+    this session, not in the user's cache, unless GENBENCH_CACHE_DIR says otherwise; worker and
+    CLI subprocesses inherit it."""
+    if not os.environ.get("GENBENCH_CACHE_DIR"):
+        os.environ["GENBENCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("genbench-cache"))
+    return os.environ["GENBENCH_CACHE_DIR"]
+
+
 @pytest.fixture(scope="session")
 def device(request):
     want = request.config.getoption("--device")

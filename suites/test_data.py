@@ -799,3 +799,64 @@ def test_module_is_framework_free():
             elif isinstance(node, ast.ImportFrom) and node.module:
                 imported.add(node.module.split(".")[0])
     assert not imported & {"torch", "tensorflow", "keras", "torchvision", "mnist", "jax"}
+
+
+# --------------------------------------------------------------------------------------------
+# the decoded MNIST kept between processes
+def _fresh_read(monkeypatch, cache_dir):
+    """load() as a new process does it: no in-process cache, the decoded cache in cache_dir."""
+    monkeypatch.setenv("GENBENCH_CACHE_DIR", str(cache_dir))
+    data.clear_cache()
+    decodes = count_calls(monkeypatch, data.readers, "_decode_mnist_pickle")
+    return {s: data.load("mnist", s) for s in data.SPLITS}, decodes
+
+
+def test_decoded_mnist_is_kept_for_the_next_process(monkeypatch, tmp_path, mnist):
+    first, decodes = _fresh_read(monkeypatch, tmp_path)
+    assert len(decodes) == 1 and (tmp_path / "mnist-decoded.npz").is_file()
+    again, decodes = _fresh_read(monkeypatch, tmp_path)
+    assert decodes == []  # the pickle was not read again
+    for s in data.SPLITS:  # the same bytes, against the pinned checksums and the published counts
+        assert again[s].sha256 == data.EXPECTED_SHA256[("mnist", s)]
+        np.testing.assert_array_equal(again[s].images, mnist[s].images)
+    assert np.bincount(again["test"].labels).tolist() == MNIST_TEST_COUNTS
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
+    data.clear_cache()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "one pixel", "another file"])
+def test_a_damaged_or_foreign_decoded_cache_is_not_used(monkeypatch, tmp_path, mnist, damage):
+    """The cache is used only when it was written from this very pickle and still hashes to
+    the standard MNIST; otherwise the pickle is read again and the cache rewritten."""
+    _fresh_read(monkeypatch, tmp_path)
+    cache = tmp_path / "mnist-decoded.npz"
+    if damage == "garbage":
+        cache.write_bytes(b"not an npz")
+    else:
+        with np.load(cache) as z:
+            arrays = {k: np.array(z[k]) for k in z.files}
+        if damage == "one pixel":
+            arrays["test_images"][0, 14, 14] ^= 1
+        else:
+            arrays["source"] = np.array("/elsewhere/mnist.pkl.gz|((1, 2),)")
+        with open(cache, "wb") as fh:
+            np.savez(fh, **arrays)
+    splits, decodes = _fresh_read(monkeypatch, tmp_path)
+    assert len(decodes) == 1
+    assert splits["test"].sha256 == data.EXPECTED_SHA256[("mnist", "test")]
+    _, decodes = _fresh_read(monkeypatch, tmp_path)
+    assert decodes == []  # rewritten whole
+    data.clear_cache()
+
+
+def test_only_the_standard_mnist_is_kept(monkeypatch, tmp_path, mnist):
+    """What a pickle decodes to is kept only when it hashes to the pinned MNIST checksums: a
+    copy with one pixel changed leaves no cache file; the standard bytes do."""
+    monkeypatch.setenv("GENBENCH_CACHE_DIR", str(tmp_path))
+    splits = {s: (np.array(mnist[s].images), np.array(mnist[s].labels)) for s in data.SPLITS}
+    splits["test"][0][0, 0, 0] = 255
+    data.readers._store_decoded("some/mnist.pkl.gz|()", splits)
+    assert list(tmp_path.iterdir()) == []
+    splits["test"][0][0, 0, 0] = mnist["test"].images[0, 0, 0]
+    data.readers._store_decoded("some/mnist.pkl.gz|()", splits)
+    assert [p.name for p in tmp_path.iterdir()] == ["mnist-decoded.npz"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import os
 import pickle
 import struct
 import zipfile
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import IMAGE_SHAPE, REINSTALL, SPLITS, DataError, _Source
+from .base import EXPECTED_SHA256, IMAGE_SHAPE, REINSTALL, SPLITS, DataError, _sha256, _Source
 
 _IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned byte, 3 dims
 _IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned byte, 1 dim
@@ -184,8 +185,63 @@ def _pickle_bytes(x, y, part: str, n: int, path: Path, fix: str) -> tuple[np.nda
     return b.astype(np.uint8).reshape(n, *IMAGE_SHAPE), y.astype(np.int64)
 
 
+def decoded_cache_file() -> Path:
+    """Where the decoded MNIST bytes are kept between processes: $GENBENCH_CACHE_DIR, else
+    $XDG_CACHE_HOME/genbench, else ~/.cache/genbench; one file, mnist-decoded.npz."""
+    root = os.environ.get("GENBENCH_CACHE_DIR")
+    if not root:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "genbench"
+    return Path(root) / "mnist-decoded.npz"
+
+
+def _is_standard_mnist(splits: dict) -> bool:
+    return all(_sha256(*splits[s]) == EXPECTED_SHA256[("mnist", s)] for s in SPLITS)
+
+
+def _cached_decoded(key: str):
+    """The decoded splits from the cache file when it was written from this very file (path,
+    size and mtime) and its bytes are still the standard MNIST (SHA-256, 0.05 s); else None."""
+    try:
+        with np.load(decoded_cache_file(), allow_pickle=False) as z:
+            if str(z["source"]) != key:
+                return None
+            splits = {s: (z[f"{s}_images"], z[f"{s}_labels"]) for s in SPLITS}
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
+    return splits if _is_standard_mnist(splits) else None
+
+
+def _store_decoded(key: str, splits: dict) -> None:
+    """Keep the standard MNIST's decoded bytes for the next process (atomically; a cache that
+    cannot be written is skipped). Anything else read from a pickle is not kept."""
+    if not _is_standard_mnist(splits):
+        return
+    target = decoded_cache_file()
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            arrays = {f"{s}_{part}": a for s in SPLITS for part, a in zip(("images", "labels"), splits[s])}
+            np.savez(fh, source=np.array(key), **arrays)
+        os.replace(tmp, target)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
 @functools.lru_cache(maxsize=2)
 def _read_mnist_pickle(path: Path, stamp: tuple) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The deeplearning.net pickle, decoded to bytes (2 s: gzip and 220 MB of floats), or the
+    same bytes from the decoded cache (decoded_cache_file) that the first reader left."""
+    key = f"{Path(path).resolve()}|{stamp}"
+    cached = _cached_decoded(key)
+    if cached is not None:
+        return cached
+    out = _decode_mnist_pickle(path)
+    _store_decoded(key, out)
+    return out
+
+
+def _decode_mnist_pickle(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     fix = f"reinstall it with `{REINSTALL['mnist']}`"
     try:
         with gzip.open(path, "rb") as fh:
