@@ -69,7 +69,7 @@ def _train_cases():
 @pytest.fixture(scope="session", autouse=True)
 def pinned_threads(request):
     """--threads N: this process on the first N cores it may use and every library at N threads,
-    as a `genbench run --jobs` worker trains (bench/runs/executors.pin_threads), before anything
+    as a `genbench run --jobs` worker trains (bench/runs/executors.pin_process), before anything
     here is timed; the GEMM peak below is then one of N cores."""
     n = request.config.getoption("--threads")
     if n is None:
