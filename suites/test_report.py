@@ -11,6 +11,7 @@ import html
 import io
 import json
 import math
+import shutil
 import subprocess
 import time
 from html.parser import HTMLParser
@@ -311,7 +312,6 @@ def test_a_pair_of_arms_is_pictured_once_whichever_arm_a_row_calls_the_control(r
 def test_figures_outlive_the_experiment_folders(tmp_path):
     """The committed study keeps only records and figures: the page drawn after the experiment
     folders are gone shows the same grids."""
-    import shutil
 
     run_dir = make_run(tmp_path / "run")
     first = Page(report.write_report(run_dir).read_text(encoding="utf-8"))
@@ -321,6 +321,32 @@ def test_figures_outlive_the_experiment_folders(tmp_path):
     again = report.write_report(run_dir).read_text(encoding="utf-8")
     assert sorted(Page(again).images) == sorted(first.images)
     assert "No sample grid recorded" not in again
+
+
+def test_figures_drawn_while_the_last_workers_run_are_not_drawn_again(tmp_path, monkeypatch):
+    """matrix.predraw (called on the core that idles while the last workers of --jobs run) draws
+    the finished experiments' figures; the report at the end then draws only the ones that landed
+    after it, and its page is the page drawn from scratch."""
+    from bench.runs import matrix
+
+    run_dir = tmp_path / "run"
+    for seed in SEEDS:
+        _record(run_dir, GAN_PAIR[1], "mnist", "torch", seed, {"fid": 30.0})
+    matrix.predraw(run_dir)
+    _record(run_dir, "vae", "mnist", "torch", 0, {"test_elbo": -100.0}, family="vae")
+    drawn = []
+    real_loss_fig, real_latent_fig = rf.loss_fig, rf.latent_fig
+    monkeypatch.setattr(
+        rf, "loss_fig", lambda curves, title, **kw: drawn.append(title) or real_loss_fig(curves, title, **kw)
+    )
+    monkeypatch.setattr(rf, "latent_fig", lambda path, title: drawn.append(title) or real_latent_fig(path, title))
+    page = Page(report.write_report(run_dir).read_text(encoding="utf-8"))
+    assert len(drawn) == 2 and all(title.startswith("vae") for title in drawn), drawn  # the VAE's losses, latents
+    fresh = tmp_path / "fresh"
+    shutil.copytree(run_dir, fresh, ignore=shutil.ignore_patterns("figures", "report.html"))
+    assert sorted(Page(report.write_report(fresh).read_text(encoding="utf-8")).images) == sorted(page.images)
+    (run_dir / "figures" / "index.json").write_text("not json")  # best effort: the report says what is wrong
+    matrix.predraw(run_dir)
 
 
 def test_numbers_are_rounded_to_what_they_support():
@@ -506,7 +532,6 @@ def test_the_committed_study_page(tmp_path):
     """The page of the committed results/study at 1280 x 900: no horizontal scroll, every claim
     with a decoded figure, every GAN group with a decoded grid, and the committed screenshot
     (results/study/study/report-top.png) is of these verdicts."""
-    import shutil
 
     if not (STUDY / "study" / "verdicts.json").exists():
         pytest.skip("results/study holds no verdicts")

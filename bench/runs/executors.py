@@ -326,6 +326,9 @@ class RayPool:
     def steps_report(self) -> list[str]:
         return []
 
+    def spare_core(self) -> bool:
+        return False  # the cluster's cores are Ray's to schedule, not this process's
+
     def running(self) -> int:
         """Pending tasks whose worker announced itself (worker.json present)."""
         return sum(worker_file(j["run_dir"], j["id"]).exists() for j in self.pending.values())

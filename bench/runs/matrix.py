@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from ..core import registry
 from ..core.specs import ExperimentSpec
-from . import records, tables
+from . import figures, records, tables
 from .executors import CLAIM_FILE, ExperimentBusy, claim, make_job, release
 from .runner import experiment_identity, failed_record, plan
 
@@ -236,6 +236,8 @@ def _collect(
             supersede_others(out, eid, by_key)
             if pool.matrix_bar and records.record_paths(out):
                 tables.render(out)
+                if pool.spare_core():
+                    predraw(out)
         bar.update(1)
         show()
 
@@ -265,6 +267,16 @@ def _collect(
         bar.close()
     for job in jobs:  # never started or never reported (Ctrl-C, a write error): not run
         statuses.setdefault(job["id"], "interrupted" if outcome.interrupted else "failed")
+
+
+def predraw(out: Path) -> None:
+    """Draw the figures of the experiments finished so far (RUN_DIR/figures, as the report does)
+    on the core that idles while the last workers run, so that the report at the end draws only
+    the last ones. Best effort: the report draws again, and says what it cannot draw."""
+    try:
+        figures.write_figures(out, list(records.scan_records(out)[0].values()))
+    except (records.RecordError, OSError, ValueError):
+        pass
 
 
 def lost(job: dict, error: str, out: Path) -> None:

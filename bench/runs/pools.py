@@ -7,6 +7,7 @@ path:
     submit(jobs)                        take planned jobs (bench/runs/executors.make_job)
     pending: dict                       submitted jobs whose outcome has not been handed back
     running() -> int                    how many run now
+    spare_core() -> bool                a core idles while the last jobs run (nothing queued)
     steps_report() -> list[str]         each running worker's step (empty where a step bar shows it)
     next_done(timeout) -> (job, record, error) | None
     cancel_all(grace_s) -> iterator of (job, record, error)
@@ -66,6 +67,9 @@ class SerialPool:
 
     def running(self) -> int:
         return 0
+
+    def spare_core(self) -> bool:
+        return False  # the one experiment in training has every core
 
     def steps_report(self) -> list[str]:
         return []  # the experiment's own step bar shows them
@@ -190,8 +194,13 @@ class ProcessPool:
             if proc.poll() is not None:
                 del self.procs[slot]
                 self.pending.pop(job["id"], None)
+                self._launch()  # the freed cores take the next job before its outcome is handled
                 return self._outcome(job, proc.returncode)
         return None
+
+    def spare_core(self) -> bool:
+        """Nothing queued and fewer workers running than slots: a core waits for the last ones."""
+        return not self.queue and 0 < len(self.procs) < len(self.slots)
 
     def next_done(self, timeout: float = 1.0):
         deadline = time.monotonic() + timeout
