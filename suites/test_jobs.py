@@ -59,13 +59,13 @@ class _Proc:
 def test_a_freed_core_takes_the_next_job_before_the_outcome_is_handled(tmp_path, monkeypatch):
     """The outcome of a finished job (its record read, the tables rendered by the caller) is
     handled after the next queued job has started on the freed core; once nothing is queued and
-    fewer workers run than there are slots, spare_core says so."""
+    fewer workers run than there are slots, spare_cores names the idle ones."""
     monkeypatch.setattr(pools.subprocess, "Popen", _Proc)
     pool = pools.ProcessPool(2, cores=[0, 1])
     jobs = [{"id": name, "run_dir": str(tmp_path), "spec": {"steps": 1}, "action": "train"} for name in "abc"]
     pool.submit(jobs)
     pool._launch()
-    assert sorted(job["id"] for _, job in pool.procs.values()) == ["a", "b"] and not pool.spare_core()
+    assert sorted(job["id"] for _, job in pool.procs.values()) == ["a", "b"] and pool.spare_cores() == []
     seen = []
 
     def outcome(job, returncode):
@@ -76,12 +76,12 @@ def test_a_freed_core_takes_the_next_job_before_the_outcome_is_handled(tmp_path,
     pool.procs[0][0].returncode = 0  # a ends
     assert pool.next_done(timeout=0)[0]["id"] == "a"
     assert seen == [("a", ["b", "c"])]  # c was running when a's outcome was handled
-    assert not pool.spare_core()  # both cores busy
+    assert pool.spare_cores() == []  # both cores busy
     pool.procs[1][0].returncode = 0  # b ends: nothing is queued, one core idles while c runs
-    assert pool.next_done(timeout=0)[0]["id"] == "b" and pool.spare_core()
+    assert pool.next_done(timeout=0)[0]["id"] == "b" and pool.spare_cores() == [1]  # b's core
     pool.procs[0][0].returncode = 0
-    assert pool.next_done(timeout=0)[0]["id"] == "c" and not pool.spare_core()  # nothing runs
-    assert not pools.SerialPool().spare_core()
+    assert pool.next_done(timeout=0)[0]["id"] == "c" and pool.spare_cores() == []  # nothing runs
+    assert pools.SerialPool().spare_cores() == []
 
 
 def test_the_default_jobs(monkeypatch):

@@ -11,6 +11,7 @@ import html
 import io
 import json
 import math
+import os
 import shutil
 import subprocess
 import time
@@ -327,12 +328,18 @@ def test_figures_drawn_while_the_last_workers_run_are_not_drawn_again(tmp_path, 
     """matrix.predraw (called on the core that idles while the last workers of --jobs run) draws
     the finished experiments' figures; the report at the end then draws only the ones that landed
     after it, and its page is the page drawn from scratch."""
-    from bench.runs import matrix
+    from bench.runs import figures, matrix
 
     run_dir = tmp_path / "run"
     for seed in SEEDS:
         _record(run_dir, GAN_PAIR[1], "mnist", "torch", seed, {"fid": 30.0})
-    matrix.predraw(run_dir)
+    before, core = os.sched_getaffinity(0), sorted(os.sched_getaffinity(0))[-1]
+    pinned = []
+    real_write = figures.write_figures
+    monkeypatch.setattr(figures, "write_figures", lambda *a: pinned.append(os.sched_getaffinity(0)) or real_write(*a))
+    matrix.predraw(run_dir, [core])
+    monkeypatch.setattr(figures, "write_figures", real_write)
+    assert pinned == [{core}] and os.sched_getaffinity(0) == before  # drawn on the spare core only, then let go
     _record(run_dir, "vae", "mnist", "torch", 0, {"test_elbo": -100.0}, family="vae")
     drawn = []
     real_loss_fig, real_latent_fig = rf.loss_fig, rf.latent_fig
@@ -346,7 +353,7 @@ def test_figures_drawn_while_the_last_workers_run_are_not_drawn_again(tmp_path, 
     shutil.copytree(run_dir, fresh, ignore=shutil.ignore_patterns("figures", "report.html"))
     assert sorted(Page(report.write_report(fresh).read_text(encoding="utf-8")).images) == sorted(page.images)
     (run_dir / "figures" / "index.json").write_text("not json")  # best effort: the report says what is wrong
-    matrix.predraw(run_dir)
+    matrix.predraw(run_dir, [core])
 
 
 def test_numbers_are_rounded_to_what_they_support():

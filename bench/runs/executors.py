@@ -326,8 +326,8 @@ class RayPool:
     def steps_report(self) -> list[str]:
         return []
 
-    def spare_core(self) -> bool:
-        return False  # the cluster's cores are Ray's to schedule, not this process's
+    def spare_cores(self) -> list[int]:
+        return []  # the cluster's cores are Ray's to schedule, not this process's
 
     def running(self) -> int:
         """Pending tasks whose worker announced itself (worker.json present)."""

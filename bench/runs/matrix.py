@@ -236,8 +236,9 @@ def _collect(
             supersede_others(out, eid, by_key)
             if pool.matrix_bar and records.record_paths(out):
                 tables.render(out)
-                if pool.spare_core():
-                    predraw(out)
+                spare = pool.spare_cores()
+                if spare:
+                    predraw(out, spare)
         bar.update(1)
         show()
 
@@ -269,14 +270,22 @@ def _collect(
         statuses.setdefault(job["id"], "interrupted" if outcome.interrupted else "failed")
 
 
-def predraw(out: Path) -> None:
+def predraw(out: Path, cores: list[int]) -> None:
     """Draw the figures of the experiments finished so far (RUN_DIR/figures, as the report does)
-    on the core that idles while the last workers run, so that the report at the end draws only
+    on `cores`, the ones idling while the last workers run, with one thread per core (t-SNE's
+    OpenMP threads on a worker's core would slow both), so that the report at the end draws only
     the last ones. Best effort: the report draws again, and says what it cannot draw."""
+    from threadpoolctl import threadpool_limits
+
+    keep = os.sched_getaffinity(0)
     try:
-        figures.write_figures(out, list(records.scan_records(out)[0].values()))
+        os.sched_setaffinity(0, cores)
+        with threadpool_limits(limits=len(cores)):
+            figures.write_figures(out, list(records.scan_records(out)[0].values()))
     except (records.RecordError, OSError, ValueError):
         pass
+    finally:
+        os.sched_setaffinity(0, keep)
 
 
 def lost(job: dict, error: str, out: Path) -> None:

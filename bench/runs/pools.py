@@ -7,7 +7,7 @@ path:
     submit(jobs)                        take planned jobs (bench/runs/executors.make_job)
     pending: dict                       submitted jobs whose outcome has not been handed back
     running() -> int                    how many run now
-    spare_core() -> bool                a core idles while the last jobs run (nothing queued)
+    spare_cores() -> list[int]          the cores idling while the last jobs run (nothing queued)
     steps_report() -> list[str]         each running worker's step (empty where a step bar shows it)
     next_done(timeout) -> (job, record, error) | None
     cancel_all(grace_s) -> iterator of (job, record, error)
@@ -68,8 +68,8 @@ class SerialPool:
     def running(self) -> int:
         return 0
 
-    def spare_core(self) -> bool:
-        return False  # the one experiment in training has every core
+    def spare_cores(self) -> list[int]:
+        return []  # the one experiment in training has every core
 
     def steps_report(self) -> list[str]:
         return []  # the experiment's own step bar shows them
@@ -198,9 +198,12 @@ class ProcessPool:
                 return self._outcome(job, proc.returncode)
         return None
 
-    def spare_core(self) -> bool:
-        """Nothing queued and fewer workers running than slots: a core waits for the last ones."""
-        return not self.queue and 0 < len(self.procs) < len(self.slots)
+    def spare_cores(self) -> list[int]:
+        """With nothing queued and some workers still running, the cores none of them holds."""
+        if self.queue or not self.procs:
+            return []
+        held = {c for slot in self.procs for c in self.slots[slot]}
+        return sorted({c for cores in self.slots for c in cores} - held)
 
     def next_done(self, timeout: float = 1.0):
         deadline = time.monotonic() + timeout

@@ -3,9 +3,9 @@
     python -m bench.runs.worker RUN_DIR/<id>/worker-job.json --threads N --cores 0,1 [--parent PID]
 
 Pins itself to the cores, then runs the job exactly as the serial executor does
-(executors.run_job: the same record, files and thread pinning) and writes its outcome,
-RUN_DIR/<id>/worker-result.json, atomically: {"outcome": "record", "record": ...},
-"cancelled" (SIGINT: the interrupted record is written first), "write_error" or "error".
+(executors.run_job: the same record, files and thread pinning), writes its outcome,
+RUN_DIR/<id>/worker-result.json, atomically ({"outcome": "record", "record": ...}, "cancelled"
+(SIGINT: the interrupted record is written first), "write_error" or "error") and exits at once.
 While it runs, RUN_DIR/<id>/worker.json names its process, as on Ray.
 """
 
@@ -66,4 +66,9 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # the outcome is on disk: end now, without the interpreter's teardown of TensorFlow and
+    # PyTorch (1-2 s during which the pool would not see the core free)
+    os._exit(status)
