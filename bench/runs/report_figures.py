@@ -190,9 +190,10 @@ def latent_fig(npz_path, title: str):
     ).fit_transform(means)
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(9, 4))
+    fig.suptitle(title, fontsize=9)
     for ax, xy, name in ((axes[0], tsne, "t-SNE"), (axes[1], pca, "PCA")):
         sc = ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10", s=4, vmin=0, vmax=9)
-        ax.set_title(f"{title}: {name} of {len(means)} latent means", fontsize=9)
+        ax.set_title(f"{name} of {len(means)} latent means", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
     fig.colorbar(sc, ax=axes, label="class")
